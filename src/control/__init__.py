@@ -1,0 +1,1 @@
+"""control: the HTTP control API of the dispatch engine (Falcon ASGI on the engine's trio loop)."""

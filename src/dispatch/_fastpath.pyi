@@ -1,0 +1,65 @@
+"""Signatures of the fast path (``dispatch._fastpath``) and of its reference
+(``dispatch._reference``): both export exactly these names with the same behaviour.
+
+This file is the contract between the parts of the engine. Owners:
+  * recipients + hashing: see the "Ingest" section (dispatch.ingest uses it);
+  * SMPP codec: see the "SMPP codec" section (dispatch.smpp uses it).
+
+SMPP PDU tuples
+---------------
+Decoders return each PDU as a plain tuple ``(command_id, command_status, sequence_number, body)``
+(tuples are what C can build fast; ``dispatch.smpp`` wraps them where a typed view helps).
+``body`` by command (C-octet strings come back as ``bytes`` without the NUL):
+
+* header-only PDUs (enquire_link, enquire_link_resp, unbind, unbind_resp, generic_nack, ...):
+  ``None``
+* submit_sm_resp, deliver_sm_resp, data_sm_resp: ``message_id: bytes`` (``b""`` when the body
+  is absent, as SMSCs do on error statuses)
+* bind_transmitter/receiver/transceiver_resp: ``(system_id: bytes, tlvs: dict[int, bytes])``
+* bind_transmitter/receiver/transceiver: ``(system_id, password, system_type,
+  interface_version: int, addr_ton: int, addr_npi: int, address_range)``
+* submit_sm, deliver_sm: ``SmFields``, an 18-tuple in spec order (SMPP 3.4 section 4.4.1):
+  ``(service_type, source_addr_ton, source_addr_npi, source_addr, dest_addr_ton, dest_addr_npi,
+  destination_addr, esm_class, protocol_id, priority_flag, schedule_delivery_time,
+  validity_period, registered_delivery, replace_if_present_flag, data_coding, sm_default_msg_id,
+  short_message, tlvs: dict[int, bytes])``
+* any other command: the raw body ``bytes``
+
+Encoders take the same fields. A submit_sm / deliver_sm to encode is ``SmMessage``: the
+sequence number followed by the 17 mandatory fields of ``SmFields`` and then ``tlvs`` as a
+sequence of ``(tag, value)`` pairs or ``None`` (19 items).
+"""
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+# ---------------------------------------------------------------- Ingest (recipients, hashing)
+
+def siphash128(key: bytes, data: bytes) -> bytes:
+    """SipHash-2-4 with 128-bit output; ``key`` is 16 bytes."""
+
+# (The ingest owner adds the parser's names here.)
+
+# ---------------------------------------------------------------- SMPP codec
+
+SmMessage = tuple[Any, ...]
+Pdu = tuple[int, int, int, Any]
+
+def decode_pdus(data: bytes | bytearray | memoryview, max_pdu_length: int = ...) -> tuple[list[Pdu], int]:
+    """Decode every complete PDU at the start of ``data``; return them and the bytes consumed.
+
+    A partial PDU at the end is left unconsumed (return nothing until a whole length-prefixed
+    PDU is buffered). If the PDU at offset 0 is malformed it raises ``dispatch.smpp.errors.PduError``
+    (with ``sequence_number``/``command_id`` when known and ``frame_length`` when the frame can
+    be skipped, ``None`` when framing is lost); if a later one is, the PDUs before it are
+    returned and the error is raised by the next call.
+    """
+
+def encode_sm_batch(command_id: int, messages: Iterable[SmMessage]) -> bytes:
+    """Encode many submit_sm (or deliver_sm) into one buffer, one PDU after another."""
+
+def encode_header_only(command_id: int, command_status: int, sequence_number: int) -> bytes: ...
+def encode_message_id_resp(command_id: int, command_status: int, sequence_number: int,
+                           message_id: bytes) -> bytes: ...
+def encode_message_id_resp_batch(command_id: int, responses: Sequence[tuple[int, int, bytes]]) -> bytes:
+    """Many ``(command_status, sequence_number, message_id)`` responses into one buffer."""
