@@ -1,0 +1,1 @@
+# SMPP PDU encoding and decoding. Included by _fastpath.pyx.

@@ -1,0 +1,1 @@
+# Recipient file parsing, normalisation, dedupe and ctn hashing. Included by _fastpath.pyx.
