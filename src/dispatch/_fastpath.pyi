@@ -63,3 +63,23 @@ def encode_message_id_resp(command_id: int, command_status: int, sequence_number
                            message_id: bytes) -> bytes: ...
 def encode_message_id_resp_batch(command_id: int, responses: Sequence[tuple[int, int, bytes]]) -> bytes:
     """Many ``(command_status, sequence_number, message_id)`` responses into one buffer."""
+
+def encode_bind(command_id: int, sequence_number: int, system_id: bytes, password: bytes,
+                system_type: bytes, interface_version: int, addr_ton: int, addr_npi: int,
+                address_range: bytes) -> bytes:
+    """bind_transmitter / bind_receiver / bind_transceiver (SMPP 3.4 section 4.1.1)."""
+
+def encode_bind_resp(command_id: int, command_status: int, sequence_number: int,
+                     system_id: bytes, sc_interface_version: int | None) -> bytes:
+    """bind_*_resp with the sc_interface_version TLV when not ``None`` (section 4.1.2)."""
+
+# (message_id, sub, dlvrd, submit_date, done_date, stat, err, text, message_state):
+# bytes or None each (stat upper-cased), message_state int or None. TLVs win over the text.
+Receipt = tuple[bytes | None, bytes | None, bytes | None, bytes | None, bytes | None,
+                bytes | None, bytes | None, bytes | None, int | None]
+
+def parse_receipt(short_message: bytes, tlvs: dict[int, bytes] | None = ...) -> Receipt:
+    """Delivery receipt text (SMPP 3.4 Appendix B) + receipted_message_id / message_state TLVs."""
+
+def parse_receipts(pdus: Iterable[Pdu]) -> list[tuple[int, Receipt]]:
+    """``(sequence_number, receipt)`` for each deliver_sm in ``pdus`` that is a receipt."""
