@@ -10,7 +10,7 @@ from libc.string cimport memchr, memcpy
 from libc.stdlib cimport malloc, realloc, free
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM, PyTuple_GET_ITEM, PyTuple_GET_SIZE
-from cpython.ref cimport Py_INCREF
+from cpython.ref cimport Py_INCREF, Py_DECREF
 from cpython.dict cimport PyDict_SetItem, PyDict_GetItem
 
 from dispatch.smpp.errors import PduError as _cd_PduError
@@ -534,3 +534,172 @@ def encode_bind_resp(unsigned int command_id, command_status, sequence_number, s
         return PyBytes_FromStringAndSize(<const char*>b.data, b.length)
     finally:
         free(b.data)
+
+
+# ------------------------------------------------------------------------------ receipts
+
+# message_state TLV values (section 5.2.28) -> the stat word of receipt texts (Appendix B).
+_cd_STATE_WORDS = (None, b"ENROUTE", b"DELIVRD", b"EXPIRED", b"DELETED", b"UNDELIV",
+                   b"ACCEPTD", b"UNKNOWN", b"REJECTD", b"SKIPPED")
+
+# Receipt keys (Appendix B), longest first so "submit date" wins over "sub"; the slot is the
+# index in the result tuple. A space inside a key matches one or more spaces or underscores.
+cdef const char* _cd_KEYS[8]
+cdef int _cd_KEY_SLOTS[8]
+_cd_KEYS[:] = [b"submit date", b"done date", b"dlvrd", b"stat", b"text", b"err", b"sub", b"id"]
+_cd_KEY_SLOTS[:] = [3, 4, 2, 5, 7, 6, 1, 0]
+
+
+cdef inline bint _cd_is_space(unsigned char ch) noexcept nogil:
+    return ch == 0x20 or ch == 0x09 or ch == 0x0D or ch == 0x0A
+
+
+cdef inline unsigned char _cd_lower(unsigned char ch) noexcept nogil:
+    if 0x41 <= ch <= 0x5A:
+        return ch + 0x20
+    return ch
+
+
+cdef int _cd_match_key(const unsigned char* s, Py_ssize_t i, Py_ssize_t n,
+                       Py_ssize_t* after) noexcept nogil:
+    """At ``i``, a receipt key then optional spaces then ':'? Return its slot (or -1)."""
+    cdef int k
+    cdef Py_ssize_t j
+    cdef const unsigned char* key
+    cdef bint ok
+    for k in range(8):
+        key = <const unsigned char*>_cd_KEYS[k]
+        j = i
+        ok = True
+        while key[0] != 0:
+            if key[0] == 0x20:
+                if j >= n or (s[j] != 0x20 and s[j] != 0x5F):
+                    ok = False
+                    break
+                while j < n and (s[j] == 0x20 or s[j] == 0x5F):
+                    j += 1
+            else:
+                if j >= n or _cd_lower(s[j]) != key[0]:
+                    ok = False
+                    break
+                j += 1
+            key += 1
+        if not ok:
+            continue
+        while j < n and s[j] == 0x20:
+            j += 1
+        if j < n and s[j] == 0x3A:
+            after[0] = j + 1
+            return _cd_KEY_SLOTS[k]
+    return -1
+
+
+cdef tuple _cd_parse_receipt(object short_message, object tlvs):
+    cdef const unsigned char[::1] view
+    cdef const unsigned char* s
+    cdef Py_ssize_t n
+    if type(short_message) is bytes:
+        s = <const unsigned char*>PyBytes_AS_STRING(short_message)
+        n = PyBytes_GET_SIZE(short_message)
+    else:
+        view = memoryview(short_message).cast("B")
+        n = view.shape[0]
+        s = &view[0] if n > 0 else <const unsigned char*>""
+    # (start, end) of each field's value; start -1 = absent
+    cdef Py_ssize_t starts[8]
+    cdef Py_ssize_t ends[8]
+    cdef Py_ssize_t i = 0, j = 0, k = 0, dummy = 0
+    cdef int slot, f
+    for f in range(8):
+        starts[f] = -1
+        ends[f] = -1
+    while i < n:
+        while i < n and _cd_is_space(s[i]):
+            i += 1
+        if i >= n:
+            break
+        slot = _cd_match_key(s, i, n, &j)
+        if slot < 0:
+            while i < n and not _cd_is_space(s[i]):
+                i += 1
+            continue
+        while j < n and s[j] == 0x20:
+            j += 1
+        if slot == 7:
+            k = n
+            while k > j and _cd_is_space(s[k - 1]):
+                k -= 1
+            i = n
+        elif _cd_match_key(s, j, n, &dummy) >= 0:
+            k = j  # "err: stat:..." : an empty value, the next key follows
+            i = j
+        else:
+            k = j
+            while k < n and not _cd_is_space(s[k]):
+                k += 1
+            i = k
+        if starts[slot] < 0:
+            starts[slot] = j
+            ends[slot] = k
+    cdef tuple out = PyTuple_New(9)
+    cdef bytes stat
+    cdef char* w
+    cdef Py_ssize_t m
+    for f in range(8):
+        if starts[f] < 0:
+            _cd_set(out, f, None)
+        elif f == 5:
+            stat = PyBytes_FromStringAndSize(<const char*>(s + starts[f]), ends[f] - starts[f])
+            w = PyBytes_AS_STRING(stat)
+            for m in range(ends[f] - starts[f]):
+                if 0x61 <= <unsigned char>w[m] <= 0x7A:
+                    w[m] = w[m] - 0x20
+            _cd_set(out, f, stat)
+        else:
+            _cd_set(out, f, PyBytes_FromStringAndSize(<const char*>(s + starts[f]),
+                                                      ends[f] - starts[f]))
+    _cd_set(out, 8, None)
+    if tlvs:
+        rid = (<dict>tlvs).get(0x001E) if type(tlvs) is dict else tlvs.get(0x001E)
+        if rid is not None:
+            nul = rid.find(b"\x00")
+            _cd_replace(out, 0, rid if nul < 0 else rid[:nul])
+        state = (<dict>tlvs).get(0x0427) if type(tlvs) is dict else tlvs.get(0x0427)
+        if state is not None and len(state) == 1:
+            message_state = state[0]
+            _cd_replace(out, 8, message_state)
+            if 1 <= message_state <= 9:
+                _cd_replace(out, 5, _cd_STATE_WORDS[message_state])
+    return out
+
+
+cdef inline void _cd_replace(tuple t, Py_ssize_t i, object v):
+    """Replace an item of a tuple we just built and own alone."""
+    old = <object>PyTuple_GET_ITEM(t, i)
+    Py_INCREF(v)
+    PyTuple_SET_ITEM(t, i, v)
+    Py_DECREF(old)
+
+
+def parse_receipt(short_message, tlvs=None):
+    """Parse a delivery receipt (SMPP 3.4 Appendix B text, sections 5.3.2.12 / 5.3.2.35 TLVs).
+
+    Returns ``(message_id, sub, dlvrd, submit_date, done_date, stat, err, text,
+    message_state)``; the receipted_message_id and message_state TLVs win over the text.
+    """
+    return _cd_parse_receipt(short_message, tlvs)
+
+
+def parse_receipts(pdus):
+    """``(sequence_number, receipt)`` per deliver_sm in ``pdus`` that is a receipt (esm_class
+    type 0x04 or 0x20, section 5.2.12, or carrying receipted_message_id)."""
+    cdef list out = []
+    cdef tuple body
+    for pdu in pdus:
+        if pdu[0] != _CD_DELIVER_SM:
+            continue
+        body = pdu[3]
+        tlvs = body[17]
+        if (<int>body[7]) & 0x24 or 0x001E in tlvs:
+            out.append((pdu[2], _cd_parse_receipt(body[16], tlvs)))
+    return out
