@@ -1,0 +1,537 @@
+"""Sans-IO SMPP 3.4 session: bytes in, events out; calls in, bytes out.
+
+A session owns no socket and no clock. The transport feeds it what it read
+(``receive_data``) and gets back a list of events (frozen dataclasses below); it calls
+``send_*`` methods and collects the bytes to write with ``data_to_send()`` -- one buffer for
+everything queued since the last call, so the writer coalesces many PDUs into one
+``send_all`` (DESIGN.md "Facts measured").
+
+What the session does by itself, because the spec leaves no choice:
+
+* sequence numbers 1..0x7FFFFFFF, then wrap to 1 (SMPP 3.4 section 3.2), skipping any still
+  waiting for a response;
+* request/response matching by sequence number; a response to nothing we sent is counted and
+  dropped (section 3.2: responses are correlated by sequence_number);
+* enquire_link is answered with enquire_link_resp (section 4.11), unbind with unbind_resp and
+  the session closes (section 4.2);
+* an unknown command id gets generic_nack ESME_RINVCMDID, a malformed but well-framed PDU gets
+  generic_nack with the decoder's status (section 4.3); a broken frame (length < 16 or above
+  ``max_pdu_length``) cannot be skipped, so the session closes and reports a fatal
+  ``ProtocolError`` -- the transport drops the connection;
+* a request the bind state forbids (submit_sm on a receiver bind, anything before bind) is
+  answered with its response carrying ESME_RINVBNDSTS (section 5.1.3).
+
+deliver_sm is *not* acknowledged automatically: the ESME transport calls
+``send_deliver_sm_resp`` once it has handed the event on, so a receipt is never acknowledged
+before somebody took it (backpressure reaches the SMSC through the TCP window).
+
+Bind states live in one transition table, ``TRANSITIONS``; what may be sent and received in
+each state (per role) lives in ``MAY_SEND`` / ``MAY_RECEIVE``. Using the session against them
+raises ``LocalProtocolError`` (our bug); the peer doing so is answered, never raised.
+
+``EsmeSession`` is the client side (used by ``dispatch.transport.bind``); ``SmscSession`` is
+the server side (used by ``dispatch.simulator``). They share ``_Session``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from dispatch.fastpath import impl
+from dispatch.smpp.constants import (
+    DEFAULT_MAX_PDU_LENGTH,
+    INTERFACE_VERSION_34,
+    MAX_SEQUENCE,
+    RESPONSE_BIT,
+    CommandId,
+    CommandStatus,
+)
+from dispatch.smpp.errors import LocalProtocolError, PduError
+
+C = CommandId
+S = CommandStatus
+
+
+class BindMode(str, Enum):
+    """How an ESME binds (SMPP 3.4 sections 4.1.1, 4.1.3, 4.1.5)."""
+
+    TRANSMITTER = "tx"
+    RECEIVER = "rx"
+    TRANSCEIVER = "trx"
+
+
+class SessionState(Enum):
+    OPEN = "open"  # connected, not bound (section 2.2)
+    BINDING = "binding"  # ESME: bind sent, waiting for bind_resp
+    BOUND_TX = "bound_tx"
+    BOUND_RX = "bound_rx"
+    BOUND_TRX = "bound_trx"
+    UNBINDING = "unbinding"  # unbind sent, waiting for unbind_resp
+    CLOSED = "closed"
+
+
+class Input(Enum):
+    """What moves the bind state (the columns of ``TRANSITIONS``)."""
+
+    BIND = "bind"  # ESME sent / SMSC received a bind request
+    BIND_OK_TX = "bind_ok_tx"
+    BIND_OK_RX = "bind_ok_rx"
+    BIND_OK_TRX = "bind_ok_trx"
+    BIND_FAILED = "bind_failed"
+    UNBIND_SENT = "unbind_sent"
+    UNBIND_RECEIVED = "unbind_received"  # answered at once: the session is over
+    UNBIND_DONE = "unbind_done"
+    CLOSE = "close"  # transport gone or stream broken
+
+
+St = SessionState
+_BOUND = (St.BOUND_TX, St.BOUND_RX, St.BOUND_TRX)
+
+#: The one table of bind states (SMPP 3.4 section 2.2 "session states").
+TRANSITIONS: dict[tuple[SessionState, Input], SessionState] = {
+    (St.OPEN, Input.BIND): St.BINDING,
+    (St.BINDING, Input.BIND_OK_TX): St.BOUND_TX,
+    (St.BINDING, Input.BIND_OK_RX): St.BOUND_RX,
+    (St.BINDING, Input.BIND_OK_TRX): St.BOUND_TRX,
+    (St.BINDING, Input.BIND_FAILED): St.OPEN,
+    **{(s, Input.UNBIND_SENT): St.UNBINDING for s in _BOUND},
+    **{(s, Input.UNBIND_RECEIVED): St.CLOSED for s in (*_BOUND, St.UNBINDING)},
+    (St.UNBINDING, Input.UNBIND_DONE): St.CLOSED,
+    **{(s, Input.CLOSE): St.CLOSED for s in St},
+}
+
+_OK_INPUT = {BindMode.TRANSMITTER: Input.BIND_OK_TX, BindMode.RECEIVER: Input.BIND_OK_RX,
+             BindMode.TRANSCEIVER: Input.BIND_OK_TRX}
+BIND_COMMAND = {BindMode.TRANSMITTER: C.BIND_TRANSMITTER, BindMode.RECEIVER: C.BIND_RECEIVER,
+                BindMode.TRANSCEIVER: C.BIND_TRANSCEIVER}
+_BIND_MODE = {int(v): k for k, v in BIND_COMMAND.items()}
+
+_LINK = frozenset({C.ENQUIRE_LINK, C.UNBIND})
+_MT = frozenset({C.SUBMIT_SM})  # mobile-terminated traffic, ESME -> SMSC
+_MO = frozenset({C.DELIVER_SM})  # receipts and MO, SMSC -> ESME
+_BINDS = frozenset(BIND_COMMAND.values())
+
+#: Requests each role may *send* by state (section 2.3, "allowed operations by session state").
+MAY_SEND: dict[str, dict[SessionState, frozenset[int]]] = {
+    "esme": {St.OPEN: _BINDS, St.BOUND_TX: _LINK | _MT, St.BOUND_RX: _LINK,
+             St.BOUND_TRX: _LINK | _MT, St.UNBINDING: frozenset({C.ENQUIRE_LINK})},
+    "smsc": {St.BOUND_TX: _LINK, St.BOUND_RX: _LINK | _MO, St.BOUND_TRX: _LINK | _MO,
+             St.UNBINDING: frozenset({C.ENQUIRE_LINK})},
+}
+#: Requests each role may *receive* by state; others are answered ESME_RINVBNDSTS.
+MAY_RECEIVE: dict[str, dict[SessionState, frozenset[int]]] = {
+    "esme": {St.BOUND_TX: _LINK, St.BOUND_RX: _LINK | _MO, St.BOUND_TRX: _LINK | _MO,
+             St.UNBINDING: _LINK | _MO},
+    "smsc": {St.OPEN: _BINDS, St.BOUND_TX: _LINK | _MT, St.BOUND_RX: _LINK,
+             St.BOUND_TRX: _LINK | _MT, St.UNBINDING: _LINK | _MT},
+}
+
+_KNOWN_REQUESTS = frozenset(int(c) for c in C if not c & RESPONSE_BIT)
+
+
+# ------------------------------------------------------------------------------------ events
+
+@dataclass(frozen=True, slots=True)
+class BindRequest:
+    """SMSC side: the peer asked to bind; answer with ``accept_bind`` or ``reject_bind``."""
+
+    sequence_number: int
+    mode: BindMode
+    system_id: bytes
+    password: bytes
+    system_type: bytes
+    interface_version: int
+    addr_ton: int
+    addr_npi: int
+    address_range: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class BindResponse:
+    """ESME side: our bind was answered; ``command_status`` 0 means bound (section 4.1.2)."""
+
+    sequence_number: int
+    command_status: int
+    mode: BindMode
+    system_id: bytes
+    tlvs: dict[int, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A response to one of our requests (submit_sm_resp, deliver_sm_resp, enquire_link_resp).
+
+    ``body`` is the decoder's body (the message id bytes for submit_sm_resp).
+    """
+
+    command_id: int
+    command_status: int
+    sequence_number: int
+    body: Any
+
+
+@dataclass(frozen=True, slots=True)
+class GenericNack:
+    """The peer rejected one of our PDUs with generic_nack (section 4.3).
+
+    ``request_command_id`` is the request it answered, or ``None`` when the sequence number
+    matched nothing outstanding.
+    """
+
+    command_status: int
+    sequence_number: int
+    request_command_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitSm:
+    """SMSC side: a submit_sm; ``fields`` is the decoder's 18-tuple (``SmFields``)."""
+
+    sequence_number: int
+    fields: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverSm:
+    """ESME side: a deliver_sm (receipt or MO); answer it with ``send_deliver_sm_resp``."""
+
+    sequence_number: int
+    fields: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EnquireLink:
+    """The peer probed the link; the session already answered it."""
+
+    sequence_number: int
+
+
+@dataclass(frozen=True, slots=True)
+class Unbound:
+    """The session is over: ``by_peer`` when the peer sent unbind (answered already)."""
+
+    by_peer: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolError:
+    """The peer sent something wrong (a remote error). ``fatal``: framing is lost, the session
+    is closed and the transport must drop the connection; otherwise it was answered."""
+
+    reason: str
+    command_status: int
+    fatal: bool
+
+
+Event = (BindRequest | BindResponse | Response | GenericNack | SubmitSm | DeliverSm
+         | EnquireLink | Unbound | ProtocolError)
+
+
+# ----------------------------------------------------------------------------------- session
+
+class _Session:
+    """What both sides share: framing, sequence numbers, matching, link management."""
+
+    role = ""
+
+    def __init__(self, *, max_pdu_length: int = DEFAULT_MAX_PDU_LENGTH) -> None:
+        self.state = SessionState.OPEN
+        self.max_pdu_length = max_pdu_length
+        self._rx = bytearray()
+        self._out: list[bytes] = []
+        self._next_seq = 1
+        # sequence number -> command id of every request waiting for its response
+        self._pending: dict[int, int] = {}
+        # counters (plain ints, read by statistics())
+        self.pdus_received = 0
+        self.unexpected_responses = 0
+        self.nacks_sent = 0
+        self.protocol_errors = 0
+
+    # -- state
+    def _move(self, what: Input) -> None:
+        try:
+            self.state = TRANSITIONS[(self.state, what)]
+        except KeyError:
+            raise LocalProtocolError(f"{what.value} not allowed in state {self.state.value}") from None
+
+    def _check_send(self, command_id: int) -> None:
+        if command_id not in MAY_SEND[self.role].get(self.state, ()):
+            raise LocalProtocolError(
+                f"cannot send {C(command_id).name.lower()} in state {self.state.value}")
+
+    @property
+    def outstanding(self) -> int:
+        """Requests sent and not answered yet."""
+        return len(self._pending)
+
+    def outstanding_requests(self) -> dict[int, int]:
+        """A copy of sequence number -> command id for every unanswered request."""
+        return dict(self._pending)
+
+    # -- sequence numbers (section 3.2)
+    def next_sequence(self) -> int:
+        seq = self._next_seq
+        while seq in self._pending:
+            seq = 1 if seq >= MAX_SEQUENCE else seq + 1
+        self._next_seq = 1 if seq >= MAX_SEQUENCE else seq + 1
+        return seq
+
+    def _request(self, command_id: int) -> int:
+        seq = self.next_sequence()
+        self._pending[seq] = command_id
+        return seq
+
+    # -- output
+    def data_to_send(self) -> bytes:
+        """Every byte queued since the last call, as one buffer (``b""`` when none)."""
+        out = self._out
+        if not out:
+            return b""
+        self._out = []
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    @property
+    def has_data_to_send(self) -> bool:
+        return bool(self._out)
+
+    def send_enquire_link(self) -> int:
+        """Probe the link (section 4.11); returns the sequence number."""
+        self._check_send(C.ENQUIRE_LINK)
+        seq = self._request(C.ENQUIRE_LINK)
+        self._out.append(impl.encode_header_only(C.ENQUIRE_LINK, 0, seq))
+        return seq
+
+    def send_unbind(self) -> int:
+        """Start the unbind handshake (section 4.2); ``Unbound`` follows its response."""
+        self._check_send(C.UNBIND)
+        self._move(Input.UNBIND_SENT)
+        seq = self._request(C.UNBIND)
+        self._out.append(impl.encode_header_only(C.UNBIND, 0, seq))
+        return seq
+
+    def send_generic_nack(self, command_status: int, sequence_number: int) -> None:
+        self.nacks_sent += 1
+        self._out.append(impl.encode_header_only(C.GENERIC_NACK, command_status, sequence_number))
+
+    def close(self) -> None:
+        """The transport is gone: forget everything outstanding."""
+        self._move(Input.CLOSE)
+        self._pending.clear()
+        self._rx.clear()
+
+    # -- input
+    def receive_data(self, data: bytes) -> list[Event]:
+        """Feed bytes read from the peer; return the events of every complete PDU in them."""
+        events: list[Event] = []
+        if self.state is SessionState.CLOSED:
+            return events
+        rx = self._rx
+        rx += data
+        decode = impl.decode_pdus
+        while rx:
+            try:
+                pdus, consumed = decode(rx, self.max_pdu_length)
+            except PduError as err:
+                self.protocol_errors += 1
+                if err.frame_length is None:
+                    # Framing lost: nothing after this can be trusted (section 3.1).
+                    events.append(ProtocolError(str(err), err.command_status
+                                                or S.ESME_RINVCMDLEN, True))
+                    self.close()
+                    return events
+                self.send_generic_nack(err.command_status or S.ESME_RUNKNOWNERR,
+                                       err.sequence_number or 0)
+                events.append(ProtocolError(str(err), err.command_status, False))
+                del rx[:err.frame_length]
+                continue
+            if consumed:
+                del rx[:consumed]
+            if not pdus:
+                break
+            self.pdus_received += len(pdus)
+            for pdu in pdus:
+                self._handle(pdu, events)
+                if self.state is SessionState.CLOSED:
+                    rx.clear()
+                    return events
+        return events
+
+    def _handle(self, pdu: tuple[int, int, int, Any], events: list[Event]) -> None:
+        command_id, status, seq, body = pdu
+        if command_id & RESPONSE_BIT:
+            request = self._pending.pop(seq, None)
+            if command_id == C.GENERIC_NACK:
+                events.append(GenericNack(status, seq, request))
+                return
+            if request is None or request | RESPONSE_BIT != command_id:
+                # Section 3.2: a response must match an outstanding request. Not ours: drop.
+                if request is not None:
+                    self._pending[seq] = request
+                self.unexpected_responses += 1
+                return
+            if request == C.UNBIND:
+                self._move(Input.UNBIND_DONE)
+                self._pending.clear()
+                events.append(Unbound(by_peer=False))
+                return
+            if request in _BIND_MODE:
+                self._bind_response(request, status, seq, body, events)
+                return
+            events.append(Response(command_id, status, seq, body))
+            return
+        if command_id not in _KNOWN_REQUESTS:
+            self.send_generic_nack(S.ESME_RINVCMDID, seq)
+            events.append(ProtocolError(f"unknown command id 0x{command_id:08X}",
+                                        S.ESME_RINVCMDID, False))
+            return
+        if command_id not in MAY_RECEIVE[self.role].get(self.state, ()):
+            # Section 5.1.3: ESME_RINVBNDSTS, "incorrect BIND status for given command".
+            self._out.append(impl.encode_header_only(command_id | RESPONSE_BIT,
+                                                     S.ESME_RINVBNDSTS, seq))
+            events.append(ProtocolError(
+                f"{C(command_id).name.lower()} not allowed in state {self.state.value}",
+                S.ESME_RINVBNDSTS, False))
+            return
+        if command_id == C.ENQUIRE_LINK:
+            self._out.append(impl.encode_header_only(C.ENQUIRE_LINK_RESP, 0, seq))
+            events.append(EnquireLink(seq))
+        elif command_id == C.UNBIND:
+            self._out.append(impl.encode_header_only(C.UNBIND_RESP, 0, seq))
+            self._move(Input.UNBIND_RECEIVED)
+            self._pending.clear()
+            events.append(Unbound(by_peer=True))
+        else:
+            self._request_received(command_id, seq, body, events)
+
+    def _bind_response(self, request: int, status: int, seq: int, body: Any,
+                       events: list[Event]) -> None:
+        raise NotImplementedError  # only the ESME sends binds
+
+    def _request_received(self, command_id: int, seq: int, body: Any,
+                          events: list[Event]) -> None:
+        raise NotImplementedError
+
+
+class EsmeSession(_Session):
+    """The ESME (client) side: bind, submit_sm, receive deliver_sm."""
+
+    role = "esme"
+
+    def __init__(self, *, max_pdu_length: int = DEFAULT_MAX_PDU_LENGTH) -> None:
+        super().__init__(max_pdu_length=max_pdu_length)
+        self.mode: BindMode | None = None
+
+    def send_bind(self, mode: BindMode, system_id: bytes, password: bytes, *,
+                  system_type: bytes = b"", interface_version: int = INTERFACE_VERSION_34,
+                  addr_ton: int = 0, addr_npi: int = 0, address_range: bytes = b"") -> int:
+        """Send bind_transmitter / receiver / transceiver (section 4.1)."""
+        command_id = BIND_COMMAND[mode]
+        self._check_send(command_id)
+        self._move(Input.BIND)
+        self.mode = mode
+        seq = self._request(command_id)
+        self._out.append(impl.encode_bind(command_id, seq, system_id, password, system_type,
+                                          interface_version, addr_ton, addr_npi, address_range))
+        return seq
+
+    def _bind_response(self, request: int, status: int, seq: int, body: Any,
+                       events: list[Event]) -> None:
+        mode = _BIND_MODE[request]
+        self._move(_OK_INPUT[mode] if status == 0 else Input.BIND_FAILED)
+        system_id, tlvs = body if body is not None else (b"", {})
+        events.append(BindResponse(seq, status, mode, system_id, tlvs))
+
+    def send_submit_sm_batch(self, messages: Sequence[Sequence[Any]]) -> list[int]:
+        """Queue many submit_sm (section 4.4) encoded into one buffer.
+
+        Each message is the 17 mandatory fields of ``SmFields`` followed by its TLVs (a
+        sequence of ``(tag, value)`` or ``None``), i.e. an ``SmMessage`` without the sequence
+        number. Returns the sequence numbers assigned, in order.
+        """
+        self._check_send(C.SUBMIT_SM)
+        seqs = [self._request(C.SUBMIT_SM) for _ in messages]
+        self._out.append(impl.encode_sm_batch(
+            C.SUBMIT_SM, [(seq, *m) for seq, m in zip(seqs, messages, strict=True)]))
+        return seqs
+
+    def send_deliver_sm_resp(self, sequence_number: int,
+                             command_status: int = S.ESME_ROK) -> None:
+        """Acknowledge a deliver_sm (section 4.6.2; message_id is unused and empty)."""
+        self._out.append(impl.encode_message_id_resp(C.DELIVER_SM_RESP, command_status,
+                                                     sequence_number, b""))
+
+    def _request_received(self, command_id: int, seq: int, body: Any,
+                          events: list[Event]) -> None:
+        if command_id == C.DELIVER_SM:
+            events.append(DeliverSm(seq, body))
+            return
+        self._out.append(impl.encode_header_only(command_id | RESPONSE_BIT,
+                                                 S.ESME_RINVCMDID, seq))
+        events.append(ProtocolError(f"unsupported {C(command_id).name.lower()}",
+                                    S.ESME_RINVCMDID, False))
+
+
+class SmscSession(_Session):
+    """The SMSC (server) side, for the simulator: answer binds, submits; send deliver_sm."""
+
+    role = "smsc"
+
+    def __init__(self, *, max_pdu_length: int = DEFAULT_MAX_PDU_LENGTH,
+                 system_id: bytes = b"dispatch-sim") -> None:
+        super().__init__(max_pdu_length=max_pdu_length)
+        self.system_id = system_id
+        self.mode: BindMode | None = None
+        self.bound_system_id: bytes | None = None
+
+    def _request_received(self, command_id: int, seq: int, body: Any,
+                          events: list[Event]) -> None:
+        if command_id in _BIND_MODE:
+            self._move(Input.BIND)
+            system_id, password, system_type, version, ton, npi, address_range = body
+            events.append(BindRequest(seq, _BIND_MODE[command_id], system_id, password,
+                                      system_type, version, ton, npi, address_range))
+        elif command_id == C.SUBMIT_SM:
+            events.append(SubmitSm(seq, body))
+        else:
+            self._out.append(impl.encode_header_only(command_id | RESPONSE_BIT,
+                                                     S.ESME_RINVCMDID, seq))
+            events.append(ProtocolError(f"unsupported {C(command_id).name.lower()}",
+                                        S.ESME_RINVCMDID, False))
+
+    def accept_bind(self, request: BindRequest) -> None:
+        """Answer a bind with ESME_ROK (section 4.1.2); the session is bound in its mode."""
+        self._move(_OK_INPUT[request.mode])
+        self.mode = request.mode
+        self.bound_system_id = request.system_id
+        self._out.append(impl.encode_bind_resp(BIND_COMMAND[request.mode] | RESPONSE_BIT, 0,
+                                               request.sequence_number, self.system_id,
+                                               INTERFACE_VERSION_34))
+
+    def reject_bind(self, request: BindRequest, command_status: int) -> None:
+        """Answer a bind with an error (ESME_RINVPASWD, ESME_RINVSYSID, ESME_RBINDFAIL)."""
+        self._move(Input.BIND_FAILED)
+        self._out.append(impl.encode_bind_resp(BIND_COMMAND[request.mode] | RESPONSE_BIT,
+                                               command_status, request.sequence_number,
+                                               self.system_id, None))
+        self._move(Input.CLOSE)
+
+    def send_submit_sm_resp_batch(self, responses: Sequence[tuple[int, int, bytes]]) -> None:
+        """Many ``(command_status, sequence_number, message_id)`` into one buffer."""
+        if responses:
+            self._out.append(impl.encode_message_id_resp_batch(C.SUBMIT_SM_RESP, responses))
+
+    def send_deliver_sm_batch(self, messages: Sequence[Sequence[Any]]) -> list[int]:
+        """Queue deliver_sm (section 4.6); same message shape as ``send_submit_sm_batch``."""
+        self._check_send(C.DELIVER_SM)
+        seqs = [self._request(C.DELIVER_SM) for _ in messages]
+        self._out.append(impl.encode_sm_batch(
+            C.DELIVER_SM, [(seq, *m) for seq, m in zip(seqs, messages, strict=True)]))
+        return seqs
+
+    def send_raw(self, data: bytes) -> None:
+        """Queue bytes as they are (fault injection: garbage on the wire)."""
+        self._out.append(data)
