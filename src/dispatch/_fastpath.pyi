@@ -35,10 +35,51 @@ from typing import Any
 
 # ---------------------------------------------------------------- Ingest (recipients, hashing)
 
+# The rules (normalisation, CSV, errors, limits) are specified in dispatch/_reference/ingest.py.
+# ``RecipientBatch`` and ``Recipient`` are one pure-Python class shared by both implementations.
+from dispatch._reference.ingest import Recipient as Recipient
+from dispatch._reference.ingest import RecipientBatch as RecipientBatch
+
+REASONS: tuple[str, ...]
+DEFAULT_PHONE_COLUMNS: tuple[str, ...]
+
 def siphash128(key: bytes, data: bytes) -> bytes:
     """SipHash-2-4 with 128-bit output; ``key`` is 16 bytes."""
 
-# (The ingest owner adds the parser's names here.)
+def ctn_hash(key: bytes, digits: str) -> bytes:
+    """siphash128 of the normalised E.164 digits (ASCII, no '+')."""
+
+def mask_number(digits: str) -> str:
+    """Only the last 4 digits shown: ``*******4567``."""
+
+def normalize_phone(text: str | bytes, trunk_prefix: str = ..., trunk_national_length: int = ...,
+                    trunk_country_code: str = ...) -> tuple[str | None, str | None]:
+    """``(e164_digits, None)`` or ``(None, reason)``."""
+
+class RecipientParser:
+    """Streaming .txt/.csv recipient parser: feed chunks split anywhere, then finish."""
+
+    header: tuple[str, ...] | None
+    variable_names: tuple[str, ...]
+    bytes_total: int
+    lines: int
+    valid: int
+    invalid: int
+    duplicates: int
+    errors: list[tuple[int, str]]
+    error_counts: dict[str, int]
+    def __init__(self, hash_key: bytes, *, fmt: str = ..., delimiter: str | None = ...,
+                 has_header: bool | None = ..., phone_column: int | str | None = ...,
+                 trunk_prefix: str = ..., trunk_national_length: int = ...,
+                 trunk_country_code: str = ..., max_line_bytes: int = ...,
+                 max_errors: int = ...) -> None: ...
+    @property
+    def delimiter(self) -> str | None: ...
+    @property
+    def phone_column_index(self) -> int | None: ...
+    def feed(self, data: bytes | bytearray | memoryview) -> RecipientBatch:
+        """The recipients completed by this chunk (GIL released while scanning)."""
+    def finish(self) -> RecipientBatch: ...
 
 # ---------------------------------------------------------------- SMPP codec
 

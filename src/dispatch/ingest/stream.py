@@ -1,0 +1,150 @@
+"""Stream a recipient file (a path or a binary file object) through the fast-path parser.
+
+Reads ``chunk_bytes`` at a time, so memory stays O(chunk + unique recipients) whatever the
+file size. Everything here is synchronous and thread-safe per stream: the engine runs
+``ingest_file`` in a worker thread (``trio.to_thread.run_sync``); the parser's C loops release
+the GIL, so the trio loop keeps sending while a 1 GB file is parsed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, NamedTuple
+
+from dispatch import fastpath
+from dispatch._reference.ingest import RecipientBatch  # one class, built by both implementations
+from dispatch.ingest.options import IngestOptions
+
+
+class IngestError(ValueError):
+    """The file as a whole cannot be ingested (unreadable, over the size cap, a phone column
+    that is not there). Per-line problems are not raised: they are counted in the summary."""
+
+
+class LineError(NamedTuple):
+    line_no: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    """Counts of one ingest. ``errors`` holds the first ``max_errors`` line errors; the
+    counters and ``error_counts`` count all of them."""
+
+    format: str
+    implementation: str
+    bytes_total: int
+    lines: int
+    valid: int
+    invalid: int
+    duplicates: int
+    errors: tuple[LineError, ...]
+    error_counts: dict[str, int] = field(default_factory=dict)
+    header: tuple[str, ...] | None = None
+    delimiter: str | None = None
+
+    @property
+    def looks_like_wrong_encoding(self) -> bool:
+        """Most non-blank lines failed UTF-8 decoding: a UTF-16 or legacy-codepage file."""
+        bad = self.error_counts.get("bad_encoding", 0)
+        return bad > 0 and bad * 2 >= self.valid + self.duplicates + self.invalid
+
+    def message(self) -> str:
+        """One human line for job errors and the UI (no phone numbers in it)."""
+        text = (f"{self.valid} recipients, {self.duplicates} duplicates, {self.invalid} invalid "
+                f"lines of {self.lines}")
+        if self.looks_like_wrong_encoding:
+            text += "; the file does not look like UTF-8 text (UTF-16 or a legacy code page?)"
+        if self.invalid > len(self.errors):
+            text += f"; first {len(self.errors)} errors listed"
+        return text
+
+
+def _resolve_format(options: IngestOptions, name: str | None, first_chunk: bytes) -> str:
+    if options.format != "auto":
+        return options.format
+    suffix = Path(name).suffix.lower() if name else ""
+    if suffix in (".csv", ".txt"):
+        return suffix[1:]
+    first_line = first_chunk.split(b"\n", 1)[0].split(b"\r", 1)[0]
+    return "csv" if any(d in first_line for d in (b",", b";", b"\t")) else "txt"
+
+
+class RecipientStream:
+    """Iterate the ``RecipientBatch`` of a file chunk by chunk; ``summary`` once exhausted.
+
+    ``source`` is a path or a binary file object (not closed here when it is an object).
+    """
+
+    def __init__(self, source: str | os.PathLike[str] | BinaryIO, options: IngestOptions) -> None:
+        self._source = source
+        self._options = options
+        self._summary: IngestSummary | None = None
+
+    @property
+    def summary(self) -> IngestSummary:
+        if self._summary is None:
+            raise RuntimeError("the stream has not been read to the end yet")
+        return self._summary
+
+    def __iter__(self) -> Iterator[RecipientBatch]:
+        if isinstance(self._source, str | os.PathLike):
+            try:
+                with open(self._source, "rb") as stream:
+                    yield from self._read(stream, os.fspath(self._source))
+            except OSError as exc:
+                raise IngestError(f"cannot read the recipient file: {exc.strerror}") from exc
+        else:
+            yield from self._read(self._source, getattr(self._source, "name", None))
+
+    def _read(self, stream: BinaryIO, name: str | None) -> Iterator[RecipientBatch]:
+        opts = self._options
+        first = stream.read(opts.chunk_bytes)
+        fmt = _resolve_format(opts, name if isinstance(name, str) else None, first)
+        trunk = opts.trunk
+        parser = fastpath.impl.RecipientParser(
+            opts.hash_key, fmt=fmt, delimiter=opts.delimiter, has_header=opts.has_header,
+            phone_column=opts.phone_column,
+            trunk_prefix=trunk.trunk_prefix if trunk else "",
+            trunk_national_length=trunk.national_length if trunk else 0,
+            trunk_country_code=trunk.country_code if trunk else "",
+            max_line_bytes=opts.max_line_bytes, max_errors=opts.max_errors)
+        chunk = first
+        try:
+            while chunk:
+                if opts.max_file_bytes is not None and \
+                        parser.bytes_total + len(chunk) > opts.max_file_bytes:
+                    raise IngestError(f"File too large. Maximum {opts.max_file_bytes} bytes")
+                batch = parser.feed(chunk)
+                if len(batch):
+                    yield batch
+                chunk = stream.read(opts.chunk_bytes)
+            batch = parser.finish()
+        except ValueError as exc:  # the parser's file-level configuration errors
+            if isinstance(exc, IngestError):
+                raise
+            raise IngestError(str(exc)) from exc
+        if len(batch):
+            yield batch
+        self._summary = IngestSummary(
+            format=fmt, implementation=fastpath.IMPLEMENTATION,
+            bytes_total=parser.bytes_total, lines=parser.lines, valid=parser.valid,
+            invalid=parser.invalid, duplicates=parser.duplicates,
+            errors=tuple(LineError(n, r) for n, r in parser.errors),
+            error_counts=dict(parser.error_counts), header=parser.header,
+            delimiter=parser.delimiter)
+
+
+def ingest_file(source: str | os.PathLike[str] | BinaryIO, options: IngestOptions,
+                on_batch: Callable[[RecipientBatch], None]) -> IngestSummary:
+    """Parse the whole file, handing each batch to ``on_batch`` as it is ready; return the
+    summary. Blocking: meant for ``trio.to_thread.run_sync(ingest_file, path, options, cb)``,
+    where ``cb`` may use ``trio.from_thread.run`` to store the batch (that also gives
+    backpressure: parsing waits while the store is busy)."""
+    stream = RecipientStream(source, options)
+    for batch in stream:
+        on_batch(batch)
+    return stream.summary
