@@ -1,0 +1,184 @@
+"""Delivery receipts as typed values, and message-id normalisation.
+
+The fast path (``parse_receipt`` / ``parse_receipts`` in ``dispatch.fastpath.impl``) does the
+byte work and returns tuples; this module turns them into a frozen ``Receipt`` with the
+engine's outcome (``sms_result``) and a message id normalised so it matches the id the SMSC gave
+in submit_sm_resp.
+
+Receipt text: SMPP 3.4 Appendix B (``id:... sub:... dlvrd:... submit date:YYMMDDhhmm[ss] done
+date:... stat:... err:... text:...``); TLVs: receipted_message_id (section 5.3.2.12) and
+message_state (5.3.2.35), which win over the text.
+
+Outcome mapping (stat -> sms_result), per PRODUCT.md "sms_result: delivered / failed / unknown":
+
+* DELIVRD -> delivered
+* UNDELIV, EXPIRED, REJECTD, DELETED, SKIPPED -> failed (final: the carrier gave up)
+* UNKNOWN, and any stat word we do not know -> unknown (final: the SMSC will say no more)
+* ACCEPTD, ENROUTE -> ``None``: an intermediate notification (esm_class 0x20); the recipient
+  stays pending and a final receipt is still expected (``Receipt.final`` is False).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from dispatch.fastpath import impl
+
+
+class SmsResult(enum.StrEnum):
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+_RESULT_BY_STAT: dict[str, SmsResult | None] = {
+    "DELIVRD": SmsResult.DELIVERED,
+    "UNDELIV": SmsResult.FAILED,
+    "EXPIRED": SmsResult.FAILED,
+    "REJECTD": SmsResult.FAILED,
+    "DELETED": SmsResult.FAILED,
+    "SKIPPED": SmsResult.FAILED,
+    "UNKNOWN": SmsResult.UNKNOWN,
+    "ACCEPTD": None,
+    "ENROUTE": None,
+}
+
+
+def sms_result_for(stat: str | None) -> SmsResult | None:
+    """The engine outcome for a receipt stat word; ``None`` means still pending."""
+    if stat is None:
+        return SmsResult.UNKNOWN
+    return _RESULT_BY_STAT.get(stat.upper(), SmsResult.UNKNOWN)
+
+
+class IdFormat(enum.StrEnum):
+    """How an SMSC writes a message id in one place (submit_sm_resp or the receipt)."""
+
+    TEXT = "text"  # opaque string: compared after case / leading-zero folding only
+    HEX = "hex"
+    DECIMAL = "decimal"
+
+
+@dataclass(frozen=True)
+class MessageIdPolicy:
+    """Per-ESME setting: many SMSCs answer submit_sm_resp with a hex id and put the same number
+    in decimal in the receipt (or the reverse). Both sides normalise to one canonical key."""
+
+    submit_resp_format: IdFormat = IdFormat.TEXT
+    receipt_format: IdFormat = IdFormat.TEXT
+    ignore_case: bool = True
+    strip_leading_zeros: bool = True
+
+    def for_submit_resp(self, message_id: str | bytes) -> str:
+        return normalize_message_id(message_id, self.submit_resp_format, self)
+
+    def for_receipt(self, message_id: str | bytes) -> str:
+        return normalize_message_id(message_id, self.receipt_format, self)
+
+
+_DEFAULT_POLICY = MessageIdPolicy()
+
+
+def normalize_message_id(message_id: str | bytes, id_format: IdFormat = IdFormat.TEXT,
+                         policy: MessageIdPolicy = _DEFAULT_POLICY) -> str:
+    """Canonical key of a message id. Numeric formats become lower-case hex without leading
+    zeros, so "0A1B" read as hex and "2587" read as decimal give the same key ("a1b"). An id
+    that does not parse in its declared format falls back to the text rules."""
+    text = message_id.decode("latin-1") if isinstance(message_id, bytes) else message_id
+    text = text.strip()
+    if id_format is not IdFormat.TEXT and text:
+        try:
+            number = int(text, 16 if id_format is IdFormat.HEX else 10)
+        except ValueError:
+            pass
+        else:
+            if number >= 0:
+                return format(number, "x")
+    if policy.ignore_case:
+        text = text.lower()
+    if policy.strip_leading_zeros:
+        text = text.lstrip("0") or ("0" if text else "")
+    return text
+
+
+def parse_receipt_date(value: bytes | str | None) -> datetime | None:
+    """``YYMMDDhhmm`` or ``YYMMDDhhmmss`` (Appendix B) -> naive datetime in the SMSC's clock;
+    ``None`` when absent or not a valid date."""
+    if value is None:
+        return None
+    digits = value.decode("latin-1") if isinstance(value, bytes) else value
+    if len(digits) not in (10, 12) or not digits.isdigit():
+        return None
+    try:
+        return datetime(2000 + int(digits[0:2]), int(digits[2:4]), int(digits[4:6]),
+                        int(digits[6:8]), int(digits[8:10]),
+                        int(digits[10:12]) if len(digits) == 12 else 0)
+    except ValueError:
+        return None
+
+
+def _count(value: bytes | None) -> int | None:
+    if value is None or not value.isdigit():
+        return None
+    return int(value)
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("latin-1")
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """One delivery receipt, typed. ``message_id`` is the canonical key (see
+    ``MessageIdPolicy``); ``raw_message_id`` is what the SMSC sent."""
+
+    message_id: str | None
+    raw_message_id: str | None
+    stat: str | None
+    sms_result: SmsResult | None
+    final: bool
+    err: str | None
+    submit_date: datetime | None
+    done_date: datetime | None
+    submitted_count: int | None
+    delivered_count: int | None
+    text: str | None
+    message_state: int | None
+
+    @classmethod
+    def from_tuple(cls, fields: tuple[Any, ...],
+                   policy: MessageIdPolicy = _DEFAULT_POLICY) -> Receipt:
+        (message_id, sub, dlvrd, submit_date, done_date, stat, err, text, state) = fields
+        stat_text = _text(stat)
+        result = sms_result_for(stat_text)
+        return cls(
+            message_id=None if message_id is None else policy.for_receipt(message_id),
+            raw_message_id=_text(message_id),
+            stat=stat_text,
+            sms_result=result,
+            final=result is not None,
+            err=_text(err),
+            submit_date=parse_receipt_date(submit_date),
+            done_date=parse_receipt_date(done_date),
+            submitted_count=_count(sub),
+            delivered_count=_count(dlvrd),
+            text=_text(text),
+            message_state=state,
+        )
+
+
+def parse_receipt(short_message: bytes, tlvs: dict[int, bytes] | None = None,
+                  policy: MessageIdPolicy = _DEFAULT_POLICY) -> Receipt:
+    """Parse one receipt (text + TLVs, TLVs first) through the active fast path."""
+    return Receipt.from_tuple(impl.parse_receipt(short_message, tlvs), policy)
+
+
+def receipts_from_pdus(pdus: Iterable[tuple[int, int, int, Any]],
+                       policy: MessageIdPolicy = _DEFAULT_POLICY) -> list[tuple[int, Receipt]]:
+    """``(sequence_number, Receipt)`` for every deliver_sm receipt in a decoded batch."""
+    return [(seq, Receipt.from_tuple(fields, policy))
+            for seq, fields in impl.parse_receipts(pdus)]
