@@ -1,0 +1,58 @@
+"""Settings of the control API: one frozen dataclass with defaults (the ``[control]`` section).
+
+The engine's typed config embeds :class:`ControlConfig` (``dispatch.configload.build`` accepts
+it as a nested dataclass), so every value here can come from TOML or ``DISPATCH__CONTROL__*``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+
+@dataclasses.dataclass(frozen=True)
+class ControlConfig:
+    """Limits and locations of the HTTP control API."""
+
+    #: Where uploads, exports and (by default) the API key file live.
+    data_dir: str = "./data"
+    #: Listen address of the API server.
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: Recipient files larger than this are refused with 413 (the product caps API uploads at 1 GB).
+    max_upload_bytes: int = 1024 * 1024 * 1024
+    #: JSON/msgpack request bodies larger than this are refused with 413 (they are read whole).
+    max_body_bytes: int = 16 * 1024 * 1024
+    #: Per-key token bucket: sustained requests per second and burst size.
+    rate_limit_per_s: float = 50.0
+    rate_limit_burst: int = 100
+    #: Finished exports can be downloaded for this long, then answer 410 Gone.
+    export_ttl_s: float = 900.0
+    #: How many exports may wait in the queue before creating one answers 429.
+    export_queue_size: int = 64
+    #: Require an API key on /metrics too (health and openapi stay public).
+    protect_metrics: bool = False
+    #: The API key file; empty means ``<data_dir>/api_keys.json``.
+    keys_file: str = ""
+    #: Seconds hypercorn gives open requests to finish on shutdown.
+    graceful_timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.max_upload_bytes <= 0 or self.max_body_bytes <= 0:
+            raise ValueError("max_upload_bytes and max_body_bytes must be positive")
+        if self.rate_limit_per_s <= 0 or self.rate_limit_burst < 1:
+            raise ValueError("rate_limit_per_s must be > 0 and rate_limit_burst >= 1")
+        if self.export_ttl_s <= 0:
+            raise ValueError("export_ttl_s must be positive")
+
+    @property
+    def uploads_dir(self) -> Path:
+        return Path(self.data_dir) / "uploads"
+
+    @property
+    def exports_dir(self) -> Path:
+        return Path(self.data_dir) / "exports"
+
+    @property
+    def keys_path(self) -> Path:
+        return Path(self.keys_file) if self.keys_file else Path(self.data_dir) / "api_keys.json"

@@ -1,0 +1,293 @@
+"""Request input checking: bodies and query strings against small declarative schemas.
+
+A resource declares its inputs as ``{name: Field(...)}``; :func:`parse_object` and
+:func:`parse_query` return clean, typed values or raise one 400 whose ``validationErrors`` names
+every bad field (unknown fields, missing ones, wrong types, out-of-range values). The same
+declarations produce the OpenAPI schemas (``Field.schema``), so the document cannot drift from
+what the code accepts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import falcon
+import falcon.asgi
+import msgpack
+
+from control.errors import ApiError, bad_request
+from control.media import JSON, MSGPACK, MSGPACK_TYPES
+
+FieldType = Literal["string", "integer", "number", "boolean", "datetime", "array", "object"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    type: FieldType
+    required: bool = False
+    description: str = ""
+    enum: tuple[str, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    items: Field | None = None  # element type of an array
+    nullable: bool = False
+    default: Any = None
+
+    def schema(self) -> dict[str, Any]:
+        """The OpenAPI 3.0 schema of this field."""
+        out: dict[str, Any]
+        if self.type == "datetime":
+            out = {"type": "string", "format": "date-time"}
+        else:
+            out = {"type": self.type}
+        if self.enum is not None:
+            out["enum"] = list(self.enum)
+        if self.minimum is not None:
+            out["minimum"] = self.minimum
+        if self.maximum is not None:
+            out["maximum"] = self.maximum
+        if self.min_length is not None:
+            out["minItems" if self.type == "array" else "minLength"] = self.min_length
+        if self.max_length is not None:
+            out["maxItems" if self.type == "array" else "maxLength"] = self.max_length
+        if self.items is not None:
+            out["items"] = self.items.schema()
+        if self.nullable:
+            out["nullable"] = True
+        if self.description:
+            out["description"] = self.description
+        if self.default is not None:
+            out["default"] = self.default
+        return out
+
+
+Schema = Mapping[str, Field]
+
+
+def object_schema(fields: Schema) -> dict[str, Any]:
+    """OpenAPI schema of a request body made of ``fields`` (unknown members rejected)."""
+    required = [name for name, f in fields.items() if f.required]
+    out: dict[str, Any] = {
+        "type": "object",
+        "properties": {name: f.schema() for name, f in fields.items()},
+        "additionalProperties": False,
+    }
+    if required:
+        out["required"] = required
+    return out
+
+
+class _Invalid(Exception):
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def _parse_datetime(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError:
+        raise _Invalid("Must be an ISO 8601 date-time") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _check(field: Field, value: Any) -> Any:
+    """The clean value, or raise _Invalid with a field message."""
+    if value is None:
+        if field.nullable:
+            return None
+        raise _Invalid("Must not be null")
+    kind = field.type
+    if kind == "string" or kind == "datetime":
+        if not isinstance(value, str):
+            raise _Invalid("Must be a string")
+        if kind == "datetime":
+            return _parse_datetime(value)
+        if field.enum is not None and value not in field.enum:
+            raise _Invalid(f"Must be one of: {', '.join(field.enum)}")
+        if field.min_length is not None and len(value) < field.min_length:
+            raise _Invalid(f"Must be at least {field.min_length} characters")
+        if field.max_length is not None and len(value) > field.max_length:
+            raise _Invalid(f"Must be at most {field.max_length} characters")
+        return value
+    if kind == "boolean":
+        if not isinstance(value, bool):
+            raise _Invalid("Must be a boolean")
+        return value
+    if kind in ("integer", "number"):
+        ok = isinstance(value, int) if kind == "integer" else isinstance(value, int | float)
+        if isinstance(value, bool) or not ok:
+            raise _Invalid("Must be an integer" if kind == "integer" else "Must be a number")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _Invalid("Must be a finite number")
+        if field.minimum is not None and value < field.minimum:
+            raise _Invalid(f"Must be at least {_num(field.minimum)}")
+        if field.maximum is not None and value > field.maximum:
+            raise _Invalid(f"Must be at most {_num(field.maximum)}")
+        return value
+    if kind == "array":
+        if not isinstance(value, list):
+            raise _Invalid("Must be an array")
+        if field.min_length is not None and len(value) < field.min_length:
+            raise _Invalid(f"Must have at least {field.min_length} items")
+        if field.max_length is not None and len(value) > field.max_length:
+            raise _Invalid(f"Must have at most {field.max_length} items")
+        assert field.items is not None
+        out = []
+        for i, item in enumerate(value):
+            try:
+                out.append(_check(field.items, item))
+            except _Invalid as exc:
+                raise _Invalid(f"Item {i}: {exc.message}") from None
+        return out
+    if kind == "object":
+        if not isinstance(value, dict):
+            raise _Invalid("Must be an object")
+        return value
+    raise AssertionError(kind)
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if x == int(x) else str(x)
+
+
+def parse_object(data: Any, fields: Schema, *, where: str = "body") -> dict[str, Any]:
+    """Check a decoded body against ``fields``; absent optional fields are left out."""
+    if not isinstance(data, dict):
+        raise bad_request("Request body must be an object", {where: "Expected an object"})
+    errors: dict[str, str] = {}
+    clean: dict[str, Any] = {}
+    for name in data:
+        if name not in fields:
+            errors[str(name)] = "Unknown field"
+    for name, field in fields.items():
+        if name not in data:
+            if field.required:
+                errors[name] = "Field is required"
+            continue
+        try:
+            clean[name] = _check(field, data[name])
+        except _Invalid as exc:
+            errors[name] = exc.message
+    if errors:
+        raise bad_request("Validation failed", errors)
+    return clean
+
+
+def _from_text(field: Field, text: str) -> Any:
+    kind = field.type
+    if kind == "integer":
+        try:
+            return _check(field, int(text, 10))
+        except ValueError:
+            raise _Invalid("Must be an integer") from None
+    if kind == "number":
+        try:
+            return _check(field, float(text))
+        except ValueError:
+            raise _Invalid("Must be a number") from None
+    if kind == "boolean":
+        lowered = text.lower()
+        if lowered in ("true", "1", "yes"):
+            return True
+        if lowered in ("false", "0", "no"):
+            return False
+        raise _Invalid("Must be true or false")
+    return _check(field, text)
+
+
+def parse_query(req: falcon.Request, fields: Schema) -> dict[str, Any]:
+    """Typed query parameters; arrays accept repeats and commas (``status=New,Done``)."""
+    errors: dict[str, str] = {}
+    clean: dict[str, Any] = {}
+    for name in req.params:
+        if name not in fields:
+            errors[name] = "Unknown parameter"
+    for name, field in fields.items():
+        raw = req.params.get(name)
+        if raw is None:
+            if field.required:
+                errors[name] = "Parameter is required"
+            elif field.default is not None:
+                clean[name] = field.default
+            continue
+        values = raw if isinstance(raw, list) else [raw]
+        try:
+            if field.type == "array":
+                assert field.items is not None
+                parts = [p.strip() for v in values for p in v.split(",") if p.strip()]
+                clean[name] = [_from_text(field.items, p) for p in parts]
+            else:
+                if len(values) > 1:
+                    raise _Invalid("Must be given once")
+                clean[name] = _from_text(field, values[0])
+        except _Invalid as exc:
+            errors[name] = exc.message
+    if errors:
+        raise bad_request("Invalid query parameters", errors)
+    return clean
+
+
+def query_parameters(fields: Schema) -> list[dict[str, Any]]:
+    """OpenAPI ``parameters`` entries for a query schema."""
+    out = []
+    for name, field in fields.items():
+        param: dict[str, Any] = {"name": name, "in": "query", "required": field.required,
+                                 "schema": field.schema()}
+        if field.type == "array":
+            param["style"] = "form"
+            param["explode"] = True
+        if field.description:
+            param["description"] = field.description
+        out.append(param)
+    return out
+
+
+async def read_body(req: falcon.asgi.Request, max_bytes: int) -> Any:
+    """The decoded request body (``None`` when empty).
+
+    ``application/json`` (also when no Content-Type is sent) or msgpack; other types are 415,
+    bodies over ``max_bytes`` 413, undecodable ones 400 with a ``body`` field message.
+    """
+    ctype = (req.content_type or JSON).split(";", 1)[0].strip().lower()
+    if ctype not in (JSON, *MSGPACK_TYPES):
+        raise ApiError(415, "Unsupported Media Type",
+                       f"Unsupported Content-Type; use {JSON} or {MSGPACK}")
+    too_large = ApiError(413, "Payload Too Large", f"Request body too large. Maximum {max_bytes} bytes")
+    if req.content_length is not None and req.content_length > max_bytes:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in req.stream:
+        size += len(chunk)
+        if size > max_bytes:
+            raise too_large
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        return None
+    kind = "JSON" if ctype == JSON else "msgpack"
+    try:
+        if ctype == JSON:
+            return json.loads(raw)
+        return msgpack.unpackb(raw, raw=False, strict_map_key=True, timestamp=0)
+    except (ValueError, msgpack.UnpackException, TypeError, RecursionError):
+        raise bad_request(f"Malformed {kind} body",
+                          {"body": f"Request body is not valid {kind}"}) from None
+
+
+async def read_object(req: falcon.asgi.Request, max_bytes: int, fields: Schema, *,
+                      empty_ok: bool = False) -> dict[str, Any]:
+    """Read and check a body object; an empty body counts as ``{}`` when ``empty_ok``."""
+    data = await read_body(req, max_bytes)
+    if data is None:
+        if not empty_ok:
+            raise bad_request("Request body is required", {"body": "Expected an object"})
+        data = {}
+    return parse_object(data, fields)
