@@ -1,0 +1,350 @@
+"""The store interface every backend implements (SQLite now, PostgreSQL in issue 8), and the
+plain records that cross it.
+
+Semantics that every implementation must keep (the store test suite checks them):
+
+* Dispatch path, batch-oriented, one transaction per call:
+  ``claim_for_send`` moves up to ``limit`` recipients New -> Sending (attempts + 1) and commits
+  *before* returning, so a recipient is durably marked in flight before its submit is written to a
+  socket. That is what makes crash recovery exact: after a crash, only rows in Sending can have an
+  unknown fate.
+  ``record_submit_results`` applies the SMSC's answers: accepted -> stage Delivered (message ids
+  per segment stored for receipt lookup), failed -> stage Failed, retry -> back to New (throttled,
+  queue full, bind lost before the write), unknown -> stage Failed with ``ambiguous`` set and
+  sms_result ``unknown`` (the submit may or may not have reached the SMSC: never resent, counted).
+  Results for recipients not in Sending are ignored and counted as ``stale`` (idempotent replays).
+  ``record_receipts`` matches receipts by (esme, normalised message id). A multipart recipient is
+  ``delivered`` when every segment's receipt says delivered, ``failed`` as soon as one segment
+  fails, ``unknown`` when all reported and some are unknown. A receipt whose id is not known yet
+  (it raced the submit_sm_resp) is parked in ``unmatched_receipts`` and applied in the same
+  transaction that later stores that message id.
+  ``recover_inflight`` is called once at startup, before any claim; see ``RecoveryPolicy``.
+* Counters (per campaign, per UTC day) change in the same transaction as the recipient rows they
+  count, so reads are cheap and always equal to ``COUNT(*)`` over the rows.
+* Campaign transitions are compare-and-set on (status, archived): the history row and the audit
+  row are written in that transaction; a lost race raises ``Conflict``.
+
+Times are timezone-aware datetimes at this boundary; backends keep UTC microseconds.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
+
+from dispatch.campaigns.lifecycle import AuditEntry, StateChange, Transition
+from dispatch.campaigns.model import (
+    Campaign,
+    CampaignKind,
+    CampaignMode,
+    CampaignStatus,
+    RecipientStage,
+    SmsResult,
+)
+
+T = TypeVar("T")
+
+MAX_PAGE_LIMIT = 200
+LIMIT_EXCEEDED_MESSAGE = "The limit parameter exceeds the allowed maximum"
+
+
+class RecoveryPolicy(enum.StrEnum):
+    """What ``recover_inflight`` does with recipients a crash left in stage Sending.
+
+    ``RESEND`` (at-least-once): they go back to New and are sent again. A submit that the SMSC
+    had accepted but whose answer was not yet committed is then sent twice.
+    ``MARK_UNKNOWN`` (at-most-once): they become stage Failed, sms_result unknown, ``ambiguous``;
+    nothing is ever sent twice, some messages may never be sent. Both are counted.
+    """
+
+    RESEND = "resend"
+    MARK_UNKNOWN = "mark_unknown"
+
+
+class SubmitKind(enum.StrEnum):
+    ACCEPTED = "accepted"
+    FAILED = "failed"
+    RETRY = "retry"
+    UNKNOWN = "unknown"
+
+
+class RecipientRow(NamedTuple):
+    """One parsed recipient from the ingest parser (or a transactional request)."""
+
+    number: str
+    ctn_hash: bytes
+    masked: str
+    variables: dict[str, Any] | None
+    line_no: int
+
+
+class JobError(NamedTuple):
+    """A workflow/infrastructure error of a campaign: a file line that failed to parse, retry
+    exhaustion, a build failure. ``line_no`` 0 when not about a line."""
+
+    line_no: int
+    reason: str
+    message: str
+
+
+class ClaimedRecipient(NamedTuple):
+    """A recipient leased for sending; ``attempts`` already counts this attempt."""
+
+    id: int
+    number: str
+    variables: dict[str, Any] | None
+    attempts: int
+
+
+class SubmitOutcome(NamedTuple):
+    """The SMSC's answer for one claimed recipient. ``message_ids`` has one normalised id per
+    segment (accepted only); ``submit_status`` is the SMPP status name (e.g. ``ESME_ROK``,
+    ``ESME_RTHROTTLED``)."""
+
+    recipient_id: int
+    kind: SubmitKind
+    esme: str
+    message_ids: tuple[str, ...] = ()
+    submit_status: str | None = None
+    error: str | None = None
+
+
+class Receipt(NamedTuple):
+    """A delivery receipt. ``sms_result`` ``None`` for intermediate states (ENROUTE, ACCEPTED):
+    the stat is kept but the segment stays unresolved."""
+
+    esme: str
+    message_id: str
+    stat: str | None
+    err: str | None
+    sms_result: SmsResult | None
+    done_at: datetime | None = None
+
+
+class SubmitTally(NamedTuple):
+    accepted: int = 0
+    failed: int = 0
+    retried: int = 0
+    unknown: int = 0
+    stale: int = 0
+    receipts_matched: int = 0
+
+
+class RecoveryCounts(NamedTuple):
+    resent: int
+    marked_unknown: int
+    by_campaign: dict[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """Per-campaign counters, equal to COUNT(*) over its recipients at every commit.
+
+    ``pending`` stage New, ``inflight`` stage Sending, ``sent`` stage Delivered (SMSC accepted),
+    ``failed`` stage Failed (submit refused, expired, or ambiguous), ``expired`` the part of
+    ``failed`` marked when the campaign expired, ``delivered``/``undelivered``/``unknown``
+    sms_result, ``ambiguous`` submits of unknown fate, ``job_errors`` rows in the job-error list.
+    """
+
+    total: int = 0
+    pending: int = 0
+    inflight: int = 0
+    sent: int = 0
+    failed: int = 0
+    expired: int = 0
+    delivered: int = 0
+    undelivered: int = 0
+    unknown: int = 0
+    ambiguous: int = 0
+    job_errors: int = 0
+
+    @property
+    def errors(self) -> int:
+        """What the UI shows as errors: submits refused plus carrier failures."""
+        return self.failed + self.undelivered
+
+    @property
+    def processed(self) -> int:
+        return self.sent + self.failed
+
+
+COUNTER_FIELDS = ("total", "pending", "inflight", "sent", "failed", "expired", "delivered",
+                  "undelivered", "unknown", "ambiguous", "job_errors")
+
+
+@dataclass(frozen=True, slots=True)
+class DayActivity:
+    day: str  # UTC date, ISO "YYYY-MM-DD"
+    sent: int
+    delivered: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class Kpi:
+    """Workspace tiles: all campaigns, active, completed (Done), errors (Failed), SMS sent
+    (accepted by the SMSC) and SMS delivered (receipts), across all campaigns."""
+
+    total: int
+    active: int
+    completed: int
+    errors: int
+    sms_sent: int
+    sms_delivered: int
+
+
+class CampaignSort(enum.StrEnum):
+    SENDER = "sender"
+    START = "start"
+    CREATED = "created"
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignFilter:
+    """Campaign list query. ``since`` is the period's lower bound on created time (the service
+    turns "last 24 h" into it); ``search`` matches an external-id prefix or a sender substring."""
+
+    since: datetime | None = None
+    statuses: frozenset[CampaignStatus] = frozenset()
+    modes: frozenset[CampaignMode] = frozenset()
+    kinds: frozenset[CampaignKind] = frozenset()
+    search: str | None = None
+    archived: bool = False
+    sort: CampaignSort = CampaignSort.CREATED
+    descending: bool = True
+    offset: int = 0
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientFilter:
+    """Recipient list query with keyset pagination on id (``after_id``).
+
+    ``stats`` filters by receipt stat; ``include_null_stat`` adds recipients with no receipt yet
+    (with no ``stats``, ``include_null_stat=False`` keeps only recipients that have one)."""
+
+    stages: frozenset[RecipientStage] = frozenset()
+    sms_results: frozenset[SmsResult] = frozenset()
+    stats: frozenset[str] = frozenset()
+    include_null_stat: bool = True
+    ctn_hash: bytes | None = None
+    after_id: int = 0
+    limit: int = 50
+    with_numbers: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientView:
+    id: int
+    campaign_id: int
+    line_no: int
+    ctn_hash: bytes
+    masked: str
+    number: str | None  # only when asked for (the clear-number right)
+    stage: RecipientStage
+    esme: str | None
+    submit_status: str | None
+    message_ids: tuple[str, ...]
+    created_at: datetime
+    sent_at: datetime | None
+    done_at: datetime | None
+    sms_result: SmsResult | None
+    receipt_stat: str | None
+    receipt_err: str | None
+    error: str | None
+    attempts: int
+    segments: int
+    ambiguous: bool
+
+
+@dataclass(frozen=True, slots=True)
+class JobErrorView:
+    id: int
+    line_no: int
+    reason: str
+    message: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """A page of ``items``; ``total`` matches the whole filter; ``next_after`` is the keyset
+    cursor for the next page (``None`` on the last page) where keyset paging applies."""
+
+    items: list[T]
+    total: int
+    next_after: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """Store settings (a section of the engine config). ``path`` is the SQLite file;
+    ``dsn`` selects PostgreSQL when set (issue 8)."""
+
+    path: str = "var/dispatch.sqlite3"
+    dsn: str | None = None
+    busy_timeout_s: float = 5.0
+    insert_batch_rows: int = 5000
+    recovery_policy: RecoveryPolicy = RecoveryPolicy.MARK_UNKNOWN
+    group_commit_rows: int = 2000
+    group_commit_interval_s: float = 0.02
+    group_commit_queue_rows: int = 20000
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def normalize_message_id(raw: str | bytes) -> str:
+    """SMSC message ids as one canonical string: stripped of NULs and spaces, lower-case,
+    leading zeros dropped ("00A1" and "a1" match). Whether an ESME reports hex in submit_sm_resp
+    and decimal in receipts is a per-ESME transport setting, converted before this."""
+    text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else raw
+    text = text.strip().strip("\x00").strip().lower()
+    stripped = text.lstrip("0")
+    return stripped or ("0" if text else "")
+
+
+class Store(Protocol):
+    """The durable store. Every method is synchronous and runs in the store's own worker thread
+    (``dispatch.store.asyncstore``); implementations need not be thread-safe beyond that."""
+
+    # campaigns
+    def create_campaign(self, campaign: Campaign, change: StateChange,
+                        audit: AuditEntry) -> Campaign: ...
+    def get_campaign(self, campaign_id: int) -> Campaign | None: ...
+    def get_campaign_by_external_id(self, external_id: uuid.UUID) -> Campaign | None: ...
+    def apply_transition(self, campaign_id: int, transition: Transition, change: StateChange,
+                         audit: AuditEntry | None) -> Campaign: ...
+    def list_campaigns(self, flt: CampaignFilter) -> Page[Campaign]: ...
+    def active_campaigns(self) -> list[Campaign]: ...
+    def kpi(self) -> Kpi: ...
+    def state_history(self, campaign_id: int) -> list[StateChange]: ...
+    def audit_trail(self, campaign_id: int) -> list[AuditEntry]: ...
+    # recipients and errors
+    def add_recipients(self, campaign_id: int, rows: Iterable[RecipientRow],
+                       now: datetime) -> int: ...
+    def delete_recipients(self, campaign_id: int) -> int: ...
+    def add_job_errors(self, campaign_id: int, errors: Iterable[JobError],
+                       now: datetime) -> int: ...
+    def job_errors(self, campaign_id: int, offset: int, limit: int) -> Page[JobErrorView]: ...
+    def list_recipients(self, campaign_id: int, flt: RecipientFilter) -> Page[RecipientView]: ...
+    def find_by_ctn_hash(self, ctn_hash: bytes,
+                         campaign_id: int | None = None) -> list[RecipientView]: ...
+    # dispatch path
+    def claim_for_send(self, campaign_id: int, limit: int,
+                       now: datetime) -> list[ClaimedRecipient]: ...
+    def record_submit_results(self, outcomes: Sequence[SubmitOutcome],
+                              now: datetime) -> SubmitTally: ...
+    def record_receipts(self, receipts: Sequence[Receipt], now: datetime) -> int: ...
+    def retry_unmatched_receipts(self, now: datetime) -> int: ...
+    def purge_unmatched_receipts(self, older_than: datetime) -> int: ...
+    def unmatched_receipt_count(self) -> int: ...
+    def recover_inflight(self, policy: RecoveryPolicy, now: datetime) -> RecoveryCounts: ...
+    def expire_remaining(self, campaign_id: int, now: datetime) -> int: ...
+    # counters
+    def counters(self, campaign_id: int) -> Counters: ...
+    def daily_activity(self, campaign_id: int) -> list[DayActivity]: ...
+    def pending_messages(self, kind: CampaignKind | None = None) -> int: ...
+    def close(self) -> None: ...

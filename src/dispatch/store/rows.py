@@ -1,0 +1,117 @@
+"""Mapping between domain records and table rows (times as UTC microseconds, enums as their
+values, variables as msgpack), shared by the SQL backends."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+import msgpack
+
+from dispatch.campaigns.model import (
+    Campaign,
+    CampaignKind,
+    CampaignMode,
+    CampaignStatus,
+    DailyWindow,
+    DataCoding,
+    PausedBy,
+    RecipientStage,
+    SmsResult,
+)
+from dispatch.store.base import RecipientView
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US_PER_DAY = 86_400_000_000
+
+
+def to_us(t: datetime) -> int:
+    """An aware datetime as integer UTC microseconds since the epoch (exact)."""
+    if t.tzinfo is None:
+        raise ValueError("store times must be timezone-aware")
+    delta = t - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def opt_us(t: datetime | None) -> int | None:
+    return None if t is None else to_us(t)
+
+
+def from_us(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def opt_dt(us: int | None) -> datetime | None:
+    return None if us is None else from_us(us)
+
+
+def day_of(us: int) -> str:
+    """The UTC calendar day of a time, as the activity table's key."""
+    return (_EPOCH + timedelta(days=us // _US_PER_DAY)).date().isoformat()
+
+
+def pack_variables(variables: dict[str, Any] | None) -> bytes | None:
+    return None if not variables else msgpack.packb(variables, use_bin_type=True)
+
+
+def unpack_variables(blob: bytes | None) -> dict[str, Any] | None:
+    return None if blob is None else msgpack.unpackb(blob, raw=False)
+
+
+CAMPAIGN_COLUMNS = (
+    "id, external_id, name, sender, text, data_coding, mode, kind, start_at_us, end_at_us, "
+    "window_start, window_end, window_tz, auto_start, priority, tps_cap, validity_period_s, "
+    "registered_delivery, esme, source_path, author, created_at_us, status, archived, paused_by")
+
+
+def campaign_params(c: Campaign, now_us: int) -> tuple[Any, ...]:
+    """Insert parameters, in the order of ``campaign_insert_sql``."""
+    w = c.window
+    created = c.created_at
+    return (str(c.external_id), c.name, c.sender, c.sender.lower(), c.text, c.data_coding.value,
+            c.mode.value, c.kind.value, opt_us(c.start_at), opt_us(c.end_at),
+            None if w is None else w.start.isoformat(), None if w is None else w.end.isoformat(),
+            None if w is None else w.tz, int(c.auto_start), c.priority, c.tps_cap,
+            c.validity_period_s, int(c.registered_delivery), c.esme, c.source_path, c.author,
+            to_us(created) if created is not None else now_us, c.status.value, int(c.archived),
+            None if c.paused_by is None else c.paused_by.value, now_us)
+
+
+CAMPAIGN_INSERT_SQL = (
+    "INSERT INTO campaigns (external_id, name, sender, sender_lower, text, data_coding, mode, "
+    "kind, start_at_us, end_at_us, window_start, window_end, window_tz, auto_start, priority, "
+    "tps_cap, validity_period_s, registered_delivery, esme, source_path, author, created_at_us, "
+    "status, archived, paused_by, status_changed_at_us) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def campaign_from_row(r: Sequence[Any]) -> Campaign:
+    window = None
+    if r[10] is not None:
+        window = DailyWindow(time.fromisoformat(r[10]), time.fromisoformat(r[11]), r[12])
+    return Campaign(
+        id=r[0], external_id=uuid.UUID(r[1]), name=r[2], sender=r[3], text=r[4],
+        data_coding=DataCoding(r[5]), mode=CampaignMode(r[6]), kind=CampaignKind(r[7]),
+        start_at=opt_dt(r[8]), end_at=opt_dt(r[9]), window=window, auto_start=bool(r[13]),
+        priority=r[14], tps_cap=r[15], validity_period_s=r[16],
+        registered_delivery=bool(r[17]), esme=r[18], source_path=r[19], author=r[20],
+        created_at=from_us(r[21]), status=CampaignStatus(r[22]), archived=bool(r[23]),
+        paused_by=None if r[24] is None else PausedBy(r[24]))
+
+
+RECIPIENT_COLUMNS = (
+    "id, campaign_id, line_no, ctn_hash, masked, number, stage, esme, submit_status, "
+    "message_ids, created_at_us, sent_at_us, done_at_us, sms_result, receipt_stat, receipt_err, "
+    "error, attempts, segments, ambiguous")
+
+
+def recipient_from_row(r: Sequence[Any], with_number: bool) -> RecipientView:
+    return RecipientView(
+        id=r[0], campaign_id=r[1], line_no=r[2], ctn_hash=bytes(r[3]), masked=r[4],
+        number=r[5] if with_number else None, stage=RecipientStage(r[6]), esme=r[7],
+        submit_status=r[8], message_ids=tuple(r[9].split(",")) if r[9] else (),
+        created_at=from_us(r[10]), sent_at=opt_dt(r[11]), done_at=opt_dt(r[12]),
+        sms_result=None if r[13] is None else SmsResult(r[13]), receipt_stat=r[14],
+        receipt_err=r[15], error=r[16], attempts=r[17], segments=r[18], ambiguous=bool(r[19]))

@@ -1,0 +1,400 @@
+"""The dispatch path of the SQLite store: claim, submit results, receipts, recovery, expiry.
+
+Every method is one ``BEGIN IMMEDIATE`` transaction over a whole batch: a SELECT that reads the
+rows' current state, ``executemany`` UPDATEs by primary key, and one counters UPDATE per campaign
+touched. Counter deltas are computed from the rows' state read inside the same transaction, so a
+replayed or stale result can never skew them. The SQL is portable (``?`` placeholders become
+``%s`` for psycopg; ``ON CONFLICT ... DO UPDATE`` exists in both).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any
+
+from dispatch.store.base import (
+    COUNTER_FIELDS,
+    ClaimedRecipient,
+    Receipt,
+    RecoveryCounts,
+    RecoveryPolicy,
+    SubmitKind,
+    SubmitOutcome,
+    SubmitTally,
+)
+from dispatch.store.rows import day_of, opt_us, to_us, unpack_variables
+
+_IN_CHUNK = 900  # ids per IN (...) list: under every SQLite build's variable limit
+_REPLAY_BATCH = 10_000
+
+_COUNTER_SQL = ("UPDATE campaign_counters SET "
+                + ", ".join(f"{f} = {f} + ?" for f in COUNTER_FIELDS)
+                + " WHERE campaign_id = ?")
+_DAILY_SQL = (
+    "INSERT INTO campaign_daily_activity (campaign_id, day, sent, delivered, failed) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (campaign_id, day) DO UPDATE SET "
+    "sent = campaign_daily_activity.sent + excluded.sent, "
+    "delivered = campaign_daily_activity.delivered + excluded.delivered, "
+    "failed = campaign_daily_activity.failed + excluded.failed")
+_RESULT_COUNTER = {"delivered": "delivered", "failed": "undelivered", "unknown": "unknown"}
+
+# A receipt as the backend handles it: (esme, message_id, stat, err, sms_result, done_at_us).
+_Rcpt = tuple[str, str, str | None, str | None, str | None, int | None]
+
+
+def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), _IN_CHUNK):
+        yield items[i:i + _IN_CHUNK]
+
+
+def _placeholders(n: int) -> str:
+    return ",".join("?" * n)
+
+
+class _Deltas:
+    """Counter and daily-activity changes of one transaction, flushed once at its end."""
+
+    def __init__(self) -> None:
+        self.counters: dict[int, Counter[str]] = defaultdict(Counter)
+        self.daily: dict[tuple[int, str], Counter[str]] = defaultdict(Counter)
+
+    def flush(self, cur: sqlite3.Cursor) -> None:
+        rows = [(*(c[f] for f in COUNTER_FIELDS), cid)
+                for cid, c in self.counters.items() if any(c.values())]
+        if rows:
+            cur.executemany(_COUNTER_SQL, rows)
+        daily = [(cid, day, c["sent"], c["delivered"], c["failed"])
+                 for (cid, day), c in self.daily.items() if any(c.values())]
+        if daily:
+            cur.executemany(_DAILY_SQL, daily)
+
+
+class SqliteDispatchPath:
+    """Mixin of ``SqliteStore``: needs ``_tx()`` (a cursor inside BEGIN IMMEDIATE .. COMMIT)."""
+
+    def _tx(self) -> AbstractContextManager[sqlite3.Cursor]:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ claim
+
+    def claim_for_send(self, campaign_id: int, limit: int,
+                       now: datetime) -> list[ClaimedRecipient]:
+        """Lease up to ``limit`` New recipients (lowest id first): stage Sending, attempts + 1,
+        committed before returning. The selected rows are exactly the New rows of the campaign
+        within [first id, last id], so one range UPDATE moves them."""
+        if limit <= 0:
+            return []
+        with self._tx() as cur:
+            rows = cur.execute(
+                "SELECT id, number, variables, attempts FROM recipients "
+                "WHERE campaign_id = ? AND stage = 'New' ORDER BY id LIMIT ?",
+                (campaign_id, limit)).fetchall()
+            if not rows:
+                return []
+            cur.execute(
+                "UPDATE recipients SET stage = 'Sending', attempts = attempts + 1 "
+                "WHERE campaign_id = ? AND stage = 'New' AND id BETWEEN ? AND ?",
+                (campaign_id, rows[0][0], rows[-1][0]))
+            if cur.rowcount != len(rows):  # pragma: no cover - would mean a broken transaction
+                raise RuntimeError("claim moved a different number of rows than it selected")
+            n = len(rows)
+            cur.execute("UPDATE campaign_counters SET pending = pending - ?, "
+                        "inflight = inflight + ? WHERE campaign_id = ?", (n, n, campaign_id))
+        return [ClaimedRecipient(r[0], r[1], unpack_variables(r[2]), r[3] + 1) for r in rows]
+
+    # ------------------------------------------------------------------ submit results
+
+    def record_submit_results(self, outcomes: Sequence[SubmitOutcome],
+                              now: datetime) -> SubmitTally:
+        """Apply the SMSC's answers (see ``dispatch.store.base``). Only recipients in stage
+        Sending change; others are counted ``stale``. Receipts that arrived before their
+        message id was stored are applied here, in the same transaction."""
+        now_us = to_us(now)
+        day = day_of(now_us)
+        first: dict[int, SubmitOutcome] = {}
+        for o in outcomes:
+            first.setdefault(o.recipient_id, o)
+        tally: Counter[str] = Counter()
+        with self._tx() as cur:
+            state: dict[int, tuple[int, str]] = {}
+            for chunk in _chunks(list(first)):
+                for rid, cid, stage in cur.execute(
+                        "SELECT id, campaign_id, stage FROM recipients "
+                        f"WHERE id IN ({_placeholders(len(chunk))})", chunk):
+                    state[rid] = (cid, stage)
+            deltas = _Deltas()
+            accepted: list[tuple[Any, ...]] = []
+            mids: list[tuple[str, str, int, int]] = []
+            failed: list[tuple[Any, ...]] = []
+            retried: list[tuple[Any, ...]] = []
+            unknown: list[tuple[Any, ...]] = []
+            for rid, o in first.items():
+                st = state.get(rid)
+                if st is None or st[1] != "Sending":
+                    tally["stale"] += 1
+                    continue
+                cid = st[0]
+                c = deltas.counters[cid]
+                c["inflight"] -= 1
+                kind = o.kind
+                if kind is SubmitKind.ACCEPTED:
+                    accepted.append((o.esme, o.submit_status or "ESME_ROK",
+                                     ",".join(o.message_ids) or None, now_us,
+                                     len(o.message_ids), rid))
+                    mids.extend((o.esme, m, rid, i) for i, m in enumerate(o.message_ids))
+                    c["sent"] += 1
+                    deltas.daily[(cid, day)]["sent"] += 1
+                    tally["accepted"] += 1
+                elif kind is SubmitKind.RETRY:
+                    retried.append((o.esme, o.submit_status, o.error, rid))
+                    c["pending"] += 1
+                    tally["retried"] += 1
+                else:
+                    row = (o.esme, o.submit_status, o.error or (
+                        "submit outcome unknown" if kind is SubmitKind.UNKNOWN else None),
+                        now_us, rid)
+                    c["failed"] += 1
+                    deltas.daily[(cid, day)]["failed"] += 1
+                    if kind is SubmitKind.UNKNOWN:
+                        unknown.append(row)
+                        c["unknown"] += 1
+                        c["ambiguous"] += 1
+                        tally["unknown"] += 1
+                    else:
+                        failed.append(row)
+                        tally["failed"] += 1
+            if accepted:
+                cur.executemany(
+                    "UPDATE recipients SET stage = 'Delivered', esme = ?, submit_status = ?, "
+                    "message_ids = ?, sent_at_us = ?, segments = ?, error = NULL WHERE id = ?",
+                    accepted)
+            if mids:
+                cur.executemany(
+                    "INSERT INTO message_ids (esme, message_id, recipient_id, segment) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (esme, message_id) DO UPDATE SET "
+                    "recipient_id = excluded.recipient_id, segment = excluded.segment, "
+                    "result = NULL", mids)
+            if failed:
+                cur.executemany(
+                    "UPDATE recipients SET stage = 'Failed', esme = ?, submit_status = ?, "
+                    "error = ?, done_at_us = ? WHERE id = ?", failed)
+            if unknown:
+                cur.executemany(
+                    "UPDATE recipients SET stage = 'Failed', esme = ?, submit_status = ?, "
+                    "error = ?, done_at_us = ?, sms_result = 'unknown', ambiguous = 1 "
+                    "WHERE id = ?", unknown)
+            if retried:
+                cur.executemany(
+                    "UPDATE recipients SET stage = 'New', esme = ?, submit_status = ?, "
+                    "error = ? WHERE id = ?", retried)
+            if mids and cur.execute("SELECT 1 FROM unmatched_receipts LIMIT 1").fetchone():
+                tally["receipts_matched"] = self._replay_unmatched(
+                    cur, [(e, m) for e, m, _, _ in mids], now_us, deltas)
+            deltas.flush(cur)
+        return SubmitTally(**tally)
+
+    # ------------------------------------------------------------------ receipts
+
+    def record_receipts(self, receipts: Sequence[Receipt], now: datetime) -> int:
+        """Match receipts to recipients by (esme, message id); return how many matched.
+        Unmatched ones are parked in ``unmatched_receipts`` (not lost)."""
+        now_us = to_us(now)
+        rows: list[_Rcpt] = [
+            (r.esme, r.message_id, r.stat, r.err,
+             None if r.sms_result is None else r.sms_result.value, opt_us(r.done_at))
+            for r in receipts]
+        with self._tx() as cur:
+            deltas = _Deltas()
+            matched, unmatched = self._apply_receipts(cur, rows, now_us, deltas)
+            if unmatched:
+                cur.executemany(
+                    "INSERT INTO unmatched_receipts (esme, message_id, stat, err, sms_result, "
+                    "done_at_us, received_at_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(*u, now_us) for u in unmatched])
+            deltas.flush(cur)
+        return matched
+
+    def _apply_receipts(self, cur: sqlite3.Cursor, receipts: Sequence[_Rcpt], now_us: int,
+                        deltas: _Deltas) -> tuple[int, list[_Rcpt]]:
+        by_esme: dict[str, set[str]] = defaultdict(set)
+        for r in receipts:
+            by_esme[r[0]].add(r[1])
+        # (esme, message_id) -> [recipient_id, segment, result]
+        found: dict[tuple[str, str], list[Any]] = {}
+        for esme, ids in by_esme.items():
+            for chunk in _chunks(sorted(ids)):
+                for mid, rid, seg, res in cur.execute(
+                        "SELECT message_id, recipient_id, segment, result FROM message_ids "
+                        f"WHERE esme = ? AND message_id IN ({_placeholders(len(chunk))})",
+                        (esme, *chunk)):
+                    found[(esme, mid)] = [rid, seg, res]
+        unmatched = [r for r in receipts if (r[0], r[1]) not in found]
+        if not found:
+            return 0, unmatched
+        # recipient id -> [campaign_id, segments, reported, delivered_segs, sms_result, stat,
+        #                  err, done_at_us]
+        state: dict[int, list[Any]] = {}
+        rids = sorted({v[0] for v in found.values()})
+        for chunk in _chunks(rids):
+            for row in cur.execute(
+                    "SELECT id, campaign_id, segments, dlr_reported, dlr_delivered, sms_result, "
+                    "receipt_stat, receipt_err, done_at_us FROM recipients "
+                    f"WHERE id IN ({_placeholders(len(chunk))})", chunk):
+                state[row[0]] = list(row[1:])
+        matched = 0
+        changed: set[int] = set()
+        seg_updates: list[tuple[str, str, str]] = []
+        for esme, mid, stat, err, result, done_us in receipts:
+            entry = found.get((esme, mid))
+            if entry is None:
+                continue
+            matched += 1
+            s = state.get(entry[0])
+            if s is None or entry[2] is not None:
+                continue  # recipient gone, or this segment already resolved (duplicate receipt)
+            changed.add(entry[0])
+            old = s[4]
+            if result is None:  # intermediate state (ENROUTE, ACCEPTED): keep the stat only
+                if old is None:
+                    s[5], s[6] = stat, err
+                continue
+            entry[2] = result
+            seg_updates.append((result, esme, mid))
+            s[2] += 1
+            if result == "delivered":
+                s[3] += 1
+            if old == "failed":
+                continue  # the first failing segment decides; keep its stat
+            s[5], s[6] = stat, err
+            if result == "failed":
+                new = "failed"
+            elif s[2] >= s[1]:
+                new = "delivered" if s[3] >= s[1] else "unknown"
+            else:
+                new = None
+            if new != old:
+                s[4] = new
+                s[7] = done_us if done_us is not None else now_us
+                cid = s[0]
+                if old is not None:
+                    deltas.counters[cid][_RESULT_COUNTER[old]] -= 1
+                if new is not None:
+                    deltas.counters[cid][_RESULT_COUNTER[new]] += 1
+                    if new in ("delivered", "failed"):
+                        deltas.daily[(cid, day_of(s[7]))][new] += 1
+        if seg_updates:
+            cur.executemany("UPDATE message_ids SET result = ? WHERE esme = ? AND message_id = ?",
+                            seg_updates)
+        if changed:
+            cur.executemany(
+                "UPDATE recipients SET sms_result = ?, receipt_stat = ?, receipt_err = ?, "
+                "dlr_reported = ?, dlr_delivered = ?, done_at_us = ? WHERE id = ?",
+                [(s[4], s[5], s[6], s[2], s[3], s[7], rid)
+                 for rid in changed for s in (state[rid],)])
+        return matched, unmatched
+
+    def _replay_unmatched(self, cur: sqlite3.Cursor, keys: Sequence[tuple[str, str]],
+                          now_us: int, deltas: _Deltas) -> int:
+        """Apply parked receipts whose (esme, message id) is in ``keys``; delete them."""
+        by_esme: dict[str, list[str]] = defaultdict(list)
+        for esme, mid in keys:
+            by_esme[esme].append(mid)
+        parked: list[tuple[Any, ...]] = []
+        for esme, ids in by_esme.items():
+            for chunk in _chunks(ids):
+                parked.extend(cur.execute(
+                    "SELECT id, esme, message_id, stat, err, sms_result, done_at_us "
+                    "FROM unmatched_receipts "
+                    f"WHERE esme = ? AND message_id IN ({_placeholders(len(chunk))}) ORDER BY id",
+                    (esme, *chunk)).fetchall())
+        return self._apply_parked(cur, parked, now_us, deltas)
+
+    def _apply_parked(self, cur: sqlite3.Cursor, parked: Sequence[tuple[Any, ...]],
+                      now_us: int, deltas: _Deltas) -> int:
+        if not parked:
+            return 0
+        matched, still = self._apply_receipts(cur, [tuple(p[1:]) for p in parked],
+                                              now_us, deltas)
+        still_keys = {(u[0], u[1]) for u in still}
+        done = [(p[0],) for p in parked if (p[1], p[2]) not in still_keys]
+        cur.executemany("DELETE FROM unmatched_receipts WHERE id = ?", done)
+        return matched
+
+    def retry_unmatched_receipts(self, now: datetime) -> int:
+        """Try parked receipts again (up to 10000 per call); return how many matched now."""
+        now_us = to_us(now)
+        with self._tx() as cur:
+            parked = cur.execute(
+                "SELECT id, esme, message_id, stat, err, sms_result, done_at_us "
+                "FROM unmatched_receipts ORDER BY id LIMIT ?", (_REPLAY_BATCH,)).fetchall()
+            deltas = _Deltas()
+            matched = self._apply_parked(cur, parked, now_us, deltas)
+            deltas.flush(cur)
+        return matched
+
+    def purge_unmatched_receipts(self, older_than: datetime) -> int:
+        with self._tx() as cur:
+            cur.execute("DELETE FROM unmatched_receipts WHERE received_at_us < ?",
+                        (to_us(older_than),))
+            return cur.rowcount
+
+    def unmatched_receipt_count(self) -> int:
+        with self._tx() as cur:
+            return int(cur.execute("SELECT COUNT(*) FROM unmatched_receipts").fetchone()[0])
+
+    # ------------------------------------------------------------------ recovery and expiry
+
+    def recover_inflight(self, policy: RecoveryPolicy, now: datetime) -> RecoveryCounts:
+        """Startup recovery of recipients a crash left in stage Sending (before any claim).
+
+        ``RESEND``: back to New (at-least-once). ``MARK_UNKNOWN``: stage Failed, sms_result
+        unknown, ambiguous (at-most-once). Counters follow in the same transaction. Campaigns
+        are found from their counters (``inflight > 0``), which are exact by construction.
+        """
+        now_us = to_us(now)
+        day = day_of(now_us)
+        by_campaign: dict[int, int] = {}
+        with self._tx() as cur:
+            cids = [r[0] for r in cur.execute(
+                "SELECT campaign_id FROM campaign_counters WHERE inflight > 0 "
+                "ORDER BY campaign_id")]
+            deltas = _Deltas()
+            for cid in cids:
+                if policy is RecoveryPolicy.RESEND:
+                    cur.execute("UPDATE recipients SET stage = 'New' "
+                                "WHERE campaign_id = ? AND stage = 'Sending'", (cid,))
+                    n = cur.rowcount
+                    deltas.counters[cid].update(inflight=-n, pending=n)
+                else:
+                    cur.execute(
+                        "UPDATE recipients SET stage = 'Failed', sms_result = 'unknown', "
+                        "ambiguous = 1, done_at_us = ?, "
+                        "error = 'in flight at restart: submit outcome unknown' "
+                        "WHERE campaign_id = ? AND stage = 'Sending'", (now_us, cid))
+                    n = cur.rowcount
+                    deltas.counters[cid].update(inflight=-n, failed=n, unknown=n, ambiguous=n)
+                    deltas.daily[(cid, day)]["failed"] += n
+                by_campaign[cid] = n
+            deltas.flush(cur)
+        total = sum(by_campaign.values())
+        if policy is RecoveryPolicy.RESEND:
+            return RecoveryCounts(total, 0, by_campaign)
+        return RecoveryCounts(0, total, by_campaign)
+
+    def expire_remaining(self, campaign_id: int, now: datetime) -> int:
+        """Mark the campaign's unsent (New) recipients Failed with "campaign expired"."""
+        now_us = to_us(now)
+        with self._tx() as cur:
+            cur.execute("UPDATE recipients SET stage = 'Failed', error = 'campaign expired', "
+                        "done_at_us = ? WHERE campaign_id = ? AND stage = 'New'",
+                        (now_us, campaign_id))
+            n = cur.rowcount
+            deltas = _Deltas()
+            deltas.counters[campaign_id].update(pending=-n, failed=n, expired=n)
+            deltas.daily[(campaign_id, day_of(now_us))]["failed"] += n
+            deltas.flush(cur)
+        return n
