@@ -15,6 +15,7 @@ numbers are rendered (``control.resources.recipients``).
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from typing import Any
 
 import falcon
@@ -35,6 +36,9 @@ class Action(enum.StrEnum):
     SEND = "send"                      # add messages to a transactional campaign
     METRICS = "metrics"                # /metrics when protected
 
+
+#: What a resource declares: HTTP method -> the action it performs.
+Actions = Mapping[str, Action]
 
 _A, _M, _D, _V = Role.AUTHOR, Role.MODERATOR, Role.ADMIN, Role.VIEWER
 

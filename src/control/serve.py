@@ -16,11 +16,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
+
+if TYPE_CHECKING:
+    # trio-typing's stubs (installed in the venv) shadow trio's own types and lack
+    # trio.TaskStatus; its TaskStatus is the same protocol.
+    from trio_typing import TaskStatus
 
 log = logging.getLogger("control.serve")
 
@@ -41,7 +46,7 @@ def _port_of(bind: str) -> int:
 
 
 async def serve_api(app: Any, host: str, port: int,
-                    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED, *,
+                    task_status: TaskStatus[int] = trio.TASK_STATUS_IGNORED, *,
                     shutdown_trigger: Callable[[], Awaitable[Any]] | None = None,
                     graceful_timeout_s: float = 5.0) -> None:
     """Run the API server until cancelled or ``shutdown_trigger`` returns.
