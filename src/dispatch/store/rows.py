@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 
 import msgpack
@@ -49,7 +50,13 @@ def opt_dt(us: int | None) -> datetime | None:
 
 def day_of(us: int) -> str:
     """The UTC calendar day of a time, as the activity table's key."""
-    return (_EPOCH + timedelta(days=us // _US_PER_DAY)).date().isoformat()
+    return _day_name(us // _US_PER_DAY)
+
+
+@lru_cache(maxsize=64)
+def _day_name(day_number: int) -> str:
+    # Cached: receipts for one batch fall on one or two days.
+    return (_EPOCH + timedelta(days=day_number)).date().isoformat()
 
 
 def pack_variables(variables: dict[str, Any] | None) -> bytes | None:

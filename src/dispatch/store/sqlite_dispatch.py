@@ -176,8 +176,7 @@ class SqliteDispatchPath:
                 cur.executemany(
                     "INSERT INTO message_ids (esme, message_id, recipient_id, segment) "
                     "VALUES (?, ?, ?, ?) ON CONFLICT (esme, message_id) DO UPDATE SET "
-                    "recipient_id = excluded.recipient_id, segment = excluded.segment, "
-                    "result = NULL", mids)
+                    "recipient_id = excluded.recipient_id, segment = excluded.segment", mids)
             if failed:
                 cur.executemany(
                     "UPDATE recipients SET stage = 'Failed', esme = ?, submit_status = ?, "
@@ -223,38 +222,38 @@ class SqliteDispatchPath:
         by_esme: dict[str, set[str]] = defaultdict(set)
         for r in receipts:
             by_esme[r[0]].add(r[1])
-        # (esme, message_id) -> [recipient_id, segment, result]
-        found: dict[tuple[str, str], list[Any]] = {}
+        # (esme, message_id) -> (recipient_id, segment)
+        found: dict[tuple[str, str], tuple[int, int]] = {}
         for esme, ids in by_esme.items():
             for chunk in _chunks(sorted(ids)):
-                for mid, rid, seg, res in cur.execute(
-                        "SELECT message_id, recipient_id, segment, result FROM message_ids "
+                for mid, rid, seg in cur.execute(
+                        "SELECT message_id, recipient_id, segment FROM message_ids "
                         f"WHERE esme = ? AND message_id IN ({_placeholders(len(chunk))})",
                         (esme, *chunk)):
-                    found[(esme, mid)] = [rid, seg, res]
+                    found[(esme, mid)] = (rid, seg)
         unmatched = [r for r in receipts if (r[0], r[1]) not in found]
         if not found:
             return 0, unmatched
-        # recipient id -> [campaign_id, segments, reported, delivered_segs, sms_result, stat,
+        # recipient id -> [campaign_id, segments, dlr_mask, delivered_segs, sms_result, stat,
         #                  err, done_at_us]
         state: dict[int, list[Any]] = {}
         rids = sorted({v[0] for v in found.values()})
         for chunk in _chunks(rids):
             for row in cur.execute(
-                    "SELECT id, campaign_id, segments, dlr_reported, dlr_delivered, sms_result, "
+                    "SELECT id, campaign_id, segments, dlr_mask, dlr_delivered, sms_result, "
                     "receipt_stat, receipt_err, done_at_us FROM recipients "
                     f"WHERE id IN ({_placeholders(len(chunk))})", chunk):
                 state[row[0]] = list(row[1:])
         matched = 0
         changed: set[int] = set()
-        seg_updates: list[tuple[str, str, str]] = []
         for esme, mid, stat, err, result, done_us in receipts:
             entry = found.get((esme, mid))
             if entry is None:
                 continue
             matched += 1
             s = state.get(entry[0])
-            if s is None or entry[2] is not None:
+            bit = 1 << entry[1]
+            if s is None or s[2] & bit:
                 continue  # recipient gone, or this segment already resolved (duplicate receipt)
             changed.add(entry[0])
             old = s[4]
@@ -262,9 +261,7 @@ class SqliteDispatchPath:
                 if old is None:
                     s[5], s[6] = stat, err
                 continue
-            entry[2] = result
-            seg_updates.append((result, esme, mid))
-            s[2] += 1
+            s[2] |= bit
             if result == "delivered":
                 s[3] += 1
             if old == "failed":
@@ -272,7 +269,7 @@ class SqliteDispatchPath:
             s[5], s[6] = stat, err
             if result == "failed":
                 new = "failed"
-            elif s[2] >= s[1]:
+            elif s[2].bit_count() >= s[1]:
                 new = "delivered" if s[3] >= s[1] else "unknown"
             else:
                 new = None
@@ -286,13 +283,10 @@ class SqliteDispatchPath:
                     deltas.counters[cid][_RESULT_COUNTER[new]] += 1
                     if new in ("delivered", "failed"):
                         deltas.daily[(cid, day_of(s[7]))][new] += 1
-        if seg_updates:
-            cur.executemany("UPDATE message_ids SET result = ? WHERE esme = ? AND message_id = ?",
-                            seg_updates)
         if changed:
             cur.executemany(
                 "UPDATE recipients SET sms_result = ?, receipt_stat = ?, receipt_err = ?, "
-                "dlr_reported = ?, dlr_delivered = ?, done_at_us = ? WHERE id = ?",
+                "dlr_mask = ?, dlr_delivered = ?, done_at_us = ? WHERE id = ?",
                 [(s[4], s[5], s[6], s[2], s[3], s[7], rid)
                  for rid in changed for s in (state[rid],)])
         return matched, unmatched
