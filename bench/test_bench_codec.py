@@ -1,0 +1,173 @@
+"""SMPP codec throughput: the Cython fast path, the pure-Python reference and smpplib side by side
+on the same realistic PDUs, in batches of 1000 (DESIGN.md: encode a window into one buffer,
+parse every PDU of a received chunk in one call).
+
+Targets (DESIGN.md "Bars"): >= 2M submit_sm encoded/s, >= 2M submit_sm_resp and >= 1M receipts
+(deliver_sm with TLVs + receipt text parsed) decoded/s, >= 100x smpplib.
+
+    .venv/bin/python -m pytest bench/test_bench_codec.py --benchmark-columns=mean,ops -s
+
+Each benchmark stores PDUs/s in ``extra_info["pdus_per_s"]``; the last test prints the table and
+the ratios. With ``--benchmark-disable`` every body runs once, as a quick correctness check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from dispatch._reference import codec as reference
+from dispatch.fastpath import implementations
+from dispatch.smpp.constants import CommandId, Tlv
+
+smpp = pytest.importorskip("smpplib.smpp")
+
+BATCH = 1000
+RATES: dict[tuple[str, str], float] = {}
+IMPLS = sorted(implementations())
+
+
+class _Client:
+    def next_sequence(self) -> int:
+        return 1
+
+
+CLIENT = _Client()
+
+
+def submit_messages() -> list[tuple[Any, ...]]:
+    """A campaign window: alphanumeric sender, 11-digit numbers, receipts requested, a 120-char
+    GSM text, a user_message_reference TLV."""
+    text = b"Your order 12345 has shipped and will arrive tomorrow between 10:00 and 14:00. " \
+           b"Track it at example.com/t/12345 ok"
+    return [(i + 1, b"", 5, 0, b"SHOPNAME", 1, 1, b"7999%07d" % i, 0, 0, 0, b"", b"", 1, 0, 0, 0,
+             text, [(Tlv.USER_MESSAGE_REFERENCE, (i & 0xFFFF).to_bytes(2, "big"))])
+            for i in range(BATCH)]
+
+
+def submit_resp_stream() -> bytes:
+    return reference.encode_message_id_resp_batch(
+        CommandId.SUBMIT_SM_RESP, [(0, i + 1, b"%016X" % (0x5F3A0000 + i)) for i in range(BATCH)])
+
+
+def receipt_stream() -> bytes:
+    messages = []
+    for i in range(BATCH):
+        mid = b"%016X" % (0x5F3A0000 + i)
+        text = (b"id:" + mid + b" sub:001 dlvrd:001 submit date:2311230101 done date:2311230102"
+                b" stat:DELIVRD err:000 text:Your order 12345 ha")
+        messages.append((i + 1, b"", 1, 1, b"7999%07d" % i, 5, 0, b"SHOPNAME", 0x04, 0, 0, b"",
+                         b"", 0, 0, 0, 0, text,
+                         [(Tlv.RECEIPTED_MESSAGE_ID, mid + b"\x00"), (Tlv.MESSAGE_STATE, b"\x02"),
+                          (Tlv.NETWORK_ERROR_CODE, b"\x03\x00\x00")]))
+    return reference.encode_sm_batch(CommandId.DELIVER_SM, messages)
+
+
+def _split(data: bytes) -> list[bytes]:
+    out = []
+    pos = 0
+    while pos < len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        out.append(data[pos:pos + length])
+        pos += length
+    return out
+
+
+def _run(benchmark: Any, key: tuple[str, str], fn: Callable[[], Any], slow: bool) -> Any:
+    if slow:
+        result = benchmark.pedantic(fn, rounds=3, iterations=1, warmup_rounds=1)
+    else:
+        result = benchmark(fn)
+    stats = getattr(benchmark, "stats", None)
+    if stats is not None and not getattr(benchmark, "disabled", False):
+        rate = BATCH / stats.stats.mean
+        benchmark.extra_info["pdus_per_s"] = round(rate)
+        RATES[key] = rate
+    return result
+
+
+# ------------------------------------------------------------------ submit_sm encode
+
+@pytest.mark.parametrize("name", IMPLS)
+def test_encode_submit_sm(benchmark: Any, name: str) -> None:
+    impl: ModuleType = implementations()[name]
+    messages = submit_messages()
+    data = _run(benchmark, ("encode submit_sm", name),
+                lambda: impl.encode_sm_batch(CommandId.SUBMIT_SM, messages), name == "python")
+    assert len(impl.decode_pdus(data)[0]) == BATCH
+
+
+def test_encode_submit_sm_smpplib(benchmark: Any) -> None:
+    messages = submit_messages()
+
+    def encode() -> bytes:
+        return b"".join(
+            smpp.make_pdu("submit_sm", client=CLIENT, sequence=m[0], source_addr_ton=5,
+                          source_addr="SHOPNAME", dest_addr_ton=1, dest_addr_npi=1,
+                          destination_addr=m[7].decode(), registered_delivery=1,
+                          short_message=m[17], user_message_reference=m[0] & 0xFFFF).generate()
+            for m in messages)
+
+    data = _run(benchmark, ("encode submit_sm", "smpplib"), encode, True)
+    assert len(reference.decode_pdus(data)[0]) == BATCH
+
+
+# ------------------------------------------------------------------ submit_sm_resp decode
+
+@pytest.mark.parametrize("name", IMPLS)
+def test_decode_submit_sm_resp(benchmark: Any, name: str) -> None:
+    impl: ModuleType = implementations()[name]
+    data = submit_resp_stream()
+    pdus, used = _run(benchmark, ("decode submit_sm_resp", name),
+                      lambda: impl.decode_pdus(data), name == "python")
+    assert len(pdus) == BATCH and used == len(data)
+
+
+def test_decode_submit_sm_resp_smpplib(benchmark: Any) -> None:
+    frames = _split(submit_resp_stream())
+    pdus = _run(benchmark, ("decode submit_sm_resp", "smpplib"),
+                lambda: [smpp.parse_pdu(f, client=CLIENT) for f in frames], True)
+    assert len(pdus) == BATCH
+
+
+# ------------------------------------------------------------------ receipts decode
+
+@pytest.mark.parametrize("name", IMPLS)
+def test_decode_receipts(benchmark: Any, name: str) -> None:
+    impl: ModuleType = implementations()[name]
+    data = receipt_stream()
+
+    def decode() -> list[Any]:
+        pdus, _ = impl.decode_pdus(data)
+        return impl.parse_receipts(pdus)  # type: ignore[no-any-return]
+
+    receipts = _run(benchmark, ("decode receipts", name), decode, name == "python")
+    assert len(receipts) == BATCH and receipts[0][1][5] == b"DELIVRD"
+
+
+def test_decode_receipts_smpplib(benchmark: Any) -> None:
+    """smpplib parses the PDU and its TLVs; it has no receipt-text parser, so this baseline
+    does less work than ours (the ratio is conservative)."""
+    frames = _split(receipt_stream())
+    pdus = _run(benchmark, ("decode receipts", "smpplib"),
+                lambda: [smpp.parse_pdu(f, client=CLIENT) for f in frames], True)
+    assert len(pdus) == BATCH and pdus[0].message_state == 2
+
+
+def test_report() -> None:
+    """Print PDUs/s per implementation and the ratios (only when benchmarks ran)."""
+    if not RATES:
+        return
+    print("\n\nSMPP codec, PDUs/s (batches of %d)" % BATCH)
+    for op in ("encode submit_sm", "decode submit_sm_resp", "decode receipts"):
+        row = {name: RATES.get((op, name)) for name in ("cython", "python", "smpplib")}
+        cells = "  ".join(f"{n}={r / 1e6:.3f}M" for n, r in row.items() if r)
+        ratios = ""
+        if row["cython"] and row["smpplib"]:
+            ratios += f"  cython/smpplib={row['cython'] / row['smpplib']:.0f}x"
+        if row["cython"] and row["python"]:
+            ratios += f"  cython/python={row['cython'] / row['python']:.1f}x"
+        print(f"  {op:24s} {cells}{ratios}")
