@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any
 
 from dispatch.fastpath import impl
@@ -55,7 +55,7 @@ C = CommandId
 S = CommandStatus
 
 
-class BindMode(str, Enum):
+class BindMode(StrEnum):
     """How an ESME binds (SMPP 3.4 sections 4.1.1, 4.1.3, 4.1.5)."""
 
     TRANSMITTER = "tx"
@@ -267,6 +267,11 @@ class _Session:
     def outstanding(self) -> int:
         """Requests sent and not answered yet."""
         return len(self._pending)
+
+    def forget(self, sequence_number: int) -> None:
+        """Stop waiting for a response (the transport timed it out); a late one is then
+        counted in ``unexpected_responses`` and dropped."""
+        self._pending.pop(sequence_number, None)
 
     def outstanding_requests(self) -> dict[int, int]:
         """A copy of sequence number -> command id for every unanswered request."""

@@ -1,0 +1,90 @@
+"""``python -m dispatch.simulator``: run the SMSC simulator from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import trio
+
+from dispatch.simulator.config import (
+    Account,
+    FaultConfig,
+    OutcomeRule,
+    SimulatorConfig,
+    SubmitStatusRule,
+)
+from dispatch.simulator.server import run
+
+
+def _account(text: str) -> Account:
+    parts = text.split(":")
+    if len(parts) not in (2, 3):
+        raise argparse.ArgumentTypeError("account is SYSTEM_ID:PASSWORD[:THROTTLE_TPS]")
+    return Account(parts[0], parts[1], float(parts[2]) if len(parts) == 3 else 0.0)
+
+
+def _outcome(text: str) -> OutcomeRule:
+    stat, _, rest = text.partition("=")
+    if rest.startswith("/"):
+        return OutcomeRule(stat.upper(), pattern=rest[1:])
+    return OutcomeRule(stat.upper(), share=float(rest or 1))
+
+
+def _rejection(text: str) -> SubmitStatusRule:
+    pattern, _, status = text.partition("=")
+    return SubmitStatusRule(pattern, int(status, 0) if status else 0x0B)
+
+
+def parse_args(argv: list[str] | None = None) -> SimulatorConfig:
+    p = argparse.ArgumentParser(prog="python -m dispatch.simulator",
+                                description="SMPP 3.4 SMSC simulator")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=2775)
+    p.add_argument("--account", action="append", type=_account, default=[],
+                   help="SYSTEM_ID:PASSWORD[:THROTTLE_TPS] (repeatable; default dispatch:secret)")
+    p.add_argument("--latency-s", type=float, default=0.0, help="submit_sm_resp latency")
+    p.add_argument("--receipt-delay-s", type=float, default=0.0)
+    p.add_argument("--no-receipts", action="store_true")
+    p.add_argument("--outcome", action="append", type=_outcome, default=[],
+                   help="STAT=SHARE or STAT=/REGEX, e.g. DELIVRD=0.9 UNDELIV=0.1 EXPIRED=/999$")
+    p.add_argument("--reject", action="append", type=_rejection, default=[],
+                   help="REGEX=STATUS: answer submits to matching numbers with STATUS")
+    p.add_argument("--id-format", choices=["hex", "decimal"], default="hex")
+    p.add_argument("--receipt-id-format", choices=["hex", "decimal"], default=None)
+    p.add_argument("--id-width", type=int, default=0)
+    p.add_argument("--drop-after-pdus", type=int, default=0)
+    p.add_argument("--stall-after-pdus", type=int, default=0)
+    p.add_argument("--garbage-after-pdus", type=int, default=0)
+    p.add_argument("--faulty-sessions", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-log", action="store_true", help="do not keep a record per submit")
+    a = p.parse_args(argv)
+    return SimulatorConfig(
+        host=a.host, port=a.port,
+        accounts=tuple(a.account) or (Account("dispatch", "secret"),),
+        response_latency_s=a.latency_s, receipt_delay_s=a.receipt_delay_s,
+        receipts=not a.no_receipts,
+        outcomes=tuple(a.outcome) or (OutcomeRule("DELIVRD", share=1.0),),
+        submit_status_rules=tuple(a.reject), message_id_format=a.id_format,
+        receipt_id_format=a.receipt_id_format, message_id_width=a.id_width,
+        faults=FaultConfig(drop_after_pdus=a.drop_after_pdus,
+                           stall_after_pdus=a.stall_after_pdus,
+                           garbage_after_pdus=a.garbage_after_pdus,
+                           faulty_sessions=a.faulty_sessions),
+        seed=a.seed, log_submits=not a.no_log)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    config = parse_args(argv)
+    try:
+        trio.run(run, config)
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

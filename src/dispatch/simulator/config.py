@@ -1,0 +1,84 @@
+"""Settings of the SMSC simulator: accounts, latency, receipts, outcome mix, throttling, faults."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from dispatch.smpp.constants import CommandStatus
+
+#: receipt stat words the simulator can produce (SMPP 3.4 Appendix B) and their message_state
+STAT_STATES = {"DELIVRD": 2, "EXPIRED": 3, "DELETED": 4, "UNDELIV": 5, "ACCEPTD": 6,
+               "UNKNOWN": 7, "REJECTD": 8}
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """One ESME account: credentials and an optional throttle (ESME_RTHROTTLED above it)."""
+
+    system_id: str
+    password: str
+    throttle_tps: float = 0.0  # submits per one-second window above which 0x58 is answered
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeRule:
+    """How a receipt ends: ``stat`` for destinations matching ``pattern`` (a regex searched in
+    the destination) or, without a pattern, for ``share`` of the remaining messages."""
+
+    stat: str
+    share: float = 0.0
+    pattern: str | None = None
+    err: str = "000"
+
+    def __post_init__(self) -> None:
+        if self.stat not in STAT_STATES:
+            raise ValueError(f"unknown receipt stat {self.stat!r}")
+
+    def matches(self, destination: str) -> bool:
+        return self.pattern is not None and re.search(self.pattern, destination) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitStatusRule:
+    """Answer submit_sm with ``status`` when the destination matches ``pattern``."""
+
+    pattern: str
+    status: int = CommandStatus.ESME_RINVDSTADR
+
+
+@dataclass(frozen=True, slots=True)
+class FaultConfig:
+    """Misbehaviour for the first ``faulty_sessions`` bound sessions (later ones are healthy, so
+    a client that reconnects can finish). Counts are PDUs received on that session."""
+
+    drop_after_pdus: int = 0  # close the TCP connection abruptly
+    stall_after_pdus: int = 0  # keep reading but answer nothing, ever
+    garbage_after_pdus: int = 0  # write ``garbage`` once onto the stream
+    garbage: bytes = b"\x00\x00\x00\x14\xde\xad\xbe\xef\x00\x00\x00\x00\x00\x00\x00\x07garb"
+    faulty_sessions: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorConfig:
+    host: str = "127.0.0.1"
+    port: int = 2775  # 0: any free port (tests)
+    accounts: tuple[Account, ...] = (Account("dispatch", "secret"),)
+    system_id: str = "dispatch-sim"
+    response_latency_s: float = 0.0
+    receipt_delay_s: float = 0.0
+    receipts: bool = True  # honour registered_delivery
+    receipt_tlvs: bool = True  # add receipted_message_id + message_state TLVs
+    outcomes: tuple[OutcomeRule, ...] = (OutcomeRule("DELIVRD", share=1.0),)
+    submit_status_rules: tuple[SubmitStatusRule, ...] = ()
+    message_id_format: Literal["hex", "decimal"] = "hex"
+    message_id_width: int = 0  # zero-pad to this many characters
+    message_id_upper: bool = True  # hex digits upper-case
+    receipt_id_format: Literal["hex", "decimal"] | None = None  # None: as message_id_format
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    seed: int = 0
+    log_submits: bool = True  # keep a SubmitRecord per submit (tests reconcile exactly-once)
+    max_log_records: int = 2_000_000
+    receipt_queue_max: int = 1_000_000
+    read_size: int = 256 * 1024

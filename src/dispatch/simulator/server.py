@@ -1,0 +1,474 @@
+"""A trio SMPP 3.4 server that behaves like an operator SMSC, for tests, demos and benchmarks.
+
+Each TCP connection runs an ``SmscSession`` with one reader task and one writer task that
+sends everything queued in one ``send_all``. Submits are answered after
+``response_latency_s`` (in batches), receipts are delivered after ``receipt_delay_s`` to a
+receiver (RX/TRX) bind of the same account, and everything seen is counted in
+``SimulatorStats``.
+
+    async with trio.open_nursery() as nursery:
+        sim = await nursery.start(run, SimulatorConfig(port=0))
+        ...  # connect to ("127.0.0.1", sim.port); read sim.stats
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import random
+import re
+import time
+from functools import partial
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from dispatch.simulator.config import STAT_STATES, Account, SimulatorConfig
+from dispatch.simulator.stats import SimulatorStats, SubmitRecord, destination_hash
+from dispatch.smpp import text
+from dispatch.smpp.constants import (
+    DATA_CODING_UCS2,
+    ESM_CLASS_DELIVERY_RECEIPT,
+    ESM_CLASS_UDHI,
+    CommandId,
+    CommandStatus,
+    Tlv,
+)
+from dispatch.smpp.session import (
+    BindMode,
+    BindRequest,
+    GenericNack,
+    ProtocolError,
+    Response,
+    SmscSession,
+    SubmitSm,
+    Unbound,
+)
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
+
+log = logging.getLogger(__name__)
+_RECEIVERS = (BindMode.RECEIVER, BindMode.TRANSCEIVER)
+
+
+def concatenation_info(esm_class: int, short_message: bytes,
+                       tlvs: dict[int, bytes]) -> tuple[int | None, int, int, bytes]:
+    """(reference, total, part, payload) from a UDH (TS 23.040 9.2.3.24.1/.8) or SAR TLVs
+    (SMPP 3.4 section 5.3.2.22-24); ``(None, 1, 1, short_message)`` for a single part."""
+    if esm_class & ESM_CLASS_UDHI and short_message:
+        udh_len = short_message[0]
+        udh, payload = short_message[1:1 + udh_len], short_message[1 + udh_len:]
+        i = 0
+        while i + 2 <= len(udh):
+            iei, length = udh[i], udh[i + 1]
+            value = udh[i + 2:i + 2 + length]
+            if iei == 0x00 and length == 3:
+                return value[0], value[1], value[2], payload
+            if iei == 0x08 and length == 4:
+                return (value[0] << 8) | value[1], value[2], value[3], payload
+            i += 2 + length
+        return None, 1, 1, payload
+    ref = tlvs.get(Tlv.SAR_MSG_REF_NUM)
+    if ref is not None:
+        total = tlvs.get(Tlv.SAR_TOTAL_SEGMENTS, b"\x01")
+        part = tlvs.get(Tlv.SAR_SEGMENT_SEQNUM, b"\x01")
+        return int.from_bytes(ref, "big"), total[0], part[0], short_message
+    return None, 1, 1, short_message
+
+
+def _decode_text(data_coding: int, payload: bytes) -> str:
+    if data_coding == DATA_CODING_UCS2:
+        return payload.decode("utf-16-be", "replace")
+    if data_coding == 0:
+        return text.gsm7_decode(payload)
+    return payload.decode("latin-1")
+
+
+class SmscSimulator:
+    """The server: accounts, id allocation, receipts queue, statistics."""
+
+    def __init__(self, config: SimulatorConfig) -> None:
+        self.config = config
+        self.stats = SimulatorStats()
+        self.port = config.port
+        self._accounts = {a.system_id: a for a in config.accounts}
+        self._ids = itertools.count(1)
+        self._session_ids = itertools.count(1)
+        self._rng = random.Random(config.seed)
+        self._receivers: dict[str, list[_Connection]] = {}
+        self._rr = itertools.count()
+        self._receipts: list[tuple[float, int, str, tuple[Any, ...]]] = []  # heap
+        self._receipt_seq = itertools.count()
+        self._receipt_wakeup = trio.Event()
+        self._parts: dict[tuple[str, str, int], dict[int, tuple[int, bytes]]] = {}
+        self._tps_window: dict[str, tuple[int, int]] = {}  # account -> (second, count)
+        self._t0 = 0.0
+        self._faulty_left = config.faults.faulty_sessions
+        self._parts_seen: set[tuple[str, int | None, int]] = set()
+
+    # ----------------------------------------------------------------------- service
+    async def run(self, *, task_status: TaskStatus[SmscSimulator] = trio.TASK_STATUS_IGNORED
+                  ) -> None:
+        """Listen, serve until cancelled. ``task_status.started(self)`` once listening."""
+        self._t0 = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(
+                partial(trio.serve_tcp, self._serve, self.config.port, host=self.config.host))
+            self.port = listeners[0].socket.getsockname()[1]
+            nursery.start_soon(self._receipt_loop)
+            log.info("smsc simulator listening on %s:%d", self.config.host, self.port)
+            task_status.started(self)
+
+    async def _serve(self, stream: trio.SocketStream) -> None:
+        self.stats.connections += 1
+        conn = _Connection(self, stream, next(self._session_ids))
+        try:
+            await conn.run()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            conn.detach()
+            await trio.aclose_forcefully(stream)
+
+    # -------------------------------------------------------------------- decisions
+    def authenticate(self, request: BindRequest) -> int:
+        account = self._accounts.get(request.system_id.decode("ascii", "replace"))
+        if account is None:
+            return CommandStatus.ESME_RINVSYSID
+        if account.password.encode() != request.password:
+            return CommandStatus.ESME_RINVPASWD
+        return CommandStatus.ESME_ROK
+
+    def take_fault(self) -> bool:
+        faults = self.config.faults
+        if self._faulty_left <= 0 or not (faults.drop_after_pdus or faults.stall_after_pdus
+                                          or faults.garbage_after_pdus):
+            return False
+        self._faulty_left -= 1
+        return True
+
+    def count_tps(self, account: str, now: float) -> int:
+        """Count one submit in the account's current one-second window; return the count."""
+        second = int(now - self._t0)
+        window, count = self._tps_window.get(account, (second, 0))
+        count = count + 1 if window == second else 1
+        self._tps_window[account] = (second, count)
+        stats = self.stats
+        if count > stats.max_tps_by_account.get(account, 0):
+            stats.max_tps_by_account[account] = count
+            stats.max_tps = max(stats.max_tps, count)
+        return count
+
+    def new_message_id(self) -> tuple[str, int]:
+        n = next(self._ids)
+        return self.format_id(n, self.config.message_id_format), n
+
+    def format_id(self, n: int, fmt: str) -> str:
+        cfg = self.config
+        s = format(n, "X" if cfg.message_id_upper else "x") if fmt == "hex" else str(n)
+        return s.rjust(cfg.message_id_width, "0")
+
+    def submit_status(self, destination: str) -> int:
+        for rule in self.config.submit_status_rules:
+            if re.search(rule.pattern, destination):
+                return rule.status
+        return CommandStatus.ESME_ROK
+
+    def outcome(self, destination: str) -> tuple[str, str]:
+        rules = self.config.outcomes
+        for rule in rules:
+            if rule.pattern is not None and rule.matches(destination):
+                return rule.stat, rule.err
+        shares = [r for r in rules if r.pattern is None and r.share > 0]
+        if not shares:
+            return "DELIVRD", "000"
+        pick = self._rng.random() * sum(r.share for r in shares)
+        for rule in shares:
+            pick -= rule.share
+            if pick < 0:
+                return rule.stat, rule.err
+        return shares[-1].stat, shares[-1].err
+
+    def reassemble(self, system_id: str, dest_hash: str, ref: int, total: int, part: int,
+                   data_coding: int, payload: bytes) -> None:
+        key = (system_id, dest_hash, ref)
+        parts = self._parts.setdefault(key, {})
+        parts[part] = (data_coding, payload)
+        if len(parts) >= total:
+            del self._parts[key]
+            joined = b"".join(parts[i][1] for i in sorted(parts))
+            coding = parts[min(parts)][0]
+            self.stats.multipart_texts.append((dest_hash, coding, joined))
+
+    def schedule_receipt(self, system_id: str, fields: tuple[Any, ...], message_num: int,
+                         now: float) -> None:
+        if len(self._receipts) >= self.config.receipt_queue_max:
+            return
+        cfg = self.config
+        destination = fields[6].decode("ascii", "replace")
+        stat, err = self.outcome(destination)
+        rid = self.format_id(message_num, cfg.receipt_id_format or cfg.message_id_format)
+        stamp = time.strftime("%y%m%d%H%M", time.gmtime())
+        dlvrd = "001" if stat == "DELIVRD" else "000"
+        body = (f"id:{rid} sub:001 dlvrd:{dlvrd} submit date:{stamp} done date:{stamp} "
+                f"stat:{stat} err:{err} text:").encode() + bytes(fields[16][:20])
+        tlvs = None
+        if cfg.receipt_tlvs:
+            tlvs = ((Tlv.RECEIPTED_MESSAGE_ID.value, rid.encode() + b"\x00"),
+                    (Tlv.MESSAGE_STATE.value, bytes([STAT_STATES[stat]])))
+        deliver = (b"", fields[4], fields[5], fields[6], fields[1], fields[2], fields[3],
+                   ESM_CLASS_DELIVERY_RECEIPT, 0, 0, b"", b"", 0, 0, 0, 0, body, tlvs)
+        heapq.heappush(self._receipts, (now + cfg.receipt_delay_s, next(self._receipt_seq),
+                                        system_id, deliver))
+        self._receipt_wakeup.set()
+
+    def inject_mo(self, system_id: str, source: bytes, destination: bytes, short_message: bytes,
+                  data_coding: int = 0) -> None:
+        """Queue a mobile-originated deliver_sm toward ``system_id``'s receiver binds."""
+        deliver = (b"", 1, 1, source, 0, 0, destination, 0, 0, 0, b"", b"", 0, 0,
+                   data_coding, 0, short_message, None)
+        heapq.heappush(self._receipts, (trio.current_time(), next(self._receipt_seq),
+                                        system_id, deliver))
+        self._receipt_wakeup.set()
+
+    async def _receipt_loop(self) -> None:
+        heap = self._receipts
+        while True:
+            if not heap:
+                self._receipt_wakeup = trio.Event()
+                await self._receipt_wakeup.wait()
+                continue
+            now = trio.current_time()
+            if heap[0][0] > now:
+                with trio.move_on_at(heap[0][0]):
+                    self._receipt_wakeup = trio.Event()
+                    await self._receipt_wakeup.wait()
+                continue
+            due: dict[str, list[tuple[Any, ...]]] = {}
+            while heap and heap[0][0] <= now:
+                _, _, system_id, deliver = heapq.heappop(heap)
+                due.setdefault(system_id, []).append(deliver)
+            for system_id, delivers in due.items():
+                conns = [c for c in self._receivers.get(system_id, ()) if c.alive]
+                if not conns:
+                    # nobody to deliver to: keep them and try again shortly
+                    for d in delivers:
+                        heapq.heappush(heap, (now + 0.05, next(self._receipt_seq), system_id, d))
+                    await trio.sleep(0.05)
+                    continue
+                conn = conns[next(self._rr) % len(conns)]
+                conn.deliver(delivers)
+            await trio.sleep(0)
+
+    def register_receiver(self, conn: _Connection) -> None:
+        self._receivers.setdefault(conn.system_id, []).append(conn)
+
+    def unregister_receiver(self, conn: _Connection) -> None:
+        conns = self._receivers.get(conn.system_id)
+        if conns and conn in conns:
+            conns.remove(conn)
+
+
+class _Connection:
+    """One ESME connection: session, reader (here), writer and delayed responder tasks."""
+
+    def __init__(self, sim: SmscSimulator, stream: trio.SocketStream, session_id: int) -> None:
+        self.sim = sim
+        self.stream = stream
+        self.session_id = session_id
+        self.session = SmscSession(system_id=sim.config.system_id.encode())
+        self.system_id = ""
+        self.account: Account | None = None
+        self.alive = True
+        self.faulty = False
+        self.stalled = False
+        self.garbage_sent = False
+        self.outstanding = 0
+        self._kick = trio.Event()
+        self._delayed: deque[tuple[float, int, int, bytes]] = deque()
+        self._delayed_wakeup = trio.Event()
+
+    def deliver(self, delivers: list[tuple[Any, ...]]) -> None:
+        if not self.alive or self.stalled:
+            return
+        try:
+            self.session.send_deliver_sm_batch(delivers)
+        except Exception:  # session no longer bound: drop them (the client went away)
+            return
+        for d in delivers:
+            if d[7] & ESM_CLASS_DELIVERY_RECEIPT:
+                self.sim.stats.receipts_sent += 1
+            else:
+                self.sim.stats.mo_sent += 1
+        self._kick.set()
+
+    def detach(self) -> None:
+        self.alive = False
+        self.sim.unregister_receiver(self)
+
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._writer)
+            nursery.start_soon(self._responder)
+            try:
+                await self._reader()
+            finally:
+                nursery.cancel_scope.cancel()
+
+    async def _writer(self) -> None:
+        session, stream = self.session, self.stream
+        while True:
+            await self._kick.wait()
+            self._kick = trio.Event()
+            data = session.data_to_send()
+            if data and not self.stalled:
+                await stream.send_all(data)
+
+    async def _responder(self) -> None:
+        """Answer submits whose latency has passed, many at once."""
+        delayed = self._delayed
+        while True:
+            if not delayed:
+                self._delayed_wakeup = trio.Event()
+                await self._delayed_wakeup.wait()
+                continue
+            await trio.sleep_until(delayed[0][0])
+            now = trio.current_time()
+            batch = []
+            while delayed and delayed[0][0] <= now:
+                _, status, seq, mid = delayed.popleft()
+                batch.append((status, seq, mid))
+            self._respond(batch)
+
+    def _respond(self, batch: list[tuple[int, int, bytes]]) -> None:
+        if not batch or self.stalled or not self.alive:
+            return
+        self.session.send_submit_sm_resp_batch(batch)
+        self.outstanding -= len(batch)
+        self._kick.set()
+
+    async def _reader(self) -> None:
+        session, stats, cfg = self.session, self.sim.stats, self.sim.config
+        faults = cfg.faults
+        latency = cfg.response_latency_s
+        while True:
+            data = await self.stream.receive_some(cfg.read_size)
+            if not data:
+                return
+            if self.stalled:
+                continue  # a stalled SMSC reads and ignores
+            events = session.receive_data(data)
+            now = trio.current_time()
+            immediate: list[tuple[int, int, bytes]] = []
+            for ev in events:
+                if type(ev) is SubmitSm:
+                    self._submit(ev, now, immediate, latency)
+                elif type(ev) is Response:
+                    if ev.command_id == CommandId.DELIVER_SM_RESP:
+                        stats.deliver_resps += 1
+                elif type(ev) is BindRequest:
+                    self._bind(ev)
+                elif type(ev) is GenericNack:
+                    stats.generic_nacks_received += 1
+                elif type(ev) is ProtocolError:
+                    stats.protocol_errors += 1
+                    if ev.fatal:
+                        self._kick.set()
+                        return
+                elif type(ev) is Unbound:
+                    self.detach()
+                    await self.stream.send_all(session.data_to_send())
+                    return
+            self._respond(immediate)
+            self._kick.set()
+            if self.faulty:
+                pdus = session.pdus_received
+                if faults.drop_after_pdus and pdus >= faults.drop_after_pdus:
+                    stats.faults_injected += 1
+                    log.info("simulator: dropping session %d (fault injection)", self.session_id)
+                    return
+                if faults.stall_after_pdus and pdus >= faults.stall_after_pdus:
+                    stats.faults_injected += 1
+                    self.stalled = True
+                if (faults.garbage_after_pdus and pdus >= faults.garbage_after_pdus
+                        and not self.garbage_sent):
+                    stats.faults_injected += 1
+                    self.garbage_sent = True
+                    session.send_raw(faults.garbage)
+                    self._kick.set()
+
+    def _bind(self, request: BindRequest) -> None:
+        sim = self.sim
+        status = sim.authenticate(request)
+        if status:
+            sim.stats.binds_rejected += 1
+            self.session.reject_bind(request, status)
+            return
+        sim.stats.binds_ok += 1
+        self.session.accept_bind(request)
+        self.system_id = request.system_id.decode("ascii", "replace")
+        self.account = sim._accounts[self.system_id]
+        self.faulty = sim.take_fault()
+        if request.mode in _RECEIVERS:
+            sim.register_receiver(self)
+
+    def _submit(self, ev: SubmitSm, now: float, immediate: list[tuple[int, int, bytes]],
+                latency: float) -> None:
+        sim, stats, cfg = self.sim, self.sim.stats, self.sim.config
+        fields = ev.fields
+        stats.submits += 1
+        self.outstanding += 1
+        if self.outstanding > stats.max_outstanding:
+            stats.max_outstanding = self.outstanding
+        by_session = stats.max_outstanding_by_session
+        if self.outstanding > by_session.get(self.session_id, 0):
+            by_session[self.session_id] = self.outstanding
+        account = self.account
+        assert account is not None  # the session only yields SubmitSm once bound
+        count = sim.count_tps(account.system_id, now)
+        destination_raw = fields[6]
+        dest_hash = destination_hash(destination_raw)
+        status: int = 0
+        if account.throttle_tps and count > account.throttle_tps:
+            status = CommandStatus.ESME_RTHROTTLED
+        elif cfg.submit_status_rules:
+            status = sim.submit_status(destination_raw.decode("ascii", "replace"))
+        stats.submits_by_status[status] += 1
+        ref, total, part, payload = concatenation_info(fields[7], fields[16], fields[17])
+        message_id = ""
+        if status == 0:
+            message_id, number = sim.new_message_id()
+            if cfg.receipts and fields[12] & 0x03:
+                sim.schedule_receipt(self.system_id, fields, number, now)
+            if ref is not None:
+                sim.reassemble(self.system_id, dest_hash, ref, total, part, fields[14], payload)
+        if cfg.log_submits and len(stats.submit_log) < cfg.max_log_records:
+            record = SubmitRecord(self.session_id, self.system_id, ev.sequence_number,
+                                  dest_hash, message_id, status, ref, total, part, now)
+            if status == 0:
+                key = (dest_hash, ref, part)
+                seen = sim._parts_seen
+                if key in seen:
+                    stats.duplicates += 1
+                seen.add(key)
+            stats.submit_log.append(record)
+        mid = message_id.encode()
+        if latency > 0:
+            self._delayed.append((now + latency, status, ev.sequence_number, mid))
+            self._delayed_wakeup.set()
+        else:
+            immediate.append((status, ev.sequence_number, mid))
+
+
+async def run(config: SimulatorConfig, *,
+              task_status: TaskStatus[SmscSimulator] = trio.TASK_STATUS_IGNORED) -> None:
+    """Run a simulator until cancelled; ``nursery.start(run, config)`` returns it listening."""
+    await SmscSimulator(config).run(task_status=task_status)
+
+
+def decoded_text(data_coding: int, payload: bytes) -> str:
+    """Text of a reassembled multipart message (as stored in ``stats.multipart_texts``)."""
+    return _decode_text(data_coding, payload)

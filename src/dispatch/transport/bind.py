@@ -1,0 +1,399 @@
+"""One SMPP bind: a TCP (optionally TLS) connection running an ``EsmeSession``.
+
+Tasks of a bound connection (one nursery, any failure ends them all):
+
+* reader -- the only task that reads: feeds the session, resolves responses through the
+  owner (the pool), forwards receipts / MO and acknowledges them after handing them on;
+* writer -- the only task that writes: everything the session queued since the last write
+  goes out in one ``send_all`` (DESIGN.md: coalescing is what makes 300k PDUs/s possible);
+* submitter -- takes work from the owner while the window has room, asks the rate limiters,
+  encodes the batch into one buffer (TX and TRX binds only);
+* link keeper -- enquire_link after ``enquire_link_interval_s`` without traffic; the link is
+  declared dead after ``enquire_link_misses`` unanswered probes (SMPP 3.4 section 4.11);
+* response timer -- requests unanswered after ``response_timeout_s`` free their window slot
+  and go back to the owner, who applies the in-flight policy.
+
+``run`` connects and binds, calls ``task_status.started(self)`` when bound, and returns when
+the connection ends; failures before ``started`` raise ``BindError`` (with the SMSC's status
+for a refused bind), failures after it are recorded in ``down_reason``. ``stop()`` asks for a
+graceful end: stop taking work, wait for outstanding responses, unbind (section 4.2).
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from dispatch.smpp.constants import CommandId, CommandStatus, status_name
+from dispatch.smpp.session import (
+    BindMode,
+    BindResponse,
+    DeliverSm,
+    EsmeSession,
+    GenericNack,
+    ProtocolError,
+    Response,
+    SessionState,
+    Unbound,
+)
+from dispatch.transport.config import EsmeConfig
+from dispatch.transport.ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
+
+    from dispatch.transport.pool import BindPool, _Job
+
+log = logging.getLogger(__name__)
+
+
+class BindError(Exception):
+    """The bind could not be established. ``command_status``: the SMSC's refusal, if any."""
+
+    def __init__(self, reason: str, command_status: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.command_status = command_status
+
+
+class _Down(Exception):
+    """Internal: the bound connection ended (reason in args[0])."""
+
+
+def _ssl_context(config: EsmeConfig) -> ssl.SSLContext:
+    tls = config.tls
+    ctx = ssl.create_default_context(cafile=tls.cafile)
+    if tls.certfile:
+        ctx.load_cert_chain(tls.certfile, tls.keyfile)
+    if not tls.verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class Bind:
+    """One connection of a pool. Created by ``BindPool``; not reused after ``run`` returns."""
+
+    def __init__(self, pool: BindPool, bind_id: str, mode: BindMode,
+                 limiter: RateLimiter, bind_limiter: RateLimiter | None) -> None:
+        self.pool = pool
+        self.config = pool.config
+        self.bind_id = bind_id
+        self.mode = mode
+        self.session = EsmeSession(max_pdu_length=self.config.max_pdu_length)
+        self.window = self.config.window
+        self.inflight: dict[int, _Job] = {}  # seq -> job, in send order
+        self.held: deque[_Job] = deque()  # taken from the pool, waiting for rate tokens
+        self.bound = False
+        self.stopping = False
+        self.down_reason = ""
+        self._limiter = limiter
+        self._bind_limiter = bind_limiter
+        self._stream: trio.abc.Stream | None = None
+        self._kick = trio.Event()
+        self._window_free = trio.Event()
+        self._inflight_added = trio.Event()
+        self._stop = trio.Event()
+        self._last_rx = 0.0
+        self._unanswered_probes = 0
+        self._cancel: trio.CancelScope | None = None
+
+    @property
+    def sends(self) -> bool:
+        return self.mode is not BindMode.RECEIVER
+
+    # ------------------------------------------------------------------ lifecycle
+    async def run(self, *, task_status: TaskStatus[Bind] = trio.TASK_STATUS_IGNORED
+                  ) -> None:
+        """Connect and bind (``BindError`` on failure), report started, serve until down."""
+        await self.open()
+        task_status.started(self)
+        await self.serve()
+
+    async def open(self) -> None:
+        """Connect (``connect_timeout_s``) and bind (``bind_timeout_s``); ``BindError`` if not."""
+        cfg = self.config
+        try:
+            stream = await self._connect()
+        except (OSError, trio.TooSlowError, trio.BrokenResourceError) as exc:
+            raise BindError(f"connect to {cfg.host}:{cfg.port} failed: {exc!r}") from None
+        self._stream = stream
+        try:
+            await self._bind(stream)
+        except BaseException:
+            await trio.aclose_forcefully(stream)
+            raise
+        self.bound = True
+        self._last_rx = trio.current_time()
+
+    async def serve(self) -> None:
+        """Run the bound connection's tasks until it ends; the reason is in ``down_reason``
+        and the pool gets the unfinished work back (``BindPool._bind_down``)."""
+        stream = self._stream
+        assert stream is not None and self.bound
+        try:
+            async with trio.open_nursery() as nursery:
+                self._cancel = nursery.cancel_scope
+                nursery.start_soon(self._guard, self._reader)
+                nursery.start_soon(self._guard, self._writer)
+                nursery.start_soon(self._guard, self._link_keeper)
+                nursery.start_soon(self._guard, self._closer)
+                if self.sends:
+                    nursery.start_soon(self._guard, self._submitter)
+                    nursery.start_soon(self._guard, self._response_timer)
+        finally:
+            self.bound = False
+            if not self.down_reason:
+                self.down_reason = "cancelled"
+            if self.session.state is not SessionState.CLOSED:
+                self.session.close()
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(stream)
+            self.pool._bind_down(self)
+
+    async def _connect(self) -> trio.abc.Stream:
+        cfg = self.config
+        with trio.fail_after(cfg.connect_timeout_s):
+            tcp = await trio.open_tcp_stream(cfg.host, cfg.port)
+            if not cfg.tls.enabled:
+                return tcp
+            tls = trio.SSLStream(tcp, _ssl_context(cfg),
+                                 server_hostname=cfg.tls.server_hostname or cfg.host)
+            await tls.do_handshake()
+            return tls
+
+    async def _bind(self, stream: trio.abc.Stream) -> None:
+        """Send the bind and wait for its response (section 4.1), ``bind_timeout_s`` at most."""
+        cfg, session = self.config, self.session
+        session.send_bind(self.mode, cfg.system_id.encode(), cfg.password.encode(),
+                          system_type=cfg.system_type.encode(),
+                          interface_version=cfg.interface_version, addr_ton=cfg.addr_ton,
+                          addr_npi=cfg.addr_npi, address_range=cfg.address_range.encode())
+        try:
+            with trio.fail_after(cfg.bind_timeout_s):
+                await stream.send_all(session.data_to_send())
+                while True:
+                    data = await stream.receive_some(cfg.read_size)
+                    if not data:
+                        raise BindError("connection closed by the SMSC during bind")
+                    for ev in session.receive_data(data):
+                        if isinstance(ev, BindResponse):
+                            if ev.command_status:
+                                raise BindError(f"bind refused: {status_name(ev.command_status)}",
+                                                ev.command_status)
+                            return
+                        if isinstance(ev, GenericNack):
+                            raise BindError(f"bind answered by generic_nack "
+                                            f"{status_name(ev.command_status)}",
+                                            ev.command_status)
+                        if isinstance(ev, ProtocolError) and ev.fatal:
+                            raise BindError(f"garbage during bind: {ev.reason}")
+                    if session.has_data_to_send:
+                        await stream.send_all(session.data_to_send())
+        except trio.TooSlowError:
+            raise BindError(f"no bind_resp within {cfg.bind_timeout_s} s") from None
+        except (trio.BrokenResourceError, OSError) as exc:
+            raise BindError(f"connection lost during bind: {exc!r}") from None
+
+    def stop(self) -> None:
+        """Ask for a graceful end (drain, unbind); ``run`` returns once done."""
+        self.stopping = True
+        self._stop.set()
+        self._window_free.set()
+
+    def abort(self, reason: str) -> None:
+        if not self.down_reason:
+            self.down_reason = reason
+        if self._cancel is not None:
+            self._cancel.cancel()
+
+    async def _guard(self, task: Any) -> None:
+        try:
+            await task()
+        except _Down as exc:
+            self.abort(str(exc))
+        except trio.TooSlowError:
+            self.abort(f"{task.__name__.strip('_')} timed out")
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            self.abort(f"connection lost: {exc!r}")
+
+    def kick(self) -> None:
+        self._kick.set()
+
+    # ---------------------------------------------------------------------- tasks
+    async def _writer(self) -> None:
+        session, stream, timeout_s = self.session, self._stream, self.config.write_timeout_s
+        assert stream is not None
+        while True:
+            await self._kick.wait()
+            self._kick = trio.Event()
+            data = session.data_to_send()
+            if data:
+                with trio.fail_after(timeout_s):
+                    await stream.send_all(data)
+
+    async def _reader(self) -> None:
+        session, stream, pool = self.session, self._stream, self.pool
+        assert stream is not None
+        read_size = self.config.read_size
+        inflight = self.inflight
+        submit_resp = CommandId.SUBMIT_SM_RESP
+        while True:
+            data = await stream.receive_some(read_size)
+            if not data:
+                raise _Down("connection closed by the SMSC")
+            now = trio.current_time()
+            self._last_rx = now
+            self._unanswered_probes = 0
+            out: list[Any] = []
+            delivers: list[int] = []
+            freed = 0
+            for ev in session.receive_data(data):
+                if type(ev) is Response:
+                    if ev.command_id == submit_resp:
+                        job = inflight.pop(ev.sequence_number, None)
+                        if job is None:
+                            pool.stats_late_responses += 1
+                            continue
+                        freed += 1
+                        pool._resolved(self, job, ev.command_status, ev.body, now, out)
+                elif type(ev) is DeliverSm:
+                    status = pool._delivered(self, ev.fields, out)
+                    delivers.append(ev.sequence_number)
+                    if status:
+                        session.send_deliver_sm_resp(ev.sequence_number, status)
+                        delivers.pop()
+                elif type(ev) is GenericNack:
+                    pool.stats_generic_nacks += 1
+                    job = inflight.pop(ev.sequence_number, None)
+                    if job is not None:
+                        freed += 1
+                        pool._resolved(self, job, ev.command_status or
+                                       CommandStatus.ESME_RSYSERR, b"", now, out)
+                elif type(ev) is ProtocolError:
+                    pool.stats_protocol_errors += 1
+                    log.warning("%s: SMSC protocol error: %s", self.bind_id, ev.reason)
+                    if ev.fatal:
+                        raise _Down(f"protocol error: {ev.reason}")
+                elif type(ev) is Unbound:
+                    self.kick()
+                    await trio.sleep(0)
+                    raise _Down("unbound by the SMSC" if ev.by_peer else "unbound")
+            if freed:
+                self._window_free.set()
+            if out:
+                await pool._emit(out)  # backpressure: a slow consumer slows our reads
+            for seq in delivers:  # acknowledged only once handed on
+                session.send_deliver_sm_resp(seq)
+            if session.has_data_to_send:
+                self.kick()
+
+    async def _submitter(self) -> None:
+        pool, session, held, inflight = self.pool, self.session, self.held, self.inflight
+        window, limiter, bind_limiter = self.window, self._limiter, self._bind_limiter
+        while not self.stopping:
+            free = window - len(inflight) - len(held)
+            if free > 0:
+                if held:
+                    held.extend(pool._take_nowait(free))
+                else:
+                    held.extend(await pool._take(free))
+            if not held:
+                if free <= 0:
+                    self._window_free = trio.Event()
+                    await self._window_free.wait()
+                continue
+            if pool.paused_until > trio.current_time():
+                await trio.sleep_until(pool.paused_until)
+            want = len(held)
+            if bind_limiter is not None:
+                want = await bind_limiter.acquire(want)
+            n = await limiter.acquire(want)
+            if self.stopping or (session.state is not SessionState.BOUND_TX \
+                    and session.state is not SessionState.BOUND_TRX):
+                break
+            batch = [held.popleft() for _ in range(n)]
+            now = trio.current_time()
+            seqs = session.send_submit_sm_batch([job.fields() for job in batch])
+            for seq, job in zip(seqs, batch, strict=True):
+                job.sent_at = now
+                job.attempts += 1
+                inflight[seq] = job
+            pool.stats_submits += n
+            self._inflight_added.set()
+            self.kick()
+            if len(inflight) + len(held) >= window:
+                self._window_free = trio.Event()
+                if len(inflight) + len(held) >= window:
+                    await self._window_free.wait()
+        if held:
+            pool._requeue_front(list(held))
+            held.clear()
+
+    async def _response_timer(self) -> None:
+        """Expire requests unanswered after ``response_timeout_s`` (oldest first)."""
+        inflight, pool, timeout_s = self.inflight, self.pool, self.config.response_timeout_s
+        while True:
+            if not inflight:
+                self._inflight_added = trio.Event()
+                await self._inflight_added.wait()
+                continue
+            seq, job = next(iter(inflight.items()))
+            deadline = job.sent_at + timeout_s
+            now = trio.current_time()
+            if now < deadline:
+                await trio.sleep_until(deadline)
+                continue
+            expired = []
+            while inflight:
+                seq, job = next(iter(inflight.items()))
+                if job.sent_at + timeout_s > now:
+                    break
+                del inflight[seq]
+                self.session.forget(seq)
+                expired.append(job)
+            pool.stats_response_timeouts += len(expired)
+            out: list[Any] = []
+            pool._lost(self, expired, "response timeout", out)
+            self._window_free.set()
+            if out:
+                await pool._emit(out)
+
+    async def _link_keeper(self) -> None:
+        """enquire_link when idle; dead after N unanswered probes (section 4.11)."""
+        cfg, session = self.config, self.session
+        interval_s = cfg.enquire_link_interval_s
+        while True:
+            due = self._last_rx + interval_s * (1 + self._unanswered_probes)
+            now = trio.current_time()
+            if now < due:
+                await trio.sleep_until(due)
+                continue
+            if self._unanswered_probes >= cfg.enquire_link_misses:
+                raise _Down(f"dead link: {self._unanswered_probes} enquire_link unanswered")
+            if session.state in (SessionState.BOUND_TX, SessionState.BOUND_RX,
+                                 SessionState.BOUND_TRX):
+                session.send_enquire_link()
+                self.kick()
+            self._unanswered_probes += 1
+
+    async def _closer(self) -> None:
+        """Graceful end: drain outstanding responses, unbind, wait for unbind_resp."""
+        cfg = self.config
+        await self._stop.wait()
+        with trio.move_on_after(cfg.drain_timeout_s):
+            while self.inflight:
+                self._window_free = trio.Event()
+                await self._window_free.wait()
+        if self.session.state in (SessionState.BOUND_TX, SessionState.BOUND_RX,
+                                  SessionState.BOUND_TRX):
+            self.session.send_unbind()
+            self.kick()
+            with trio.move_on_after(cfg.unbind_timeout_s):
+                while self.session.state is not SessionState.CLOSED:
+                    await trio.sleep(0.01)
+        raise _Down("stopped")

@@ -1,0 +1,577 @@
+"""BindPool: every bind of one ESME account, fed from one queue, reporting on one channel.
+
+API (what the dispatcher uses)::
+
+    pool = BindPool(EsmeConfig(name="op1", host=..., port=..., system_id=..., password=...,
+                               binds=2, window=256, tps=5000))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pool.run)          # returns at once; binds come up in background
+        await pool.wait_bound()                # optional: until at least one bind is up
+        await pool.submit(OutboundMessage(ref=recipient_id, source_addr=b"Shop",
+                                          destination_addr=b"4915112345678",
+                                          segments=split_text("hello")))
+        async for batch in pool.outcomes:      # lists of SubmitOutcome | ReceiptEvent | ...
+            ...
+        pool.close()                           # graceful: drain, unbind, then run() returns
+
+* ``submit(msg)`` / ``submit_many(msgs)`` wait while ``queue_size`` messages are queued
+  (backpressure); messages are sent in queue order, spread over the healthy binds (each bind
+  takes work while its window has room, so faster binds take more).
+* ``outcomes`` is a bounded channel of *lists* of events (one list per chunk read from the
+  SMSC: one channel operation per many PDUs). A consumer that stops reading stops the
+  readers, then the windows fill, then ``submit`` blocks.
+* ``SubmitOutcome`` is final for a message: ``ACCEPTED`` (every segment acknowledged;
+  ``message_ids`` normalised, one per segment, in order), ``FAILED`` (a permanent status, or
+  retries of ESME_RSYSERR exhausted; ``status_name`` says which) or ``UNKNOWN`` (in-flight
+  when the link dropped or the response timed out, under ``InflightPolicy.UNKNOWN``).
+* ``ReceiptEvent``: a delivery receipt, its message id normalised like the submit's.
+  ``MoMessage``: a mobile-originated deliver_sm. Both are acknowledged (deliver_sm_resp)
+  only after they were put on ``outcomes``. ``BindFailure``: a bind could not be
+  established (emitted once per distinct reason, not once per attempt).
+
+Multipart: segment k+1 is submitted only after segment k was accepted, so neither a retry
+nor a reconnect can reorder the parts; different messages are pipelined. Whether a
+multipart message was delivered is decided from its per-segment receipts with
+``aggregate_segments``.
+
+Status policy (``StatusPolicy``) and in-flight policy (``InflightPolicy``): see
+``dispatch.transport.config``. Every case is counted in ``statistics()``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import itertools
+import logging
+import random
+from collections import Counter, deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from dispatch.fastpath import impl
+from dispatch.smpp.constants import (
+    ESM_CLASS_DELIVERY_RECEIPT,
+    ESM_CLASS_INTERMEDIATE_NOTIFICATION,
+    ESM_CLASS_TYPE_MASK,
+    CommandStatus,
+    status_name,
+)
+from dispatch.smpp.receipt import Receipt, SmsResult
+from dispatch.smpp.session import BindMode
+from dispatch.transport.bind import Bind, BindError
+from dispatch.transport.config import EsmeConfig, InflightPolicy
+from dispatch.transport.ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
+
+log = logging.getLogger(__name__)
+
+_CREDENTIAL_STATUSES = frozenset({CommandStatus.ESME_RINVPASWD, CommandStatus.ESME_RINVSYSID})
+#: latency histogram bucket upper bounds, seconds (submit -> submit_sm_resp)
+LATENCY_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0,
+                     5.0, 10.0, float("inf"))
+
+
+# ----------------------------------------------------------------------------- messages
+
+@dataclass(slots=True)
+class OutboundMessage:
+    """One message to one recipient. ``segments`` are ``(short_message, esm_class,
+    data_coding, tlvs)`` as ``dispatch.smpp.text.split_text`` makes them; ``ref`` is opaque
+    (the engine's recipient id) and comes back in the outcome."""
+
+    ref: Any
+    source_addr: bytes
+    destination_addr: bytes
+    segments: Sequence[tuple[bytes, int, int, Any]]
+    source_addr_ton: int = 0
+    source_addr_npi: int = 0
+    dest_addr_ton: int = 1
+    dest_addr_npi: int = 1
+    registered_delivery: int = 1
+    validity_period: bytes = b""
+    service_type: bytes = b""
+    protocol_id: int = 0
+    priority_flag: int = 0
+
+
+class SubmitStatus(StrEnum):
+    ACCEPTED = "accepted"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitOutcome:
+    """The final submit result of one message."""
+
+    ref: Any
+    status: SubmitStatus
+    message_ids: tuple[str, ...]  # normalised, one per accepted segment, in order
+    command_status: int  # the last status seen (0 when accepted)
+    status_name: str  # "ESME_ROK", "ESME_RINVDSTADR", "response timeout", ...
+    attempts: int  # submit_sm sent for this message, all segments and retries
+    bind_id: str  # the bind that settled it
+    latency_s: float  # last submit -> its response
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptEvent:
+    """A delivery receipt; ``message_id`` matches a ``SubmitOutcome.message_ids`` entry."""
+
+    esme: str
+    message_id: str | None
+    stat: str | None
+    err: str | None
+    sms_result: SmsResult | None  # None: intermediate (ENROUTE/ACCEPTD), more will come
+    done_date: datetime | None
+    receipt: Receipt
+    bind_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class MoMessage:
+    """A mobile-originated message (deliver_sm that is not a receipt)."""
+
+    esme: str
+    source_addr: bytes
+    destination_addr: bytes
+    esm_class: int
+    data_coding: int
+    short_message: bytes
+    tlvs: dict[int, bytes]
+    bind_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class BindFailure:
+    """A bind attempt failed; emitted when the reason changes, not at every retry."""
+
+    esme: str
+    bind_id: str
+    reason: str
+    command_status: int | None
+    retry_in_s: float
+
+
+PoolEvent = SubmitOutcome | ReceiptEvent | MoMessage | BindFailure
+
+
+def aggregate_segments(results: Iterable[SmsResult | None]) -> SmsResult | None:
+    """One result for a multipart message from its segments' receipt results.
+
+    ``FAILED`` as soon as a segment failed, ``DELIVERED`` only when every segment was,
+    ``UNKNOWN`` when all are final and some unknown, ``None`` while any is still pending.
+    """
+    seen = list(results)
+    if any(r is SmsResult.FAILED for r in seen):
+        return SmsResult.FAILED
+    if not seen or any(r is None for r in seen):
+        return None
+    if all(r is SmsResult.DELIVERED for r in seen):
+        return SmsResult.DELIVERED
+    return SmsResult.UNKNOWN
+
+
+class _Job:
+    """A message on its way: which segment is next, what the SMSC said so far."""
+
+    __slots__ = ("attempts", "message_ids", "msg", "part", "sent_at", "sys_retries")
+
+    def __init__(self, msg: OutboundMessage) -> None:
+        self.msg = msg
+        self.part = 0
+        self.message_ids: list[str] = []
+        self.attempts = 0
+        self.sys_retries = 0
+        self.sent_at = 0.0
+
+    def fields(self) -> tuple[Any, ...]:
+        """The SmMessage of the current segment, without the sequence number."""
+        m = self.msg
+        short_message, esm_class, data_coding, tlvs = m.segments[self.part]
+        return (m.service_type, m.source_addr_ton, m.source_addr_npi, m.source_addr,
+                m.dest_addr_ton, m.dest_addr_npi, m.destination_addr, esm_class, m.protocol_id,
+                m.priority_flag, b"", m.validity_period, m.registered_delivery, 0, data_coding,
+                0, short_message, tlvs or None)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStatistics:
+    """A snapshot for metrics (read at scrape time; the counters are plain ints)."""
+
+    esme: str
+    binds_configured: int
+    binds_up: int
+    queued: int
+    in_flight: int
+    window_capacity: int
+    submits: int
+    responses_by_status: dict[str, int]
+    accepted: int
+    failed: int
+    unknown: int
+    throttled: int
+    retries: int
+    inflight_retried: int
+    inflight_unknown: int
+    response_timeouts: int
+    late_responses: int
+    generic_nacks: int
+    protocol_errors: int
+    connection_drops: int
+    reconnects: int
+    bind_failures: int
+    last_bind_error: str
+    receipts: int
+    mo_messages: int
+    rate_limiter_waits: int
+    latency_buckets_s: tuple[float, ...]
+    latency_counts: tuple[int, ...] = field(default=())
+    latency_sum_s: float = 0.0
+
+
+# --------------------------------------------------------------------------------- pool
+
+class BindPool:
+    """The binds of one ESME account. See the module docstring for the API."""
+
+    def __init__(self, config: EsmeConfig, *, rng: random.Random | None = None) -> None:
+        self.config = config
+        self.name = config.name
+        self._rng = rng or random.Random()
+        self._limiter = RateLimiter(config.tps, burst=config.tps_burst,
+                                    window_s=1.0 + config.tps_guard_s)
+        self._queue: deque[_Job] = deque()
+        self._front: deque[_Job] = deque()  # next segments and requeued jobs: served first
+        self._retry: list[tuple[float, int, _Job]] = []  # heap by not-before time
+        self._retry_seq = itertools.count()
+        self._work = trio.Event()
+        self._space = trio.Event()
+        self._bound_changed = trio.Event()
+        self._closing = False
+        self._binds: list[Bind] = []
+        self._lost_outcomes: list[PoolEvent] = []
+        self.paused_until = 0.0
+        self._out_send, self.outcomes = trio.open_memory_channel[list[PoolEvent]](
+            config.outcome_queue_batches)
+        # counters (plain ints; statistics() reads them)
+        self.stats_submits = 0
+        self.stats_accepted = 0
+        self.stats_failed = 0
+        self.stats_unknown = 0
+        self.stats_throttled = 0
+        self.stats_retries = 0
+        self.stats_inflight_retried = 0
+        self.stats_inflight_unknown = 0
+        self.stats_response_timeouts = 0
+        self.stats_late_responses = 0
+        self.stats_generic_nacks = 0
+        self.stats_protocol_errors = 0
+        self.stats_connection_drops = 0
+        self.stats_reconnects = 0
+        self.stats_bind_failures = 0
+        self.stats_receipts = 0
+        self.stats_mo = 0
+        self.last_bind_error = ""
+        self._resps_by_status: Counter[int] = Counter()
+        self._latency_counts = [0] * len(LATENCY_BUCKETS_S)
+        self._latency_sum_s = 0.0
+        self._policy = config.status_policy
+        self._ids = config.message_ids
+
+    # -------------------------------------------------------------------- service
+    async def run(self, *, task_status: TaskStatus[BindPool] = trio.TASK_STATUS_IGNORED
+                  ) -> None:
+        """Keep the configured binds up until ``close()``; then drain and unbind them."""
+        cfg = self.config
+        slots: list[tuple[str, BindMode]] = []
+        if cfg.bind_mode is BindMode.TRANSCEIVER:
+            slots += [(f"{cfg.name}/trx{i}", BindMode.TRANSCEIVER) for i in range(cfg.binds)]
+        else:
+            slots += [(f"{cfg.name}/tx{i}", BindMode.TRANSMITTER) for i in range(cfg.binds)]
+            slots += [(f"{cfg.name}/rx{i}", BindMode.RECEIVER) for i in range(cfg.receivers)]
+        try:
+            async with trio.open_nursery() as nursery:
+                for bind_id, mode in slots:
+                    nursery.start_soon(self._keep_bound, bind_id, mode)
+                task_status.started(self)
+        finally:
+            self._out_send.close()
+
+    def close(self) -> None:
+        """Graceful shutdown: binds stop taking work, drain, unbind; ``run`` then returns.
+        Messages still queued stay in ``unsent()``."""
+        self._closing = True
+        for bind in self._binds:
+            bind.stop()
+        self._work.set()
+        self._bound_changed.set()
+
+    def unsent(self) -> list[OutboundMessage]:
+        """Messages never fully submitted (after ``close``), for the engine to release."""
+        jobs = list(self._front) + [j for _, _, j in self._retry] + list(self._queue)
+        return [j.msg for j in jobs]
+
+    async def wait_bound(self, count: int = 1) -> None:
+        """Until at least ``count`` sending binds are up."""
+        while self.binds_up() < count:
+            self._bound_changed = trio.Event()
+            await self._bound_changed.wait()
+
+    def binds_up(self) -> int:
+        return sum(1 for b in self._binds if b.bound and b.sends)
+
+    async def _keep_bound(self, bind_id: str, mode: BindMode) -> None:
+        """One bind slot: connect, bind, serve; on failure back off (with jitter), again."""
+        cfg = self.config
+        rc = cfg.reconnect
+        bind_limiter = (RateLimiter(cfg.per_bind_tps, window_s=1.0 + cfg.tps_guard_s)
+                        if cfg.per_bind_tps else None)
+        failures = 0
+        last_reason = ""
+        ever_bound = False
+        while not self._closing:
+            bind = Bind(self, bind_id, mode, self._limiter, bind_limiter)
+            status: int | None = None
+            try:
+                await bind.open()
+            except BindError as exc:
+                reason, status = exc.reason, exc.command_status
+                self.stats_bind_failures += 1
+                self.last_bind_error = reason
+            else:
+                self._binds.append(bind)
+                self._bound_changed.set()
+                if ever_bound:
+                    self.stats_reconnects += 1
+                ever_bound = True
+                failures = 0
+                last_reason = ""
+                log.info("%s: bound (%s)", bind_id, mode.value)
+                if self._closing:
+                    bind.stop()
+                try:
+                    await bind.serve()
+                finally:
+                    self._binds.remove(bind)
+                    self._bound_changed.set()
+                reason = bind.down_reason
+                if reason != "stopped":
+                    self.stats_connection_drops += 1
+                    log.warning("%s: connection ended: %s", bind_id, reason)
+                if self._lost_outcomes:
+                    out, self._lost_outcomes = self._lost_outcomes, []
+                    await self._emit(out)
+            if self._closing:
+                return
+            failures += 1
+            delay = min(rc.max_s, rc.initial_s * rc.multiplier ** (failures - 1))
+            if status in _CREDENTIAL_STATUSES:
+                delay = max(delay, rc.bad_credentials_s)
+            delay *= 1.0 + rc.jitter * (2 * self._rng.random() - 1)
+            if status is not None or reason.startswith("connect"):
+                if reason != last_reason:  # reported once per distinct reason
+                    log.error("%s: bind failed: %s; retrying in %.1f s", bind_id, reason, delay)
+                    await self._emit([BindFailure(self.name, bind_id, reason, status, delay)])
+                last_reason = reason
+            with trio.move_on_after(delay):
+                while not self._closing:
+                    self._bound_changed = trio.Event()
+                    await self._bound_changed.wait()
+
+    # --------------------------------------------------------------------- input
+    async def submit(self, msg: OutboundMessage) -> None:
+        """Queue one message; waits while the queue is full."""
+        while len(self._queue) >= self.config.queue_size:
+            self._space = trio.Event()
+            await self._space.wait()
+        if self._closing:
+            raise trio.ClosedResourceError("pool is closing")
+        self._queue.append(_Job(msg))
+        self._work.set()
+
+    async def submit_many(self, msgs: Iterable[OutboundMessage]) -> None:
+        """Queue many messages in order; waits whenever the queue is full."""
+        limit, queue = self.config.queue_size, self._queue
+        for msg in msgs:
+            while len(queue) >= limit:
+                self._work.set()
+                self._space = trio.Event()
+                await self._space.wait()
+            if self._closing:
+                raise trio.ClosedResourceError("pool is closing")
+            queue.append(_Job(msg))
+        self._work.set()
+
+    # ------------------------------------------------ called by binds (same module family)
+    def _take_nowait(self, n: int) -> list[_Job]:
+        jobs: list[_Job] = []
+        front, retry, queue = self._front, self._retry, self._queue
+        while front and len(jobs) < n:
+            jobs.append(front.popleft())
+        if retry and len(jobs) < n:
+            now = trio.current_time()
+            while retry and retry[0][0] <= now and len(jobs) < n:
+                jobs.append(heapq.heappop(retry)[2])
+        if queue and len(jobs) < n:
+            was_full = len(queue) >= self.config.queue_size
+            k = min(n - len(jobs), len(queue))
+            jobs.extend(queue.popleft() for _ in range(k))
+            if was_full or len(queue) < self.config.queue_size:
+                self._space.set()
+        return jobs
+
+    async def _take(self, n: int) -> list[_Job]:
+        """Up to ``n`` jobs, waiting for at least one (or for closing: then none)."""
+        while not self._closing:
+            jobs = self._take_nowait(n)
+            if jobs:
+                return jobs
+            self._work = trio.Event()
+            if self._retry:
+                with trio.move_on_at(self._retry[0][0]):
+                    await self._work.wait()
+            else:
+                await self._work.wait()
+        return []
+
+    def _requeue_front(self, jobs: list[_Job]) -> None:
+        self._front.extendleft(reversed(jobs))
+        self._work.set()
+
+    def _retry_at(self, job: _Job, when: float) -> None:
+        heapq.heappush(self._retry, (when, next(self._retry_seq), job))
+        self._work.set()
+
+    def _outcome(self, job: _Job, status: SubmitStatus, command_status: int, name: str,
+                 bind: Bind, now: float) -> SubmitOutcome:
+        if status is SubmitStatus.ACCEPTED:
+            self.stats_accepted += 1
+        elif status is SubmitStatus.FAILED:
+            self.stats_failed += 1
+        else:
+            self.stats_unknown += 1
+        return SubmitOutcome(job.msg.ref, status, tuple(job.message_ids), command_status, name,
+                             job.attempts, bind.bind_id, now - job.sent_at)
+
+    def _resolved(self, bind: Bind, job: _Job, status: int, body: Any, now: float,
+                  out: list[PoolEvent]) -> None:
+        """A submit_sm_resp (or generic_nack) for ``job``: apply the status policy."""
+        latency_s = now - job.sent_at
+        self._latency_counts[bisect.bisect_left(LATENCY_BUCKETS_S, latency_s)] += 1
+        self._latency_sum_s += latency_s
+        self._resps_by_status[status] += 1
+        policy = self._policy
+        if status == 0:
+            job.message_ids.append(self._ids.for_submit_resp(body or b""))
+            job.part += 1
+            if job.part < len(job.msg.segments):
+                self._front.append(job)  # next segment only now: order is kept
+                self._work.set()
+            else:
+                out.append(self._outcome(job, SubmitStatus.ACCEPTED, 0, "ESME_ROK", bind, now))
+        elif status in policy.throttle_statuses:
+            self.stats_throttled += 1
+            self.paused_until = max(self.paused_until, now + policy.throttle_pause_s)
+            self._retry_at(job, now + policy.throttle_pause_s)
+        elif status in policy.retry_statuses and job.sys_retries < policy.max_retries:
+            job.sys_retries += 1
+            self.stats_retries += 1
+            self._retry_at(job, now + policy.retry_delay_s)
+        else:
+            out.append(self._outcome(job, SubmitStatus.FAILED, status, status_name(status),
+                                     bind, now))
+
+    def _lost(self, bind: Bind, jobs: list[_Job], reason: str, out: list[PoolEvent]) -> None:
+        """Submits sent but never answered (drop or timeout): the in-flight policy."""
+        if not jobs:
+            return
+        if self.config.inflight_policy is InflightPolicy.RETRY:
+            self.stats_inflight_retried += len(jobs)
+            self._requeue_front(jobs)
+            return
+        self.stats_inflight_unknown += len(jobs)
+        now = trio.current_time()
+        for job in jobs:
+            out.append(self._outcome(job, SubmitStatus.UNKNOWN, CommandStatus.ESME_RUNKNOWNERR,
+                                     reason, bind, now))
+
+    def _bind_down(self, bind: Bind) -> None:
+        """A bind ended: its held jobs go back first in line, in-flight ones by policy."""
+        if bind.held:
+            self._requeue_front(list(bind.held))
+            bind.held.clear()
+        if bind.inflight:
+            jobs = list(bind.inflight.values())
+            bind.inflight.clear()
+            # emitted by the bind's slot task once serve() returned (we are in a finally)
+            self._lost(bind, jobs, f"connection lost: {bind.down_reason}", self._lost_outcomes)
+        self._work.set()
+
+    def _delivered(self, bind: Bind, fields: tuple[Any, ...], out: list[PoolEvent]) -> int:
+        """A deliver_sm: a receipt or an MO message. Returns a status to answer at once
+        (non-zero), or 0 to acknowledge after the event was handed on."""
+        esm_class = fields[7]
+        kind = esm_class & ESM_CLASS_TYPE_MASK
+        if kind in (ESM_CLASS_DELIVERY_RECEIPT, ESM_CLASS_INTERMEDIATE_NOTIFICATION):
+            receipt = Receipt.from_tuple(impl.parse_receipt(fields[16], fields[17]), self._ids)
+            self.stats_receipts += 1
+            out.append(ReceiptEvent(self.name, receipt.message_id, receipt.stat, receipt.err,
+                                    receipt.sms_result, receipt.done_date, receipt,
+                                    bind.bind_id))
+        else:
+            self.stats_mo += 1
+            out.append(MoMessage(self.name, fields[3], fields[6], esm_class, fields[14],
+                                 fields[16], fields[17], bind.bind_id))
+        return 0
+
+    async def _emit(self, events: list[PoolEvent]) -> None:
+        try:
+            await self._out_send.send(events)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass
+
+    # -------------------------------------------------------------------- metrics
+    def statistics(self) -> PoolStatistics:
+        cfg = self.config
+        senders = [b for b in self._binds if b.sends]
+        return PoolStatistics(
+            esme=self.name,
+            binds_configured=cfg.binds + (cfg.receivers if cfg.bind_mode
+                                          is BindMode.TRANSMITTER else 0),
+            binds_up=sum(1 for b in self._binds if b.bound),
+            queued=len(self._queue) + len(self._front) + len(self._retry),
+            in_flight=sum(len(b.inflight) for b in senders),
+            window_capacity=cfg.window * len(senders),
+            submits=self.stats_submits,
+            responses_by_status={status_name(s): n for s, n in self._resps_by_status.items()},
+            accepted=self.stats_accepted,
+            failed=self.stats_failed,
+            unknown=self.stats_unknown,
+            throttled=self.stats_throttled,
+            retries=self.stats_retries,
+            inflight_retried=self.stats_inflight_retried,
+            inflight_unknown=self.stats_inflight_unknown,
+            response_timeouts=self.stats_response_timeouts,
+            late_responses=self.stats_late_responses,
+            generic_nacks=self.stats_generic_nacks,
+            protocol_errors=self.stats_protocol_errors,
+            connection_drops=self.stats_connection_drops,
+            reconnects=self.stats_reconnects,
+            bind_failures=self.stats_bind_failures,
+            last_bind_error=self.last_bind_error,
+            receipts=self.stats_receipts,
+            mo_messages=self.stats_mo,
+            rate_limiter_waits=self._limiter.waits,
+            latency_buckets_s=LATENCY_BUCKETS_S,
+            latency_counts=tuple(self._latency_counts),
+            latency_sum_s=self._latency_sum_s,
+        )
