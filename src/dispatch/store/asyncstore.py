@@ -80,9 +80,10 @@ class AsyncStore:
         return await self.run_sync(self.sync.get_campaign_by_external_id, external_id)
 
     async def apply_transition(self, campaign_id: int, transition: Transition,
-                               change: StateChange, audit: AuditEntry | None) -> Campaign:
+                               change: StateChange, audit: AuditEntry | None,
+                               auto_start: bool | None = None) -> Campaign:
         return await self.run_sync(self.sync.apply_transition, campaign_id, transition, change,
-                                   audit)
+                                   audit, auto_start)
 
     async def list_campaigns(self, flt: CampaignFilter) -> Page[Campaign]:
         return await self.run_sync(self.sync.list_campaigns, flt)

@@ -152,8 +152,9 @@ class SqliteStore(SqliteDispatchPath):
         return None if row is None else campaign_from_row(row)
 
     def apply_transition(self, campaign_id: int, transition: Transition, change: StateChange,
-                         audit: AuditEntry | None) -> Campaign:
-        """Compare-and-set on (status, archived); history and audit in the same transaction."""
+                         audit: AuditEntry | None, auto_start: bool | None = None) -> Campaign:
+        """Compare-and-set on (status, archived); history and audit in the same transaction.
+        ``auto_start`` (approve) is stored with the transition when given."""
         t = transition
         with self._tx() as cur:
             cur.execute(
@@ -168,6 +169,9 @@ class SqliteStore(SqliteDispatchPath):
                 if exists is None:
                     raise NotFound("Campaign not found")
                 raise Conflict("Campaign status changed concurrently; retry")
+            if auto_start is not None:
+                cur.execute("UPDATE campaigns SET auto_start = ? WHERE id = ?",
+                            (int(auto_start), campaign_id))
             self._write_history(cur, campaign_id, change, audit)
             row = cur.execute(f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = ?",
                               (campaign_id,)).fetchone()

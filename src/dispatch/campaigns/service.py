@@ -1,0 +1,353 @@
+"""The campaign service: what the control API and the engine call. It owns the rules (the
+lifecycle table, validation, limits, the pending-capacity guard) and leaves durable state to the
+async store; it never touches sockets.
+
+Campaigns are addressed by their external UUID (what API callers see) or by the store's integer
+id (what the engine uses). User actions go to the state history and the audit trail; engine
+events only to the state history. A transition is compare-and-set in the store: when another
+writer changed the status first, the service re-reads and re-checks (a bounded number of times),
+so a concurrent cancel and window-close never both win.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
+
+from dispatch.campaigns.errors import (
+    BadRequest,
+    CapacityExceeded,
+    Conflict,
+    NotActive,
+    NotFound,
+    ValidationError,
+)
+from dispatch.campaigns.lifecycle import (
+    USER_EVENTS,
+    AuditEntry,
+    Event,
+    StateChange,
+    allowed_events,
+    apply,
+)
+from dispatch.campaigns.model import (
+    Campaign,
+    CampaignKind,
+    CampaignMode,
+    CampaignStatus,
+    RecipientStage,
+    SmsResult,
+    validate,
+)
+from dispatch.store.asyncstore import AsyncStore
+from dispatch.store.base import (
+    LIMIT_EXCEEDED_MESSAGE,
+    MAX_PAGE_LIMIT,
+    CampaignFilter,
+    CampaignSort,
+    Counters,
+    DayActivity,
+    JobErrorView,
+    Kpi,
+    Page,
+    RecipientFilter,
+    RecipientRow,
+    RecipientView,
+)
+
+CampaignRef = uuid.UUID | int
+
+#: Turns a raw phone number into (E.164 number, ctn_hash, masked); raises ValueError when invalid.
+#: The engine wires the ingest module's normaliser and keyed hash here.
+NumberPreparer = Callable[[str], tuple[str, bytes, str]]
+
+_TRANSITION_RETRIES = 3
+
+
+class Period(enum.StrEnum):
+    """The list's period filter, on created time."""
+
+    HOUR = "hour"
+    DAY = "24h"
+    WEEK = "7d"
+    MONTH = "30d"
+    ALL = "all"
+
+
+_PERIOD_SPAN = {Period.HOUR: timedelta(hours=1), Period.DAY: timedelta(days=1),
+                Period.WEEK: timedelta(days=7), Period.MONTH: timedelta(days=30)}
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    """Limits of the service. ``max_pending_messages`` bounds New + Sending messages across
+    active transactional campaigns (the seeds' pending-capacity guard); a refusal tells the
+    caller to retry after ``capacity_retry_after_s``."""
+
+    default_page_limit: int = 50
+    max_page_limit: int = MAX_PAGE_LIMIT
+    max_messages_per_request: int = 200_000
+    max_pending_messages: int = 1_000_000
+    capacity_retry_after_s: int = 30
+
+
+class TransactionalMessage(NamedTuple):
+    phone_number: str
+    variables: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignQuery:
+    period: Period = Period.ALL
+    statuses: frozenset[CampaignStatus] = frozenset()
+    modes: frozenset[CampaignMode] = frozenset()
+    search: str | None = None
+    archived: bool = False
+    sort: CampaignSort = CampaignSort.CREATED
+    descending: bool = True
+    offset: int = 0
+    limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignDetail:
+    """Everything the detail page shows: progress is ``sent + failed`` (processed) of
+    ``total``; errors are submit failures plus carrier failures."""
+
+    campaign: Campaign
+    counters: Counters
+    daily_activity: list[DayActivity]
+    state_history: list[StateChange]
+    audit: list[AuditEntry]
+    allowed_actions: list[str]
+
+    @property
+    def progress(self) -> float:
+        total = self.counters.total
+        return 1.0 if total == 0 else self.counters.processed / total
+
+
+class CampaignService:
+    def __init__(self, store: AsyncStore, config: ServiceConfig, clock: Callable[[], datetime],
+                 prepare_number: NumberPreparer | None = None) -> None:
+        self._store = store
+        self._config = config
+        self._clock = clock
+        self._prepare_number = prepare_number
+
+    # ------------------------------------------------------------------ reads
+
+    async def get(self, ref: CampaignRef) -> Campaign:
+        if isinstance(ref, int):
+            campaign = await self._store.get_campaign(ref)
+        else:
+            campaign = await self._store.get_campaign_by_external_id(ref)
+        if campaign is None:
+            raise NotFound("Campaign not found")
+        return campaign
+
+    def _limit(self, limit: int | None) -> int:
+        if limit is None:
+            return self._config.default_page_limit
+        if limit > self._config.max_page_limit:
+            raise BadRequest(LIMIT_EXCEEDED_MESSAGE)
+        if limit < 1:
+            raise ValidationError({"limit": "The limit parameter must be at least 1"})
+        return limit
+
+    async def list(self, query: CampaignQuery) -> Page[Campaign]:
+        if query.offset < 0:
+            raise ValidationError({"offset": "The offset parameter must not be negative"})
+        span = _PERIOD_SPAN.get(query.period)
+        flt = CampaignFilter(
+            since=None if span is None else self._clock() - span, statuses=query.statuses,
+            modes=query.modes, search=query.search or None, archived=query.archived,
+            sort=query.sort, descending=query.descending, offset=query.offset,
+            limit=self._limit(query.limit))
+        return await self._store.list_campaigns(flt)
+
+    async def kpi(self) -> Kpi:
+        return await self._store.kpi()
+
+    async def detail(self, ref: CampaignRef) -> CampaignDetail:
+        c = await self.get(ref)
+        cid = _id(c)
+        return CampaignDetail(
+            c, await self._store.counters(cid), await self._store.daily_activity(cid),
+            await self._store.state_history(cid), await self._store.audit_trail(cid),
+            [e.value for e in allowed_events(c.status, c.archived) if e in USER_EVENTS])
+
+    async def counters(self, ref: CampaignRef) -> Counters:
+        return await self._store.counters(_id(await self.get(ref)))
+
+    async def recipients(self, ref: CampaignRef, stages: frozenset[RecipientStage] = frozenset(),
+                         sms_results: frozenset[SmsResult] = frozenset(),
+                         stats: frozenset[str] = frozenset(), include_null_stat: bool = True,
+                         after_id: int = 0, limit: int | None = None,
+                         with_numbers: bool = False) -> Page[RecipientView]:
+        flt = RecipientFilter(stages, sms_results, frozenset(s.upper() for s in stats),
+                              include_null_stat, None, after_id, self._limit(limit),
+                              with_numbers)
+        return await self._store.list_recipients(_id(await self.get(ref)), flt)
+
+    async def lookup(self, ctn_hash: bytes, ref: CampaignRef | None = None) -> list[RecipientView]:
+        cid = None if ref is None else _id(await self.get(ref))
+        return await self._store.find_by_ctn_hash(ctn_hash, cid)
+
+    async def job_errors(self, ref: CampaignRef, offset: int = 0,
+                         limit: int | None = None) -> Page[JobErrorView]:
+        return await self._store.job_errors(_id(await self.get(ref)), max(0, offset),
+                                            self._limit(limit))
+
+    async def message_errors(self, ref: CampaignRef, after_id: int = 0,
+                             limit: int | None = None) -> Page[RecipientView]:
+        """Recipients whose delivery failed (sms_result failed), not stage Failed (003)."""
+        return await self.recipients(ref, sms_results=frozenset({SmsResult.FAILED}),
+                                     after_id=after_id, limit=limit)
+
+    # ------------------------------------------------------------------ create and user actions
+
+    async def create(self, campaign: Campaign) -> Campaign:
+        """Validate and store a new campaign in status New (waiting for moderation)."""
+        validate(campaign)
+        now = self._clock()
+        fresh = replace(campaign, id=None, status=CampaignStatus.NEW, archived=False,
+                        paused_by=None, created_at=now, sender=campaign.sender.strip())
+        return await self._store.create_campaign(
+            fresh, StateChange(CampaignStatus.NEW, "create", "created", now),
+            AuditEntry(campaign.author, "create", "", now))
+
+    async def approve(self, ref: CampaignRef, actor: str, auto_start: bool | None = None,
+                      note: str = "") -> Campaign:
+        """New -> Pending. With auto-start the engine starts it by its mode and schedule;
+        without, it waits for an explicit ``start``. ``auto_start`` None keeps the value the
+        campaign was created with."""
+        return await self._transition(ref, Event.APPROVE, actor=actor, note=note,
+                                      reason="approved", auto_start=auto_start)
+
+    async def reject(self, ref: CampaignRef, actor: str, note: str) -> Campaign:
+        if not note.strip():
+            raise ValidationError({"note": "A note is required to reject a campaign"})
+        return await self._transition(ref, Event.REJECT, actor=actor, note=note,
+                                      reason="rejected by moderator")
+
+    async def start(self, ref: CampaignRef, actor: str, note: str = "") -> Campaign:
+        return await self._transition(ref, Event.START, actor=actor, note=note,
+                                      reason="started by user")
+
+    async def pause(self, ref: CampaignRef, actor: str, note: str = "") -> Campaign:
+        return await self._transition(ref, Event.PAUSE, actor=actor, note=note,
+                                      reason="paused by user")
+
+    async def resume(self, ref: CampaignRef, actor: str, note: str = "") -> Campaign:
+        return await self._transition(ref, Event.RESUME, actor=actor, note=note,
+                                      reason="resumed by user")
+
+    async def cancel(self, ref: CampaignRef, actor: str, note: str = "") -> Campaign:
+        return await self._transition(ref, Event.CANCEL, actor=actor, note=note,
+                                      reason="cancelled by user")
+
+    async def archive(self, ref: CampaignRef, actor: str, note: str = "") -> Campaign:
+        return await self._transition(ref, Event.ARCHIVE, actor=actor, note=note,
+                                      reason="archived")
+
+    async def restore(self, ref: CampaignRef, actor: str, note: str = "") -> Campaign:
+        return await self._transition(ref, Event.RESTORE, actor=actor, note=note,
+                                      reason="restored")
+
+    # ------------------------------------------------------------------ engine-driven events
+
+    async def begin_build(self, ref: CampaignRef, reason: str = "start time reached") -> Campaign:
+        return await self._transition(ref, Event.BUILD, reason=reason)
+
+    async def mark_built(self, ref: CampaignRef, reason: str = "recipient list built") -> Campaign:
+        return await self._transition(ref, Event.BUILT, reason=reason)
+
+    async def window_closed(self, ref: CampaignRef,
+                            reason: str = "outside the daily window") -> Campaign:
+        return await self._transition(ref, Event.WINDOW_CLOSE, reason=reason)
+
+    async def window_opened(self, ref: CampaignRef,
+                            reason: str = "inside the daily window") -> Campaign:
+        return await self._transition(ref, Event.WINDOW_OPEN, reason=reason)
+
+    async def finish(self, ref: CampaignRef, reason: str = "all messages processed") -> Campaign:
+        return await self._transition(ref, Event.FINISH, reason=reason)
+
+    async def fail(self, ref: CampaignRef, reason: str) -> Campaign:
+        return await self._transition(ref, Event.FAIL, reason=reason)
+
+    async def expire(self, ref: CampaignRef, reason: str = "end time passed") -> Campaign:
+        """-> Expired, then the recipients still New are marked Failed ("campaign expired").
+        The status changes first so no claim can start after the marking."""
+        campaign = await self._transition(ref, Event.EXPIRE, reason=reason)
+        await self._store.expire_remaining(_id(campaign), self._clock())
+        return campaign
+
+    async def _transition(self, ref: CampaignRef, event: Event, *, reason: str,
+                          actor: str | None = None, note: str = "",
+                          auto_start: bool | None = None) -> Campaign:
+        for attempt in range(_TRANSITION_RETRIES):
+            campaign = await self.get(ref)
+            t = apply(event, campaign.status, campaign.archived, campaign.paused_by)
+            now = self._clock()
+            change = StateChange(t.to_status, event.value, reason, now, t.from_status)
+            audit = None if actor is None else AuditEntry(actor, event.value, note, now)
+            try:
+                return await self._store.apply_transition(_id(campaign), t, change, audit,
+                                                          auto_start)
+            except Conflict:
+                if attempt == _TRANSITION_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # ------------------------------------------------------------------ transactional messages
+
+    async def add_messages(self, ref: CampaignRef,
+                           messages: Sequence[TransactionalMessage]) -> int:
+        """Queue messages on an active transactional campaign; returns how many were added.
+
+        Checks, in order: the campaign is transactional ("Cannot add messages to bulk
+        campaign"), it is active (the error names its status), the request size (at most
+        ``max_messages_per_request``), every number (field errors by index), and the
+        pending-capacity guard. All or nothing: one bad number rejects the request.
+        """
+        campaign = await self.get(ref)
+        if campaign.kind is CampaignKind.BULK:
+            raise BadRequest("Cannot add messages to bulk campaign")
+        if not campaign.status.is_active or campaign.archived:
+            raise NotActive(campaign.status.value)
+        limit = self._config.max_messages_per_request
+        if len(messages) > limit:
+            raise BadRequest(f"Maximum {limit} recipients allowed per request")
+        if not messages:
+            raise ValidationError({"messages": "At least one message is required"})
+        if self._prepare_number is None:
+            raise RuntimeError("CampaignService needs prepare_number to accept messages")
+        rows: list[RecipientRow] = []
+        errors: dict[str, str] = {}
+        for i, m in enumerate(messages):
+            try:
+                number, ctn_hash, masked = self._prepare_number(m.phone_number)
+            except ValueError:
+                if len(errors) < 100:  # enough to fix a request; bounded response size
+                    errors[f"messages[{i}].phoneNumber"] = "Phone number must be 10-15 digits"
+                continue
+            rows.append(RecipientRow(number, ctn_hash, masked, m.variables, i + 1))
+        if errors:
+            raise ValidationError(errors, "Invalid phone number format")
+        pending = await self._store.pending_messages(CampaignKind.TRANSACTIONAL)
+        if pending + len(rows) > self._config.max_pending_messages:
+            raise CapacityExceeded(pending, len(rows), self._config.max_pending_messages,
+                                   self._config.capacity_retry_after_s)
+        return await self._store.add_recipients(_id(campaign), rows, self._clock())
+
+
+def _id(campaign: Campaign) -> int:
+    if campaign.id is None:  # pragma: no cover - store records always carry their id
+        raise NotFound("Campaign not found")
+    return campaign.id
