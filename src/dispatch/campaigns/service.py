@@ -159,7 +159,7 @@ class CampaignService:
             raise ValidationError({"limit": "The limit parameter must be at least 1"})
         return limit
 
-    async def list(self, query: CampaignQuery) -> Page[Campaign]:
+    async def list_campaigns(self, query: CampaignQuery) -> Page[Campaign]:
         if query.offset < 0:
             raise ValidationError({"offset": "The offset parameter must not be negative"})
         span = _PERIOD_SPAN.get(query.period)
