@@ -118,7 +118,7 @@ class AuditEntry:
 def allowed_events(status: CampaignStatus, archived: bool) -> list[Event]:
     """Events accepted now (the UI shows these as buttons)."""
     if archived:
-        return [Event.RESTORE]
+        return [Event.RESTORE] if (Event.RESTORE, status) in TRANSITIONS else []
     return [e for (e, s) in TRANSITIONS if s is status and e is not Event.RESTORE]
 
 
