@@ -258,8 +258,9 @@ cdef class RecipientParser:
                 if rec_end == _ING_NEED_COLUMNS:
                     self._need_columns = True
                     return pos
-            if rec_end == end:
-                self.lines += 1
+            if rec_end == end:  # the last line (its terminator, if any, counted inside)
+                if buf[end - 1] != _ING_CR and buf[end - 1] != _ING_LF:
+                    self.lines += 1
                 return end
             pos = self._after_eol(buf, rec_end, end)
 

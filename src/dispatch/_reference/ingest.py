@@ -440,8 +440,9 @@ class RecipientParser:
                 rec_end = self._record_csv(buf, pos, t, eof, out)
                 if rec_end < 0:
                     return pos  # an open quoted field: wait for more
-            if rec_end == end:
-                self.lines += 1
+            if rec_end == end:  # the last line (its terminator, if any, counted inside)
+                if buf[end - 1] not in (_CR, _LF):
+                    self.lines += 1
                 return end
             pos = self._after_eol(buf, rec_end)
 
