@@ -230,7 +230,8 @@ class Bind:
         assert stream is not None
         while True:
             await self._kick.wait()
-            self._kick = trio.Event()
+            if self._kick.is_set():
+                self._kick = trio.Event()
             data = session.data_to_send()
             if data:
                 with trio.fail_after(timeout_s):
@@ -282,7 +283,7 @@ class Bind:
                 elif type(ev) is Unbound:
                     self.kick()
                     await trio.sleep(0)
-                    raise _Down("unbound by the SMSC" if ev.by_peer else "unbound")
+                    raise _Down("unbound by the SMSC" if ev.by_peer else "stopped")
             if freed:
                 self._window_free.set()
             if out:
@@ -304,7 +305,8 @@ class Bind:
                     held.extend(await pool._take(free))
             if not held:
                 if free <= 0:
-                    self._window_free = trio.Event()
+                    if self._window_free.is_set():
+                        self._window_free = trio.Event()
                     await self._window_free.wait()
                 continue
             if pool.paused_until > trio.current_time():
@@ -327,7 +329,8 @@ class Bind:
             self._inflight_added.set()
             self.kick()
             if len(inflight) + len(held) >= window:
-                self._window_free = trio.Event()
+                if self._window_free.is_set():
+                    self._window_free = trio.Event()
                 if len(inflight) + len(held) >= window:
                     await self._window_free.wait()
         if held:
@@ -339,7 +342,8 @@ class Bind:
         inflight, pool, timeout_s = self.inflight, self.pool, self.config.response_timeout_s
         while True:
             if not inflight:
-                self._inflight_added = trio.Event()
+                if self._inflight_added.is_set():
+                    self._inflight_added = trio.Event()
                 await self._inflight_added.wait()
                 continue
             seq, job = next(iter(inflight.items()))
@@ -387,7 +391,8 @@ class Bind:
         await self._stop.wait()
         with trio.move_on_after(cfg.drain_timeout_s):
             while self.inflight:
-                self._window_free = trio.Event()
+                if self._window_free.is_set():
+                    self._window_free = trio.Event()
                 await self._window_free.wait()
         if self.session.state in (SessionState.BOUND_TX, SessionState.BOUND_RX,
                                   SessionState.BOUND_TRX):

@@ -323,7 +323,8 @@ class BindPool:
     async def wait_bound(self, count: int = 1) -> None:
         """Until at least ``count`` sending binds are up."""
         while self.binds_up() < count:
-            self._bound_changed = trio.Event()
+            if self._bound_changed.is_set():
+                self._bound_changed = trio.Event()
             await self._bound_changed.wait()
 
     def binds_up(self) -> int:
@@ -384,14 +385,16 @@ class BindPool:
                 last_reason = reason
             with trio.move_on_after(delay):
                 while not self._closing:
-                    self._bound_changed = trio.Event()
+                    if self._bound_changed.is_set():
+                        self._bound_changed = trio.Event()
                     await self._bound_changed.wait()
 
     # --------------------------------------------------------------------- input
     async def submit(self, msg: OutboundMessage) -> None:
         """Queue one message; waits while the queue is full."""
         while len(self._queue) >= self.config.queue_size:
-            self._space = trio.Event()
+            if self._space.is_set():
+                self._space = trio.Event()
             await self._space.wait()
         if self._closing:
             raise trio.ClosedResourceError("pool is closing")
@@ -404,7 +407,8 @@ class BindPool:
         for msg in msgs:
             while len(queue) >= limit:
                 self._work.set()
-                self._space = trio.Event()
+                if self._space.is_set():
+                    self._space = trio.Event()
                 await self._space.wait()
             if self._closing:
                 raise trio.ClosedResourceError("pool is closing")
@@ -435,7 +439,8 @@ class BindPool:
             jobs = self._take_nowait(n)
             if jobs:
                 return jobs
-            self._work = trio.Event()
+            if self._work.is_set():
+                self._work = trio.Event()
             if self._retry:
                 with trio.move_on_at(self._retry[0][0]):
                     await self._work.wait()
