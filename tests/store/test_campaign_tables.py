@@ -4,6 +4,7 @@ recipient filters with keyset pagination, job errors."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from store_fixtures import T0, new_campaign, rows
@@ -128,7 +129,7 @@ def test_recipient_filters_and_keyset_pages(store: SqliteStore) -> None:
                                    SmsResult.DELIVERED if st == "DELIVRD" else SmsResult.FAILED)
                            for r, st in zip(claimed[3:], stats, strict=True)], T0)
 
-    def ids(**kw: object) -> list[int]:
+    def ids(**kw: Any) -> list[int]:
         out: list[int] = []
         after = 0
         for _ in range(50):

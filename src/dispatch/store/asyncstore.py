@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import trio
 
@@ -45,13 +45,6 @@ from dispatch.store.base import (
 )
 
 R = TypeVar("R")
-
-
-class _Started(Protocol):
-    """``trio.TaskStatus`` as seen by ``nursery.start`` (spelled out because the installed
-    trio-stubs package shadows trio's own annotations and lacks ``trio.TaskStatus``)."""
-
-    def started(self) -> None: ...
 
 
 class AsyncStore:
@@ -214,7 +207,9 @@ class GroupCommitWriter:
     async def aclose(self) -> None:
         await self._send.aclose()
 
-    async def run(self, *, task_status: _Started = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        # ``Any``: the installed trio-stubs package shadows trio's own annotations and has no
+        # ``trio.TaskStatus``; with it removed this becomes ``trio.TaskStatus[None]``.
         task_status.started()
         async with self._recv:
             while True:
