@@ -136,12 +136,20 @@ cdef extern from *:
     static void dpi_set_free(dpi_set *s) { free(s->slots); s->slots = NULL; s->mask = s->count = 0; }
 
     /* ---- scanning ---- */
+    /* Next CR or LF in [pos, end), or -1. Short lines: a byte loop; past 256 bytes (a long
+       line being skipped) two memchr, the CR one bounded by the LF found. */
     static inline ptrdiff_t dpi_find_eol(const unsigned char *b, ptrdiff_t pos, ptrdiff_t end) {
-        for (; pos < end; pos++) {
+        ptrdiff_t stop = end - pos > 256 ? pos + 256 : end, lim;
+        const unsigned char *lf, *cr;
+        for (; pos < stop; pos++) {
             unsigned char c = b[pos];
             if (c <= 13 && (c == 10 || c == 13)) return pos;
         }
-        return -1;
+        if (pos >= end) return -1;
+        lf = memchr(b + pos, 10, (size_t)(end - pos));
+        lim = lf ? lf - b : end;
+        cr = lim > pos ? memchr(b + pos, 13, (size_t)(lim - pos)) : NULL;
+        return cr ? cr - b : (lf ? lf - b : -1);
     }
     static inline int dpi_is_blank(const unsigned char *b, ptrdiff_t pos, ptrdiff_t end) {
         for (; pos < end; pos++) if (b[pos] != 32 && b[pos] != 9) return 0;

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from tests.ingest.helpers import numbers, parse
 
 QUOTED = (b'name;Phone;city\n"Ivan ""I""";79123456789;"Mos\ncow"\nPetr;+7912;x\nA;b\n'

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from tests.ingest.helpers import KEY, numbers, parse
 
 SAMPLE = (b"\xef\xbb\xbf+7 (912) 345-67-89\r\n89123456780\n0079123456781\r\r\n"
