@@ -24,6 +24,7 @@ import logging
 import os
 import secrets
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,13 +33,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 import trio
 
 from control.errors import ApiError, not_found
+from control.views import recipient_json
+from dispatch.campaigns.service import CampaignService
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
 log = logging.getLogger("control.exports")
 
-PAGE_ROWS = 5000
+PAGE_ROWS = 200  # the service's page cap
 SWEEP_EVERY_S = 30.0
 CSV_COLUMNS = ("recipient", "ctn_hash", "stage", "esme", "submit_status", "smsid", "sms_result",
                "stat", "err", "created_at", "sent_at", "done_at", "error")
@@ -244,6 +247,18 @@ def format_rows(rows: Iterable[dict[str, Any]], fmt: ExportFormat,
             row.get("doneAt") or "", row.get("error") or "",
         ])
     yield buf.getvalue()
+
+
+def service_source(service: CampaignService) -> RecipientSource:
+    """Pages of a campaign's recipients from the engine's ``CampaignService``."""
+
+    async def page(campaign_id: str, after_id: int, limit: int,
+                   with_numbers: bool) -> tuple[list[dict[str, Any]], int | None]:
+        result = await service.recipients(uuid.UUID(campaign_id), after_id=after_id,
+                                          limit=limit, with_numbers=with_numbers)
+        return [recipient_json(r, with_numbers) for r in result.items], result.next_after
+
+    return page
 
 
 async def stream_file(path: Path, block_bytes: int = 256 * 1024) -> Any:

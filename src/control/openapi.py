@@ -118,7 +118,7 @@ COMPONENTS: dict[str, Any] = {
     "Errors": _obj({"jobErrors": _ref("JobErrorPage"), "messageErrors": _ref("RecipientPage"),
                     "counts": _obj({"job": _INT, "messages": _INT, "badge": _INT})},
                    ["jobErrors", "messageErrors", "counts"]),
-    "Upload": _obj({"campaignId": _STR, "bytes": _INT, "format": _STR}, ["bytes"]),
+    "Upload": _obj({"fileId": _STR, "bytes": _INT, "format": _STR}, ["fileId", "bytes"]),
     "MessagesAccepted": _obj({"campaignId": _STR, "accepted": _INT}, ["accepted"]),
     "Export": _obj({"id": _STR, "campaignId": _STR, "format": _STR, "status": _STR,
                     "createdAt": _TIME, "finishedAt": _NTIME, "expiresAt": _NTIME,

@@ -1,0 +1,88 @@
+"""How engine records look on the wire: plain dicts with the API's camelCase names.
+
+Field names match the ones ``dispatch.campaigns.model.validate`` uses in ``validationErrors``
+(``startAt``, ``tpsCap``, ``validityPeriod``, ``window.timeZone``), so an error points at the
+field the client sent. Numbers: a recipient's clear number is included only when the caller's
+key has the clear-number right (``clear=True``); otherwise the masked form and the ctn_hash.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from dispatch.campaigns.lifecycle import AuditEntry, StateChange
+from dispatch.campaigns.model import Campaign, DailyWindow
+from dispatch.store.base import Counters, DayActivity, JobErrorView, Kpi, RecipientView
+
+
+def iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def window_json(window: DailyWindow | None) -> dict[str, str] | None:
+    if window is None:
+        return None
+    return {"start": window.start.strftime("%H:%M"), "end": window.end.strftime("%H:%M"),
+            "timeZone": window.tz}
+
+
+def progress_json(c: Counters) -> dict[str, int]:
+    return {"total": c.total, "sent": c.sent, "errors": c.errors, "delivered": c.delivered,
+            "failed": c.failed, "undelivered": c.undelivered, "pending": c.pending,
+            "inflight": c.inflight, "unknown": c.unknown, "ambiguous": c.ambiguous,
+            "jobErrors": c.job_errors}
+
+
+def campaign_json(c: Campaign, counters: Counters | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": str(c.external_id), "name": c.name, "sender": c.sender, "text": c.text,
+        "author": c.author, "esme": c.esme, "mode": c.mode.value, "kind": c.kind.value,
+        "dataCoding": c.data_coding.value, "status": c.status.value, "archived": c.archived,
+        "pausedBy": c.paused_by.value if c.paused_by else None,
+        "startAt": iso(c.start_at), "endAt": iso(c.end_at), "createdAt": iso(c.created_at),
+        "window": window_json(c.window), "autoStart": c.auto_start, "priority": c.priority,
+        "tpsCap": c.tps_cap, "validityPeriod": c.validity_period_s,
+        "registeredDelivery": c.registered_delivery,
+    }
+    if counters is not None:
+        out["progress"] = progress_json(counters)
+    return out
+
+
+def kpi_json(k: Kpi) -> dict[str, int]:
+    return {"total": k.total, "active": k.active, "completed": k.completed, "errors": k.errors,
+            "smsSent": k.sms_sent, "smsDelivered": k.sms_delivered}
+
+
+def state_change_json(s: StateChange) -> dict[str, Any]:
+    return {"phase": s.phase.value, "event": s.event, "reason": s.reason, "at": iso(s.at),
+            "fromStatus": s.from_status.value if s.from_status else None}
+
+
+def audit_json(a: AuditEntry) -> dict[str, Any]:
+    return {"actor": a.actor, "action": a.action, "note": a.note, "at": iso(a.at)}
+
+
+def day_json(d: DayActivity) -> dict[str, Any]:
+    return {"day": d.day, "sent": d.sent, "delivered": d.delivered, "failed": d.failed}
+
+
+def recipient_json(r: RecipientView, clear: bool, campaign_id: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": r.id, "lineNo": r.line_no, "ctnHash": r.ctn_hash.hex(), "masked": r.masked,
+        "number": r.number if clear else None, "stage": r.stage.value, "esme": r.esme,
+        "submitStatus": r.submit_status, "smsId": list(r.message_ids),
+        "createdAt": iso(r.created_at), "sentAt": iso(r.sent_at), "doneAt": iso(r.done_at),
+        "smsResult": r.sms_result.value if r.sms_result else None, "stat": r.receipt_stat,
+        "err": r.receipt_err, "error": r.error, "attempts": r.attempts, "segments": r.segments,
+        "ambiguous": r.ambiguous,
+    }
+    if campaign_id is not None:
+        out["campaignId"] = campaign_id
+    return out
+
+
+def job_error_json(e: JobErrorView) -> dict[str, Any]:
+    return {"id": e.id, "lineNo": e.line_no, "reason": e.reason, "message": e.message,
+            "at": iso(e.at)}
