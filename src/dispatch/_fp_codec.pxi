@@ -6,11 +6,12 @@
 # docstring; section numbers cite SMPP 3.4. Module-level names here start with _cd so they cannot
 # collide with the ingest include in the same module.
 
-from libc.string cimport memchr, memcpy
+from libc.string cimport memchr, memcpy, memcmp
 from libc.stdlib cimport malloc, realloc, free
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM, PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.ref cimport Py_INCREF, Py_DECREF
+from cpython.object cimport PyObject
 from cpython.dict cimport PyDict_SetItem, PyDict_GetItem
 
 from dispatch.smpp.errors import PduError as _cd_PduError
@@ -122,42 +123,129 @@ cdef inline void _cd_set(tuple t, Py_ssize_t i, object v):
     PyTuple_SET_ITEM(t, i, v)
 
 
-cdef tuple _cd_sm_body(const unsigned char* d, Py_ssize_t pos, Py_ssize_t end):
-    """submit_sm / deliver_sm mandatory fields in spec order (sections 4.4.1, 4.6.1) + TLVs."""
-    cdef tuple t = PyTuple_New(18)
-    _cd_set(t, 0, _cd_cstring(d, &pos, end, 6, "service_type", _CD_RINVCMDLEN))
+cdef struct _CdSm:
+    # Offsets into the buffer of one submit_sm / deliver_sm, found by _cd_sm_scan: C-strings as
+    # (start, length) without the NUL; tlv_start..tlv_end is the validated optional part.
+    Py_ssize_t service_type, service_type_len
+    Py_ssize_t source_addr, source_addr_len
+    Py_ssize_t destination_addr, destination_addr_len
+    Py_ssize_t schedule, schedule_len
+    Py_ssize_t validity, validity_len
+    Py_ssize_t short_message, sm_length
+    Py_ssize_t tlv_start, tlv_end
+    Py_ssize_t src_ton, dst_ton, esm_class, registered  # offsets of the one-octet groups
+
+
+cdef int _cd_cspan(const unsigned char* d, Py_ssize_t* pos, Py_ssize_t end, Py_ssize_t max_len,
+                   str name, int status, Py_ssize_t* start, Py_ssize_t* length) except -1:
+    """Locate a C-octet string like _cd_cstring (same errors) without building an object."""
+    cdef Py_ssize_t p = pos[0]
+    cdef Py_ssize_t limit = p + max_len
+    if limit > end:
+        limit = end
+    cdef const void* nul = NULL
+    if limit > p:
+        nul = memchr(d + p, 0, <size_t>(limit - p))
+    if nul == NULL:
+        if limit < end:
+            raise _CdBodyError(f"{name} longer than {max_len - 1} octets", status)
+        raise _CdBodyError(f"{name} has no NUL terminator inside the PDU", status)
+    start[0] = p
+    length[0] = <const unsigned char*>nul - (d + p)
+    pos[0] = p + length[0] + 1
+    return 0
+
+
+cdef int _cd_tlv_check(const unsigned char* d, Py_ssize_t pos, Py_ssize_t end) except -1:
+    """Validate the TLV part exactly as _cd_tlvs would (same errors), building nothing."""
+    cdef unsigned int tag, length
+    while pos < end:
+        if end - pos < 4:
+            raise _CdBodyError("truncated TLV header", _CD_RINVOPTPARSTREAM)
+        tag = ((<unsigned int>d[pos]) << 8) | d[pos + 1]
+        length = ((<unsigned int>d[pos + 2]) << 8) | d[pos + 3]
+        pos += 4
+        if length > end - pos:
+            raise _CdBodyError(f"TLV 0x{tag:04X} value runs past the PDU", _CD_RINVOPTPARSTREAM)
+        pos += length
+    return 0
+
+
+cdef int _cd_sm_scan(const unsigned char* d, Py_ssize_t pos, Py_ssize_t end,
+                     _CdSm* f) except -1:
+    """submit_sm / deliver_sm mandatory fields in spec order (sections 4.4.1, 4.6.1) + TLVs:
+    find and validate every field, build no object."""
+    _cd_cspan(d, &pos, end, 6, "service_type", _CD_RINVCMDLEN, &f.service_type,
+              &f.service_type_len)
     if end - pos < 2:
         raise _CdBodyError("truncated source_addr_ton/npi", _CD_RINVCMDLEN)
-    _cd_set(t, 1, <int>d[pos])
-    _cd_set(t, 2, <int>d[pos + 1])
+    f.src_ton = pos
     pos += 2
-    _cd_set(t, 3, _cd_cstring(d, &pos, end, 21, "source_addr", _CD_RINVSRCADR))
+    _cd_cspan(d, &pos, end, 21, "source_addr", _CD_RINVSRCADR, &f.source_addr,
+              &f.source_addr_len)
     if end - pos < 2:
         raise _CdBodyError("truncated dest_addr_ton/npi", _CD_RINVCMDLEN)
-    _cd_set(t, 4, <int>d[pos])
-    _cd_set(t, 5, <int>d[pos + 1])
+    f.dst_ton = pos
     pos += 2
-    _cd_set(t, 6, _cd_cstring(d, &pos, end, 21, "destination_addr", _CD_RINVDSTADR))
+    _cd_cspan(d, &pos, end, 21, "destination_addr", _CD_RINVDSTADR, &f.destination_addr,
+              &f.destination_addr_len)
     if end - pos < 3:
         raise _CdBodyError("truncated esm_class/protocol_id/priority_flag", _CD_RINVCMDLEN)
-    _cd_set(t, 7, <int>d[pos])
-    _cd_set(t, 8, <int>d[pos + 1])
-    _cd_set(t, 9, <int>d[pos + 2])
+    f.esm_class = pos
     pos += 3
-    _cd_set(t, 10, _cd_cstring(d, &pos, end, 17, "schedule_delivery_time", _CD_RINVCMDLEN))
-    _cd_set(t, 11, _cd_cstring(d, &pos, end, 17, "validity_period", _CD_RINVCMDLEN))
+    _cd_cspan(d, &pos, end, 17, "schedule_delivery_time", _CD_RINVCMDLEN, &f.schedule,
+              &f.schedule_len)
+    _cd_cspan(d, &pos, end, 17, "validity_period", _CD_RINVCMDLEN, &f.validity,
+              &f.validity_len)
     if end - pos < 5:
         raise _CdBodyError("truncated registered_delivery..sm_length", _CD_RINVCMDLEN)
-    _cd_set(t, 12, <int>d[pos])
-    _cd_set(t, 13, <int>d[pos + 1])
-    _cd_set(t, 14, <int>d[pos + 2])
-    _cd_set(t, 15, <int>d[pos + 3])
-    cdef Py_ssize_t sm_length = d[pos + 4]
+    f.registered = pos
+    f.sm_length = d[pos + 4]
     pos += 5
-    if sm_length > end - pos:
+    if f.sm_length > end - pos:
         raise _CdBodyError("short_message runs past the PDU", _CD_RINVMSGLEN)
-    _cd_set(t, 16, PyBytes_FromStringAndSize(<const char*>(d + pos), sm_length))
-    _cd_set(t, 17, _cd_tlvs(d, pos + sm_length, end))
+    f.short_message = pos
+    f.tlv_start = pos + f.sm_length
+    f.tlv_end = end
+    _cd_tlv_check(d, f.tlv_start, end)
+    return 0
+
+
+# Small ints as ready-made objects for the one-octet fields (cheaper than PyLong_FromLong).
+_cd_OCTETS = tuple(range(256))
+
+
+cdef inline object _cd_octet(unsigned char v):
+    return <object>PyTuple_GET_ITEM(_cd_OCTETS, v)
+
+
+cdef inline object _cd_span(const unsigned char* d, Py_ssize_t start, Py_ssize_t length):
+    return PyBytes_FromStringAndSize(<const char*>(d + start), length)
+
+
+cdef tuple _cd_sm_body(const unsigned char* d, Py_ssize_t pos, Py_ssize_t end):
+    """The SmFields 18-tuple (see the .pyi) of a submit_sm / deliver_sm."""
+    cdef _CdSm f
+    _cd_sm_scan(d, pos, end, &f)
+    cdef tuple t = PyTuple_New(18)
+    _cd_set(t, 0, _cd_span(d, f.service_type, f.service_type_len))
+    _cd_set(t, 1, _cd_octet(d[f.src_ton]))
+    _cd_set(t, 2, _cd_octet(d[f.src_ton + 1]))
+    _cd_set(t, 3, _cd_span(d, f.source_addr, f.source_addr_len))
+    _cd_set(t, 4, _cd_octet(d[f.dst_ton]))
+    _cd_set(t, 5, _cd_octet(d[f.dst_ton + 1]))
+    _cd_set(t, 6, _cd_span(d, f.destination_addr, f.destination_addr_len))
+    _cd_set(t, 7, _cd_octet(d[f.esm_class]))
+    _cd_set(t, 8, _cd_octet(d[f.esm_class + 1]))
+    _cd_set(t, 9, _cd_octet(d[f.esm_class + 2]))
+    _cd_set(t, 10, _cd_span(d, f.schedule, f.schedule_len))
+    _cd_set(t, 11, _cd_span(d, f.validity, f.validity_len))
+    _cd_set(t, 12, _cd_octet(d[f.registered]))
+    _cd_set(t, 13, _cd_octet(d[f.registered + 1]))
+    _cd_set(t, 14, _cd_octet(d[f.registered + 2]))
+    _cd_set(t, 15, _cd_octet(d[f.registered + 3]))
+    _cd_set(t, 16, _cd_span(d, f.short_message, f.sm_length))
+    _cd_set(t, 17, _cd_tlvs(d, f.tlv_start, f.tlv_end))
     _cd_untrack(t)
     return t
 
@@ -571,12 +659,31 @@ def encode_bind_resp(unsigned int command_id, command_status, sequence_number, s
 _cd_STATE_WORDS = (None, b"ENROUTE", b"DELIVRD", b"EXPIRED", b"DELETED", b"UNDELIV",
                    b"ACCEPTD", b"UNKNOWN", b"REJECTD", b"SKIPPED")
 
-# Receipt keys (Appendix B), longest first so "submit date" wins over "sub"; the slot is the
-# index in the result tuple. A space inside a key matches one or more spaces or underscores.
+# Receipt keys (Appendix B), grouped by first letter and longest first inside a group so
+# "submit date" wins over "sub" (the reference tries them in an order with the same outcome);
+# the slot is the index in the result tuple. A space inside a key matches one or more spaces or
+# underscores. _cd_KEY_FIRST maps a lower-case first letter to (first key, count) so a token
+# that starts no key is rejected with one table lookup.
 cdef const char* _cd_KEYS[8]
 cdef int _cd_KEY_SLOTS[8]
-_cd_KEYS[:] = [b"submit date", b"done date", b"dlvrd", b"stat", b"text", b"err", b"sub", b"id"]
-_cd_KEY_SLOTS[:] = [3, 4, 2, 5, 7, 6, 1, 0]
+cdef unsigned char _cd_KEY_FIRST[256][2]
+_cd_KEYS[:] = [b"submit date", b"stat", b"sub", b"done date", b"dlvrd", b"text", b"err", b"id"]
+_cd_KEY_SLOTS[:] = [3, 5, 1, 4, 2, 7, 6, 0]
+
+
+cdef void _cd_init_key_table() noexcept:
+    cdef int c
+    for c in range(256):
+        _cd_KEY_FIRST[c][0] = 0
+        _cd_KEY_FIRST[c][1] = 0
+    for c, first, count in ((0x73, 0, 3), (0x64, 3, 2), (0x74, 5, 1), (0x65, 6, 1), (0x69, 7, 1)):
+        _cd_KEY_FIRST[c][0] = first
+        _cd_KEY_FIRST[c][1] = count
+        _cd_KEY_FIRST[c - 0x20][0] = first  # upper case
+        _cd_KEY_FIRST[c - 0x20][1] = count
+
+
+_cd_init_key_table()
 
 
 cdef inline bint _cd_is_space(unsigned char ch) noexcept nogil:
@@ -592,14 +699,16 @@ cdef inline unsigned char _cd_lower(unsigned char ch) noexcept nogil:
 cdef int _cd_match_key(const unsigned char* s, Py_ssize_t i, Py_ssize_t n,
                        Py_ssize_t* after) noexcept nogil:
     """At ``i``, a receipt key then optional spaces then ':'? Return its slot (or -1)."""
-    cdef int k
+    cdef int k, first, count
     cdef Py_ssize_t j
     cdef const unsigned char* key
     cdef bint ok
-    for k in range(8):
+    if i >= n:
+        return -1
+    first = _cd_KEY_FIRST[s[i]][0]
+    count = _cd_KEY_FIRST[s[i]][1]
+    for k in range(first, first + count):
         key = <const unsigned char*>_cd_KEYS[k]
-        if i >= n or _cd_lower(s[i]) != key[0]:
-            continue
         j = i
         ok = True
         while key[0] != 0:
@@ -672,42 +781,86 @@ cdef tuple _cd_parse_receipt(object short_message, object tlvs):
         if starts[slot] < 0:
             starts[slot] = j
             ends[slot] = k
+    cdef object rid = None
+    cdef int message_state = -1
+    if tlvs:
+        rid = _cd_tlv_values(tlvs, &message_state)
     cdef tuple out = PyTuple_New(9)
-    cdef bytes stat
-    cdef char* w
-    cdef Py_ssize_t m
     for f in range(8):
-        if starts[f] < 0:
+        if f == 0 and rid is not None:
+            _cd_set(out, 0, rid)
+        elif f == 5 and 1 <= message_state <= 9:
+            _cd_set(out, 5, <object>PyTuple_GET_ITEM(_cd_STATE_WORDS, message_state))
+        elif starts[f] < 0:
             _cd_set(out, f, None)
         elif f == 5:
-            stat = PyBytes_FromStringAndSize(<const char*>(s + starts[f]), ends[f] - starts[f])
-            w = PyBytes_AS_STRING(stat)
-            for m in range(ends[f] - starts[f]):
-                if 0x61 <= <unsigned char>w[m] <= 0x7A:
-                    w[m] = w[m] - 0x20
-            _cd_set(out, f, stat)
+            _cd_set(out, 5, _cd_stat_word(s + starts[f], ends[f] - starts[f]))
         else:
-            _cd_set(out, f, PyBytes_FromStringAndSize(<const char*>(s + starts[f]),
-                                                      ends[f] - starts[f]))
-    _cd_set(out, 8, None)
-    if tlvs:
-        _cd_receipt_tlvs(out, tlvs)
+            _cd_set(out, f, _cd_value(s + starts[f], ends[f] - starts[f]))
+    _cd_set(out, 8, message_state if message_state >= 0 else None)
     _cd_untrack(out)
     return out
 
 
-cdef _cd_receipt_tlvs(tuple out, object tlvs):
-    """receipted_message_id (5.3.2.12, a C-string) and message_state (5.3.2.35, one octet)
-    override the text's id and stat."""
+# "0".."9", "00".."99", "000".."999" as ready-made bytes: sub, dlvrd and err are almost always
+# three digits, so most receipts need no allocation for them.
+_cd_DIGITS = tuple([b"%d" % i for i in range(10)] + [b"%02d" % i for i in range(100)]
+                   + [b"%03d" % i for i in range(1000)])
+
+
+cdef object _cd_value(const unsigned char* p, Py_ssize_t n):
+    cdef Py_ssize_t k
+    cdef int value = 0
+    if 0 < n <= 3:
+        for k in range(n):
+            if p[k] < 0x30 or p[k] > 0x39:
+                return PyBytes_FromStringAndSize(<const char*>p, n)
+            value = value * 10 + (p[k] - 0x30)
+        if n == 2:
+            value += 10
+        elif n == 3:
+            value += 110
+        return <object>PyTuple_GET_ITEM(_cd_DIGITS, value)
+    return PyBytes_FromStringAndSize(<const char*>p, n)
+
+
+cdef object _cd_stat_word(const unsigned char* p, Py_ssize_t n):
+    """The stat value upper-cased; the nine standard words come from a table (no allocation)."""
+    cdef bytes word = PyBytes_FromStringAndSize(<const char*>p, n) if n != 7 else None
+    cdef unsigned char upper[7]
+    cdef unsigned char* w
+    cdef Py_ssize_t k
+    cdef int i
+    if n == 7:
+        for k in range(7):
+            upper[k] = p[k] - 0x20 if 0x61 <= p[k] <= 0x7A else p[k]
+        for i in range(1, 10):
+            if memcmp(upper, PyBytes_AS_STRING(<bytes>PyTuple_GET_ITEM(_cd_STATE_WORDS, i)), 7) == 0:
+                return <object>PyTuple_GET_ITEM(_cd_STATE_WORDS, i)
+        return PyBytes_FromStringAndSize(<const char*>upper, 7)
+    w = <unsigned char*>PyBytes_AS_STRING(word)
+    for k in range(n):
+        if 0x61 <= w[k] <= 0x7A:
+            w[k] = w[k] - 0x20
+    return word
+
+
+cdef object _cd_tlv_values(object tlvs, int* message_state):
+    """receipted_message_id (5.3.2.12, a C-string, returned without its NUL) and
+    message_state (5.3.2.35, one octet, stored in ``message_state``; -1 when absent)."""
     cdef const char* p
     cdef const void* nul
-    cdef int message_state
+    cdef PyObject* found
     if type(tlvs) is dict:
-        rid = <object>PyDict_GetItem(tlvs, 0x001E) if PyDict_GetItem(tlvs, 0x001E) != NULL else None
-        state = <object>PyDict_GetItem(tlvs, 0x0427) if PyDict_GetItem(tlvs, 0x0427) != NULL else None
+        found = PyDict_GetItem(tlvs, 0x001E)
+        rid = <object>found if found != NULL else None
+        found = PyDict_GetItem(tlvs, 0x0427)
+        state = <object>found if found != NULL else None
     else:
         rid = tlvs.get(0x001E)
         state = tlvs.get(0x0427)
+    if state is not None and len(state) == 1:
+        message_state[0] = state[0]
     if rid is not None:
         if type(rid) is bytes:
             p = PyBytes_AS_STRING(rid)
@@ -718,12 +871,7 @@ cdef _cd_receipt_tlvs(tuple out, object tlvs):
             nul_at = rid.find(b"\x00")
             if nul_at >= 0:
                 rid = rid[:nul_at]
-        _cd_replace(out, 0, rid)
-    if state is not None and len(state) == 1:
-        message_state = state[0]
-        _cd_replace(out, 8, message_state)
-        if 1 <= message_state <= 9:
-            _cd_replace(out, 5, <object>PyTuple_GET_ITEM(_cd_STATE_WORDS, message_state))
+    return rid
 
 
 cdef inline void _cd_replace(tuple t, Py_ssize_t i, object v):
