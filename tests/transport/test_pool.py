@@ -6,6 +6,16 @@ from collections import Counter
 
 import pytest
 import trio
+from pool_harness import (
+    collect,
+    destination,
+    esme_config,
+    fast_clock,
+    messages,
+    run_against_simulator,
+    start_pool,
+    wait_until,
+)
 
 from dispatch.simulator import (
     Account,
@@ -20,17 +30,6 @@ from dispatch.smpp.constants import CommandStatus
 from dispatch.smpp.receipt import IdFormat, MessageIdPolicy, SmsResult
 from dispatch.transport.config import BindMode, StatusPolicy
 from dispatch.transport.pool import SubmitStatus, aggregate_segments
-
-from pool_harness import (
-    collect,
-    destination,
-    esme_config,
-    fast_clock,
-    messages,
-    run_against_simulator,
-    start_pool,
-    wait_until,
-)
 
 
 def test_all_messages_accepted_exactly_once_and_windows_never_exceeded() -> None:

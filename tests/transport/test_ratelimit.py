@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import trio
 import trio.testing
 
@@ -42,7 +44,7 @@ def test_never_more_than_tps_in_any_window_even_with_a_full_burst() -> None:
 
 def test_steady_rate_is_smooth() -> None:
     times = _grant_times(50, 200, burst=1)
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert max(gaps) <= 1 / 50 + 1e-6
 
 

@@ -56,7 +56,8 @@ class FaultConfig:
     drop_after_pdus: int = 0  # close the TCP connection abruptly
     stall_after_pdus: int = 0  # keep reading but answer nothing, ever
     garbage_after_pdus: int = 0  # write ``garbage`` once onto the stream
-    garbage: bytes = b"\x00\x00\x00\x14\xde\xad\xbe\xef\x00\x00\x00\x00\x00\x00\x00\x07garb"
+    # a well-framed PDU with an unknown (request) command id: answered by generic_nack
+    garbage: bytes = b"\x00\x00\x00\x14\x00\x00\xbe\xef\x00\x00\x00\x00\x00\x00\x00\x07garb"
     faulty_sessions: int = 1
 
 

@@ -19,8 +19,8 @@ import logging
 import random
 import re
 import time
-from functools import partial
 from collections import deque
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -403,6 +403,8 @@ class _Connection:
     def _bind(self, request: BindRequest) -> None:
         sim = self.sim
         status = sim.authenticate(request)
+        sim.stats.bind_log.append((trio.current_time(),
+                                   request.system_id.decode("ascii", "replace"), status))
         if status:
             sim.stats.binds_rejected += 1
             self.session.reject_bind(request, status)

@@ -54,6 +54,7 @@ class SimulatorStats:
     protocol_errors: int = 0
     faults_injected: int = 0
     submit_log: list[SubmitRecord] = field(default_factory=list)
+    bind_log: list[tuple[float, str, int]] = field(default_factory=list)  # time, system_id, status
 
     def accepted_by_destination(self) -> Counter[tuple[str, int | None, int]]:
         """(destination hash, reference, part) -> accepted count (exactly-once means all 1)."""

@@ -99,6 +99,7 @@ class Bind:
         self._inflight_added = trio.Event()
         self._stop = trio.Event()
         self._last_rx = 0.0
+        self._writing = False
         self._unanswered_probes = 0
         self._cancel: trio.CancelScope | None = None
 
@@ -234,8 +235,10 @@ class Bind:
                 self._kick = trio.Event()
             data = session.data_to_send()
             if data:
+                self._writing = True
                 with trio.fail_after(timeout_s):
                     await stream.send_all(data)
+                self._writing = False
 
     async def _reader(self) -> None:
         session, stream, pool = self.session, self._stream, self.pool
@@ -253,6 +256,7 @@ class Bind:
             out: list[Any] = []
             delivers: list[int] = []
             freed = 0
+            ended = ""
             for ev in session.receive_data(data):
                 if type(ev) is Response:
                     if ev.command_id == submit_resp:
@@ -279,15 +283,21 @@ class Bind:
                     pool.stats_protocol_errors += 1
                     log.warning("%s: SMSC protocol error: %s", self.bind_id, ev.reason)
                     if ev.fatal:
-                        raise _Down(f"protocol error: {ev.reason}")
+                        ended = f"protocol error: {ev.reason}"
                 elif type(ev) is Unbound:
-                    self.kick()
-                    await trio.sleep(0)
-                    raise _Down("unbound by the SMSC" if ev.by_peer else "stopped")
+                    ended = "unbound by the SMSC" if ev.by_peer else "stopped"
             if freed:
                 self._window_free.set()
             if out:
+                # even when the link just ended: what was answered before is settled
                 await pool._emit(out)  # backpressure: a slow consumer slows our reads
+            if ended:
+                # let the writer flush the unbind_resp (it is the only one who writes)
+                self.kick()
+                with trio.move_on_after(self.config.unbind_timeout_s):
+                    while session.has_data_to_send or self._writing:
+                        await trio.sleep(0.001)
+                raise _Down(ended)
             for seq in delivers:  # acknowledged only once handed on
                 session.send_deliver_sm_resp(seq)
             if session.has_data_to_send:

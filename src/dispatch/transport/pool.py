@@ -342,9 +342,11 @@ class BindPool:
         while not self._closing:
             bind = Bind(self, bind_id, mode, self._limiter, bind_limiter)
             status: int | None = None
+            bind_failed = False
             try:
                 await bind.open()
             except BindError as exc:
+                bind_failed = True
                 reason, status = exc.reason, exc.command_status
                 self.stats_bind_failures += 1
                 self.last_bind_error = reason
@@ -378,7 +380,7 @@ class BindPool:
             if status in _CREDENTIAL_STATUSES:
                 delay = max(delay, rc.bad_credentials_s)
             delay *= 1.0 + rc.jitter * (2 * self._rng.random() - 1)
-            if status is not None or reason.startswith("connect"):
+            if bind_failed:
                 if reason != last_reason:  # reported once per distinct reason
                     log.error("%s: bind failed: %s; retrying in %.1f s", bind_id, reason, delay)
                     await self._emit([BindFailure(self.name, bind_id, reason, status, delay)])
