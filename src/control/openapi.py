@@ -84,7 +84,7 @@ COMPONENTS: dict[str, Any] = {
         "window": {"allOf": [_ref("Window")], "nullable": True},
         "autoStart": {"type": "boolean"}, "priority": _INT,
         "tpsCap": {"type": "number", "nullable": True}, "validityPeriod": _NINT,
-        "registeredDelivery": {"type": "boolean"},
+        "registeredDelivery": {"type": "boolean"}, "hasRecipientFile": {"type": "boolean"},
         "progress": _ref("Progress"),
     }, ["id", "sender", "status", "mode"]),
     "CampaignPage": _page("Campaign"),

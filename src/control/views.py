@@ -44,6 +44,7 @@ def campaign_json(c: Campaign, counters: Counters | None = None) -> dict[str, An
         "window": window_json(c.window), "autoStart": c.auto_start, "priority": c.priority,
         "tpsCap": c.tps_cap, "validityPeriod": c.validity_period_s,
         "registeredDelivery": c.registered_delivery,
+        "hasRecipientFile": c.source_path is not None,
     }
     if counters is not None:
         out["progress"] = progress_json(counters)

@@ -1,0 +1,75 @@
+"""The control API over a real CampaignService and a real SQLite store in tmp_path (helpers).
+
+Tests are plain functions that ``trio.run`` an ``async with api_env(tmp_path) as env:`` body;
+the export runner runs in the env's nursery like it does in the engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from control.app import ControlApp, create_app
+from control.config import ControlConfig
+from control.keys import KeyStore, Role
+from dispatch.campaigns.service import CampaignService, ServiceConfig
+from dispatch.ingest import ctn_hash, mask_number, normalize_phone
+from dispatch.store.asyncstore import AsyncStore
+from dispatch.store.base import StoreConfig
+from dispatch.store.sqlite import SqliteStore
+
+from control_asgi import TrioClient
+
+HASH_KEY = bytes(range(16))
+
+
+def prepare_number(text: str) -> tuple[str, bytes, str]:
+    digits, reason = normalize_phone(text)
+    if digits is None:
+        raise ValueError(reason)
+    return digits, ctn_hash(HASH_KEY, digits), mask_number(digits)
+
+
+@dataclasses.dataclass
+class ApiEnv:
+    app: ControlApp
+    client: TrioClient
+    service: CampaignService
+    store: AsyncStore
+    config: ControlConfig
+    keys: dict[str, str]  # role name (or "clear") -> token
+    clock: list[float]
+
+    async def create_campaign(self, **fields: Any) -> dict[str, Any]:
+        body = {"sender": "ACME", "text": "Hello {name}", "esme": "smsc1", **fields}
+        r = await self.client.post("/api/v1/campaigns", key=self.keys["author"], json=body)
+        assert r.status_code == 201, r.text
+        return r.json
+
+
+@contextlib.asynccontextmanager
+async def api_env(tmp_path: Path, **config: Any) -> AsyncIterator[ApiEnv]:
+    cfg = ControlConfig(data_dir=str(tmp_path / "data"), **config)
+    store = AsyncStore(SqliteStore(StoreConfig(path=str(tmp_path / "store.sqlite3"))))
+    service = CampaignService(store, ServiceConfig(max_pending_messages=1000),
+                              clock=lambda: datetime.now(UTC), prepare_number=prepare_number)
+    key_store = KeyStore(cfg.keys_path)
+    tokens = {role.value: key_store.create_key(role, label=f"{role.value}-user")[0]
+              for role in Role}
+    tokens["clear"] = key_store.create_key(Role.ADMIN, clear_numbers=True, label="dpo")[0]
+    clock = [1000.0]
+    app = create_app(service, cfg, keys=key_store, prepare_number=prepare_number,
+                     clock=lambda: clock[0])
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(app.exports.run)
+            yield ApiEnv(app, TrioClient(app), service, store, cfg, tokens, clock)
+            nursery.cancel_scope.cancel()
+    finally:
+        await store.aclose()
