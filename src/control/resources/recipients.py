@@ -30,7 +30,8 @@ RECIPIENT_QUERY = {
     "smsResult": Field("array", items=Field("string", enum=tuple(s.value for s in SmsResult))),
     "stat": Field("array", items=Field("string", max_length=16),
                   description="SMPP receipt stat (DELIVRD, UNDELIV, ...)"),
-    "includeNullStat": Field("boolean", description="Also recipients without a receipt"),
+    "includeNullStat": Field("boolean", description="Also recipients without a receipt "
+                             "(default: true without a stat filter, false with one)"),
     "after": Field("integer", minimum=0, default=0, description="Keyset cursor (nextAfter)"),
     "limit": Field("integer", description="Default 50; above 200 is an error"),
 }
@@ -76,7 +77,7 @@ class RecipientsResource:
             ref, stages=frozenset(RecipientStage(s) for s in q.get("stage", ())),
             sms_results=frozenset(SmsResult(s) for s in q.get("smsResult", ())),
             stats=frozenset(q.get("stat", ())),
-            include_null_stat=q.get("includeNullStat", True), after_id=q["after"],
+            include_null_stat=q.get("includeNullStat", not q.get("stat")), after_id=q["after"],
             limit=q.get("limit"), with_numbers=clear)
         render(req, resp, page_json(page, [recipient_json(r, clear) for r in page.items],
                                      q.get("limit")))
@@ -99,7 +100,7 @@ class LookupResource:
         if self._prepare is None:
             raise ApiError(503, "Service Unavailable", "Number lookup is not configured")
         try:
-            _, ctn_hash, _ = self._prepare(body["phoneNumber"])
+            digits, ctn_hash, _ = self._prepare(body["phoneNumber"])
         except ValueError:
             raise bad_request("Invalid phone number format",
                               {"phoneNumber": "Phone number must be 10-15 digits"}) from None
@@ -108,6 +109,9 @@ class LookupResource:
         clear = current_key(req).clear_numbers
         external = await self._external_ids({r.campaign_id for r in found})
         items = [recipient_json(r, clear, external.get(r.campaign_id)) for r in found]
+        if clear:  # the store returns hashes only; the caller sent the number itself
+            for item in items:
+                item["number"] = digits
         render(req, resp, {"items": items, "total": len(items), "nextAfter": None})
 
     async def _external_ids(self, ids: set[int]) -> dict[int, str]:
