@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
+from control_asgi import TrioClient
 
 from control.app import ControlApp, create_app
 from control.config import ControlConfig
@@ -23,8 +24,6 @@ from dispatch.ingest import ctn_hash, mask_number, normalize_phone
 from dispatch.store.asyncstore import AsyncStore
 from dispatch.store.base import StoreConfig
 from dispatch.store.sqlite import SqliteStore
-
-from control_asgi import TrioClient
 
 HASH_KEY = bytes(range(16))
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 import trio
-
 from control_env import api_env
 
 API = "/api/v1"
