@@ -123,4 +123,12 @@ def parse_receipt(short_message: bytes, tlvs: dict[int, bytes] | None = ...) -> 
     """Delivery receipt text (SMPP 3.4 Appendix B) + receipted_message_id / message_state TLVs."""
 
 def parse_receipts(pdus: Iterable[Pdu]) -> list[tuple[int, Receipt]]:
-    """``(sequence_number, receipt)`` for each deliver_sm in ``pdus`` that is a receipt."""
+    """``(sequence_number, receipt)`` for each deliver_sm in ``pdus`` that is a receipt
+    (esm_class & 0x24, i.e. delivery receipt or intermediate notification, or a
+    receipted_message_id TLV)."""
+
+def decode_with_receipts(data: bytes | bytearray | memoryview,
+                         max_pdu_length: int = ...) -> tuple[list[Pdu], list[tuple[int, Receipt]], int]:
+    """``decode_pdus`` with receipts parsed on the way (the fast path for receiving binds):
+    ``(pdus, receipts, consumed)``; ``receipts`` exactly as ``parse_receipts`` of the decoded
+    PDUs, ``pdus`` every PDU that is not a receipt. Same framing, errors and consumption."""

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from dispatch._reference import codec as reference
 from dispatch.fastpath import implementations
 from dispatch.smpp.constants import CommandId, Tlv
+from dispatch.smpp.errors import PduError
 from dispatch.smpp.receipt import (
     IdFormat,
     MessageIdPolicy,
@@ -161,3 +162,40 @@ def test_receipts_from_pdus() -> None:
         (9, b"", 1, 1, b"1", 5, 0, b"S", 4, 0, 0, b"", b"", 0, 0, 0, 0, STANDARD, None)])
     [(seq, r)] = receipts_from_pdus(impl.decode_pdus(data)[0])
     assert seq == 9 and r.stat == "DELIVRD"
+
+
+def _receipt_stream(impl: ModuleType) -> bytes:
+    def deliver(seq: int, esm: int, text: bytes, tlvs: list[tuple[int, bytes]] | None) -> tuple:
+        return (seq, b"", 1, 1, b"79991234567", 5, 0, b"SENDER", esm, 0, 0, b"", b"", 0, 0, 0, 0,
+                text, tlvs)
+    return (impl.encode_sm_batch(CommandId.DELIVER_SM, [
+        deliver(1, 0x04, STANDARD, [(Tlv.MESSAGE_STATE, b"\x05"), (Tlv.MESSAGE_STATE, b"\x02")]),
+        deliver(2, 0x00, b"an MO message", None),
+        deliver(3, 0x00, b"", [(Tlv.RECEIPTED_MESSAGE_ID, b"7\x00x"), (0x1400, b"vendor")]),
+    ]) + impl.encode_header_only(CommandId.ENQUIRE_LINK, 0, 5)
+        + impl.encode_sm_batch(CommandId.DELIVER_SM, [deliver(6, 0x20, b"stat:ENROUTE", None)]))
+
+
+def test_decode_with_receipts_equals_two_steps(impl: ModuleType) -> None:
+    data = _receipt_stream(impl)
+    for cut in range(len(data) + 1):
+        pdus, used = impl.decode_pdus(data[:cut])
+        expected = ([p for p in pdus if p[2] in (2, 5)], impl.parse_receipts(pdus), used)
+        assert impl.decode_with_receipts(data[:cut]) == expected
+    pdus, receipts, _ = impl.decode_with_receipts(data)
+    assert [r[0] for r in receipts] == [1, 3, 6]
+    assert receipts[0][1][5] == b"DELIVRD" and receipts[1][1][0] == b"7"
+
+
+@settings(max_examples=150, deadline=None)
+@given(garbage=st.binary(max_size=200), esm=st.sampled_from([0, 4, 0x20]))
+def test_decode_with_receipts_parity_on_garbage(garbage: bytes, esm: int) -> None:
+    framed = (len(garbage) + 16).to_bytes(4, "big") + b"\x00\x00\x00\x05" + bytes(8) + garbage
+    for data in (garbage, framed, framed[:40] + bytes([esm]) + framed[41:]):
+        outcomes = []
+        for module in [reference, *implementations().values()]:
+            try:
+                outcomes.append(module.decode_with_receipts(data, 512))
+            except PduError as err:
+                outcomes.append((str(err), err.sequence_number, err.frame_length))
+        assert all(o == outcomes[0] for o in outcomes)

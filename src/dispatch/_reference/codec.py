@@ -29,6 +29,7 @@ from dispatch.smpp.errors import PduError
 
 __all__ = [
     "decode_pdus",
+    "decode_with_receipts",
     "encode_bind",
     "encode_bind_resp",
     "encode_header_only",
@@ -499,16 +500,28 @@ def parse_receipt(short_message: bytes,
     return (*fields, message_state)
 
 
+def _is_receipt(pdu: tuple[int, int, int, Any]) -> bool:
+    """A deliver_sm whose esm_class says delivery receipt (0x04) or intermediate notification
+    (0x20) (section 5.2.12), or that carries receipted_message_id."""
+    if pdu[0] != _DELIVER_SM:
+        return False
+    body = pdu[3]
+    return bool(body[7] & 0x24) or _RECEIPTED_MESSAGE_ID in body[17]
+
+
 def parse_receipts(pdus: Iterable[tuple[int, int, int, Any]]) -> list[tuple[int, tuple[Any, ...]]]:
-    """Receipts in a batch of decoded PDUs: ``(sequence_number, receipt)`` per deliver_sm that
-    is a receipt (esm_class message type 0x04 delivery receipt or 0x20 intermediate
-    notification, section 5.2.12, or one carrying receipted_message_id); others are skipped.
-    """
-    out: list[tuple[int, tuple[Any, ...]]] = []
-    for command_id, _status, sequence, body in pdus:
-        if command_id != _DELIVER_SM:
-            continue
-        tlvs = body[17]
-        if body[7] & 0x24 or _RECEIPTED_MESSAGE_ID in tlvs:
-            out.append((sequence, parse_receipt(body[16], tlvs)))
-    return out
+    """``(sequence_number, receipt)`` for each deliver_sm in ``pdus`` that is a receipt
+    (see ``_is_receipt``); other PDUs are skipped."""
+    return [(pdu[2], parse_receipt(pdu[3][16], pdu[3][17])) for pdu in pdus if _is_receipt(pdu)]
+
+
+def decode_with_receipts(
+    data: bytes | bytearray | memoryview, max_pdu_length: int = DEFAULT_MAX_PDU_LENGTH,
+) -> tuple[list[tuple[int, int, int, Any]], list[tuple[int, tuple[Any, ...]]], int]:
+    """``decode_pdus`` for a receiving bind with receipts parsed on the way: ``(pdus, receipts,
+    consumed)``; ``receipts`` as ``parse_receipts`` gives them, ``pdus`` every other PDU.
+    Same framing, errors and consumption as ``decode_pdus``."""
+    decoded, used = decode_pdus(data, max_pdu_length)
+    pdus = [pdu for pdu in decoded if not _is_receipt(pdu)]
+    receipts = parse_receipts(decoded)
+    return pdus, receipts, used
