@@ -45,10 +45,10 @@ def build(cls: type[T], data: Mapping[str, Any], path: str = "") -> T:
 def _coerce(hint: Any, value: Any, path: str) -> Any:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        members = [a for a in typing.get_args(hint) if a is not type(None)]
         if value is None:
             return None
-        return _coerce(args[0], value, path)
+        return _coerce(members[0], value, path)
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
         return build(hint, value, path)
     if origin is tuple:
@@ -57,6 +57,11 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
             raise ConfigError(f"{path}: expected a list")
         item_hint = args[0] if args else Any
         return tuple(_coerce(item_hint, v, f"{path}[{i}]") for i, v in enumerate(value))
+    if origin is frozenset or origin is set:
+        if not isinstance(value, list | tuple | set | frozenset):
+            raise ConfigError(f"{path}: expected a list")
+        (item_hint,) = typing.get_args(hint) or (Any,)
+        return frozenset(_coerce(item_hint, v, f"{path}[]") for v in value)
     if origin is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{path}: expected a table")

@@ -1,0 +1,3 @@
+"""The engine: one trio loop that builds campaigns, schedules them onto SMPP pools, records
+outcomes and receipts, and serves the control API. ``dispatch.engine.core.Engine`` is the root.
+"""

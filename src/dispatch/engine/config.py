@@ -1,0 +1,133 @@
+"""The engine's one typed config object (TOML + ``DISPATCH__*`` environment overrides).
+
+Defaults run a working single node with nothing configured: SQLite under ``./var``, the
+built-in SMSC simulator on a free loopback port as the only ESME route (``sim``), the control
+API on 127.0.0.1:8080, and a ctn_hash key generated once and kept in ``var/ctn_hash.key``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from control.config import ControlConfig
+from dispatch.configload import ConfigError, apply_env, build, load_toml
+from dispatch.ingest import IngestOptions, TrunkRule
+from dispatch.simulator.config import SimulatorConfig
+from dispatch.store.base import StoreConfig
+from dispatch.transport.config import EsmeConfig
+
+SIMULATOR_ROUTE = "sim"
+
+
+@dataclass(frozen=True)
+class IngestSection:
+    """How recipient files are read. The trunk rule is off unless all three are set
+    (e.g. ``8`` / ``11`` / ``7`` turns 89123456789 into 79123456789)."""
+
+    trunk_prefix: str = ""
+    trunk_national_length: int = 0
+    trunk_country_code: str = ""
+    max_line_bytes: int = 64 * 1024
+    max_errors: int = 1000
+    chunk_bytes: int = 1 << 20
+
+    def trunk(self) -> TrunkRule | None:
+        if not (self.trunk_prefix and self.trunk_national_length and self.trunk_country_code):
+            return None
+        return TrunkRule(self.trunk_prefix, self.trunk_national_length, self.trunk_country_code)
+
+
+@dataclass(frozen=True)
+class EmbeddedSimulator:
+    """The built-in SMSC simulator, started inside the engine (the embedded default route)."""
+
+    enabled: bool = True
+    settings: SimulatorConfig = field(default_factory=lambda: SimulatorConfig(port=0))
+    # The route's account toward it: binds, window and TPS like any ESME.
+    binds: int = 2
+    window: int = 512
+    tps: float = 0.0
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """How campaigns are fed to the pools.
+
+    ``max_claimed_per_route`` bounds recipients claimed (durably in stage Sending) but not yet
+    resolved on one route: it bounds memory and the number of submits a crash can leave
+    ambiguous. ``control_interval_s`` is how often lifecycle conditions (start times, windows,
+    expiry, completion) are checked.
+    """
+
+    tick_s: float = 0.02
+    claim_batch: int = 2000
+    max_claimed_per_route: int = 20_000
+    control_interval_s: float = 0.25
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    data_dir: str = "var"
+    hash_key_hex: str = ""  # 32 hex chars; empty: generated once into <data_dir>/ctn_hash.key
+    log_level: str = "info"
+    log_format: str = "json"
+    api_enabled: bool = True
+    store: StoreConfig = field(default_factory=lambda: StoreConfig(path=""))
+    esmes: tuple[EsmeConfig, ...] = ()
+    simulator: EmbeddedSimulator = field(default_factory=EmbeddedSimulator)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    ingest: IngestSection = field(default_factory=IngestSection)
+    control: ControlConfig = field(default_factory=ControlConfig)
+
+    def resolved(self) -> EngineConfig:
+        """Fill the paths that default to the data directory."""
+        data = Path(self.data_dir)
+        store = self.store
+        if not store.path:
+            store = replace(store, path=str(data / "dispatch.sqlite3"))
+        control = self.control
+        if control.data_dir == ControlConfig().data_dir:
+            control = replace(control, data_dir=str(data))
+        return replace(self, store=store, control=control)
+
+    def hash_key(self) -> bytes:
+        """The 16-byte ctn_hash key: from config, else from (or created in) the data dir.
+
+        The key must survive restarts (hashes index recipients), so a generated one is written
+        once with mode 0600 and reused."""
+        if self.hash_key_hex:
+            try:
+                key = bytes.fromhex(self.hash_key_hex)
+            except ValueError as exc:
+                raise ConfigError("hash_key_hex: not hex") from exc
+            if len(key) != 16:
+                raise ConfigError("hash_key_hex: must be 16 bytes (32 hex characters)")
+            return key
+        path = Path(self.data_dir) / "ctn_hash.key"
+        if path.exists():
+            key = bytes.fromhex(path.read_text().strip())
+            if len(key) != 16:
+                raise ConfigError(f"{path}: must hold 32 hex characters")
+            return key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_bytes(16)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key.hex() + "\n")
+        return key
+
+    def ingest_options(self, hash_key: bytes) -> IngestOptions:
+        section = self.ingest
+        return IngestOptions(hash_key=hash_key, trunk=section.trunk(),
+                             max_line_bytes=section.max_line_bytes,
+                             max_errors=section.max_errors, chunk_bytes=section.chunk_bytes)
+
+
+def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -> EngineConfig:
+    """Read ``path`` (TOML, optional), overlay ``DISPATCH__*`` variables, build and resolve."""
+    data = apply_env(load_toml(path), os.environ if env is None else env)
+    return build(EngineConfig, data).resolved()

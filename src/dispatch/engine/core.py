@@ -1,0 +1,330 @@
+"""The engine root: one trio loop running the store writer, the SMPP pools, the routes, the
+control loop, the builders, the embedded simulator and the control API.
+
+Start-up order: open the store, ``recover_inflight`` (before any claim, so recipients a crash
+left in stage Sending follow the configured ``RecoveryPolicy``), start the group-commit writer,
+the embedded simulator when no ESME is configured, one ``BindPool`` + ``Route`` per ESME, the
+control loop, and the API. Campaigns that were active resume by themselves: the control loop
+finds them in the store.
+
+Shutdown (``stop()``) is graceful first: feeding and the control loop stop, pools drain their
+windows and unbind, messages the pools never submitted go back to New, the writer commits
+everything queued, then the simulator and API are cancelled and the store closed.
+
+The control loop runs every ``control_interval_s``; it is where the lifecycle advances by
+itself: Pending campaigns with auto-start begin building at their start time, Building ones are
+built (one builder task each), Sending ones pause outside their daily window and resume inside
+it, expire at their end time, and finish when no recipient is left New or in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import trio
+
+from dispatch.campaigns.errors import Conflict, InvalidTransition, NotFound
+from dispatch.campaigns.model import (
+    Campaign,
+    CampaignKind,
+    CampaignStatus,
+    PausedBy,
+)
+from dispatch.campaigns.schedule import is_expired, may_start, window_open
+from dispatch.campaigns.service import CampaignService, ServiceConfig
+from dispatch.engine.builder import BuildFailed, build_recipients
+from dispatch.engine.config import SIMULATOR_ROUTE, EngineConfig
+from dispatch.engine.route import Route
+from dispatch.ingest import ctn_hash, mask_number, normalize_phone
+from dispatch.logs import log_event
+from dispatch.simulator import SmscSimulator
+from dispatch.simulator import run as run_simulator
+from dispatch.store.asyncstore import AsyncStore, GroupCommitWriter
+from dispatch.store.base import RecoveryCounts
+from dispatch.store.sqlite import SqliteStore
+from dispatch.transport.config import EsmeConfig
+from dispatch.transport.pool import BindPool
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class EngineStatistics:
+    campaigns_active: int
+    builders: int
+    recovery: RecoveryCounts | None
+    control_errors: int
+
+
+class Engine:
+    """``engine = Engine(config); await nursery.start(engine.run); ...; engine.stop()``."""
+
+    def __init__(self, config: EngineConfig, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self.config = config
+        self.clock = clock
+        self.hash_key = config.hash_key()
+        self.store: AsyncStore | None = None
+        self.service: CampaignService | None = None
+        self.writer: GroupCommitWriter | None = None
+        self.simulator: SmscSimulator | None = None
+        self.routes: dict[str, Route] = {}
+        self.api_port: int | None = None
+        self.recovery: RecoveryCounts | None = None
+        self._builders: set[int] = set()
+        self._stop = trio.Event()
+        self._stopped = trio.Event()
+        self._active = 0
+        self._control_errors = 0
+        self._ingest_options = config.ingest_options(self.hash_key)
+
+    # ------------------------------------------------------------------ public
+
+    def stop(self) -> None:
+        """Ask for a graceful shutdown; ``run`` returns when it is done."""
+        self._stop.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    def prepare_number(self, text: str) -> tuple[str, bytes, str]:
+        """A caller's phone number -> (E.164 digits, ctn_hash, masked); ValueError if invalid."""
+        digits, reason = normalize_phone(text, self.config.ingest.trunk())
+        if digits is None:
+            raise ValueError(reason or "invalid phone number")
+        return digits, ctn_hash(self.hash_key, digits), mask_number(digits)
+
+    def statistics(self) -> EngineStatistics:
+        return EngineStatistics(self._active, len(self._builders), self.recovery,
+                                self._control_errors)
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        cfg = self.config
+        store = AsyncStore(await trio.to_thread.run_sync(SqliteStore, cfg.store))
+        self.store = store
+        try:
+            self.recovery = await store.recover_inflight(cfg.store.recovery_policy, self.clock())
+            if self.recovery.resent or self.recovery.marked_unknown:
+                log_event(log, logging.WARNING, "recovered in-flight submits after a crash",
+                          policy=cfg.store.recovery_policy.value, resent=self.recovery.resent,
+                          marked_unknown=self.recovery.marked_unknown)
+            self.service = CampaignService(store, ServiceConfig(), self.clock,
+                                           prepare_number=self.prepare_number)
+            self.writer = GroupCommitWriter(store, cfg.store, self.clock)
+            await self._run_nurseries(task_status)
+        finally:
+            with trio.CancelScope(shield=True):
+                await store.aclose()
+            self._stopped.set()
+
+    # ------------------------------------------------------------------ structure
+
+    async def _run_nurseries(self, task_status: Any) -> None:
+        cfg = self.config
+        assert self.writer is not None
+        writer_done = trio.Event()
+
+        async def run_writer(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+            try:
+                await self.writer.run(task_status=task_status)  # type: ignore[union-attr]
+            finally:
+                writer_done.set()
+
+        async with trio.open_nursery() as outer:
+            await outer.start(run_writer)
+            esmes = list(cfg.esmes)
+            if not esmes and cfg.simulator.enabled:
+                self.simulator = await outer.start(run_simulator, cfg.simulator.settings)
+                esmes = [self._simulator_esme()]
+            if not esmes:
+                raise RuntimeError("no ESME configured and the embedded simulator is disabled")
+            async with trio.open_nursery() as inner:
+                feeders = trio.CancelScope()
+                for esme in esmes:
+                    pool = BindPool(esme)
+                    await inner.start(pool.run)
+                    route = Route(esme.name, pool, self.store, self.writer,  # type: ignore[arg-type]
+                                  cfg.scheduler, self.clock)
+                    self.routes[esme.name] = route
+                    inner.start_soon(route.consume)
+                inner.start_soon(self._feed_all, feeders)
+                if cfg.api_enabled:
+                    await self._start_api(outer)
+                log_event(log, logging.INFO, "engine started", routes=list(self.routes),
+                          api_port=self.api_port, store=cfg.store.path)
+                task_status.started(self)
+                await self._stop.wait()
+                log_event(log, logging.INFO, "engine stopping")
+                feeders.cancel()
+                for route in self.routes.values():
+                    route.pool.close()
+            # Pools have drained and closed their outcome channels; consumers are done.
+            for route in self.routes.values():
+                await route.release_unsent()
+            await self.writer.aclose()
+            await writer_done.wait()
+            outer.cancel_scope.cancel()
+        log_event(log, logging.INFO, "engine stopped")
+
+    def _simulator_esme(self) -> EsmeConfig:
+        sim_cfg = self.config.simulator
+        assert self.simulator is not None
+        account = sim_cfg.settings.accounts[0]
+        return EsmeConfig(name=SIMULATOR_ROUTE, host=sim_cfg.settings.host,
+                          port=self.simulator.port, system_id=account.system_id,
+                          password=account.password, binds=sim_cfg.binds,
+                          window=sim_cfg.window, tps=sim_cfg.tps)
+
+    async def _start_api(self, nursery: trio.Nursery) -> None:
+        from control.app import create_app
+        from control.serve import serve_api
+
+        assert self.service is not None
+        control = self.config.control
+        app = create_app(self.service, control, prepare_number=self.prepare_number,
+                         diagnostics=self.diagnostics)
+        await nursery.start(app.exports.run)
+        self.api_port = await nursery.start(serve_api, app, control.host, control.port)
+
+    async def _feed_all(self, scope: trio.CancelScope) -> None:
+        with scope:
+            async with trio.open_nursery() as nursery:
+                for route in self.routes.values():
+                    nursery.start_soon(route.feed)
+                nursery.start_soon(self._control_loop)
+
+    # ------------------------------------------------------------------ control loop
+
+    async def _control_loop(self) -> None:
+        interval = self.config.scheduler.control_interval_s
+        async with trio.open_nursery() as builders:
+            while True:
+                try:
+                    await self._control_tick(builders)
+                except (Conflict, InvalidTransition, NotFound) as exc:
+                    # A user action raced the engine's; the next tick sees the new state.
+                    log_event(log, logging.INFO, "lifecycle race", error=str(exc))
+                await trio.sleep(interval)
+
+    async def _control_tick(self, builders: trio.Nursery) -> None:
+        assert self.store is not None and self.service is not None
+        now = self.clock()
+        campaigns = await self.store.active_campaigns()
+        self._active = len(campaigns)
+        sending: dict[str, list[Campaign]] = defaultdict(list)
+        remaining: dict[int, int] = {}
+        for c in campaigns:
+            assert c.id is not None
+            route = self.routes.get(c.esme)
+            if c.status is CampaignStatus.PENDING:
+                if is_expired(c, now):
+                    await self.service.expire(c.id)
+                elif c.auto_start and may_start(c, now):
+                    await self.service.begin_build(c.id)
+                    self._start_builder(builders, c)
+            elif c.status is CampaignStatus.BUILDING:
+                self._start_builder(builders, c)
+            elif c.status is CampaignStatus.SENDING:
+                if route is None:
+                    await self.service.fail(c.id, f"unknown ESME route {c.esme!r}")
+                elif c.window is not None and not window_open(c.window, now):
+                    await self.service.window_closed(c.id)
+                elif await self._settle(c, now):
+                    pass
+                else:
+                    counters = await self.store.counters(c.id)
+                    remaining[c.id] = counters.pending
+                    sending[c.esme].append(c)
+            elif c.status is CampaignStatus.PAUSED:
+                if is_expired(c, now):
+                    await self.service.expire(c.id)
+                elif (c.paused_by is PausedBy.WINDOW and c.window is not None
+                      and window_open(c.window, now)):
+                    await self.service.window_opened(c.id)
+        for name, route in self.routes.items():
+            route.set_campaigns(sending.get(name, []), remaining)
+
+    async def _settle(self, c: Campaign, now: datetime) -> bool:
+        """Finish or expire a Sending campaign when its time has come; True if it did."""
+        assert self.store is not None and self.service is not None and c.id is not None
+        route = self.routes[c.esme]
+        counters = await self.store.counters(c.id)
+        all_processed = counters.pending == 0 and counters.inflight == 0
+        if c.kind is CampaignKind.BULK:
+            if all_processed and route.exhausted(c.id):
+                await self.service.finish(c.id)
+                log_event(log, logging.INFO, "campaign done", campaign=str(c.external_id),
+                          total=counters.total, sent=counters.sent, failed=counters.failed)
+                return True
+            if is_expired(c, now):
+                await self.service.expire(c.id)
+                return True
+            return False
+        # Transactional: open until its end time; Done if everything went out by then.
+        if is_expired(c, now):
+            if all_processed:
+                await self.service.finish(c.id, "end time reached, all messages processed")
+            else:
+                await self.service.expire(c.id)
+            return True
+        return False
+
+    def _start_builder(self, nursery: trio.Nursery, campaign: Campaign) -> None:
+        assert campaign.id is not None
+        if campaign.id in self._builders:
+            return
+        self._builders.add(campaign.id)
+        nursery.start_soon(self._build, campaign)
+
+    async def _build(self, campaign: Campaign) -> None:
+        assert self.store is not None and self.service is not None and campaign.id is not None
+        try:
+            if campaign.kind is CampaignKind.TRANSACTIONAL:
+                await self.service.mark_built(campaign.id, "transactional: messages arrive by API")
+                return
+            try:
+                summary = await build_recipients(campaign, self.store, self._ingest_options,
+                                                 self.clock)
+            except BuildFailed as exc:
+                await self.service.fail(campaign.id, f"build failed: {exc}")
+                return
+            await self.service.mark_built(campaign.id, summary.message())
+        except (Conflict, InvalidTransition) as exc:
+            log_event(log, logging.INFO, "build outcome not applied", campaign=campaign.id,
+                      error=str(exc))
+        finally:
+            self._builders.discard(campaign.id)
+
+    # ------------------------------------------------------------------ diagnostics
+
+    def diagnostics(self) -> dict[str, Any]:
+        """What the Message Center banner needs: core up, store, binds per ESME, scheduler."""
+        routes: dict[str, dict[str, Any]] = {}
+        binds_up: list[int] = []
+        for name, route in self.routes.items():
+            st = route.pool.statistics()
+            rs = route.statistics()
+            routes[name] = {"bindsUp": st.binds_up, "bindsConfigured": st.binds_configured,
+                            "inFlight": st.in_flight, "queued": st.queued,
+                            "lastBindError": st.last_bind_error or rs.last_bind_error or None,
+                            "campaignsSending": rs.campaigns}
+            binds_up.append(st.binds_up)
+        writer = self.writer.statistics() if self.writer else None
+        return {
+            "core": "up",
+            "store": {"backend": "sqlite", "path": self.config.store.path,
+                      "queuedWrites": writer.queued if writer else 0,
+                      "lastCommitSeconds": writer.last_commit_s if writer else 0.0},
+            "esmes": routes,
+            "scheduler": {"activeCampaigns": self._active, "building": len(self._builders)},
+            "up": bool(binds_up) and all(n > 0 for n in binds_up),
+        }
+

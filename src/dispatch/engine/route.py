@@ -1,0 +1,255 @@
+"""One ESME route: feeds its Sending campaigns into the route's ``BindPool`` and turns the
+pool's events into store writes.
+
+Feeding: every ``tick_s`` the route splits its capacity between its campaigns by weighted
+max-min fairness (``fair_share``: priority is the weight, a campaign's demand is its TPS cap or
+its Spread rate), accrues each campaign's allowance, and claims that many recipients from the
+store (claimed = durably in stage Sending before any byte is written), builds the messages and
+queues them on the pool. A route never holds more than ``max_claimed_per_route`` recipients
+claimed but unresolved: that bounds memory, the pool queue, and what a crash can leave
+ambiguous. When the ESME has no TPS contract (``tps = 0``) the capacity is "as fast as the
+window allows", so allowances are split by weight from the free claim room instead.
+
+Outcomes: ``SubmitOutcome`` and ``ReceiptEvent`` batches from the pool go to the group-commit
+writer; ``MoMessage`` and ``BindFailure`` are counted and logged (numbers masked).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import trio
+
+from dispatch.campaigns.model import Campaign, CampaignMode, SmsResult
+from dispatch.campaigns.schedule import ShareRequest, fair_share, spread_rate_tps
+from dispatch.engine.config import SchedulerConfig
+from dispatch.engine.messages import MessageFactory
+from dispatch.logs import log_event
+from dispatch.store.asyncstore import AsyncStore, GroupCommitWriter
+from dispatch.store.base import Receipt, SubmitKind, SubmitOutcome
+from dispatch.transport import pool as pool_events
+from dispatch.transport.pool import BindPool, SubmitStatus
+
+log = logging.getLogger(__name__)
+
+_KIND = {SubmitStatus.ACCEPTED: SubmitKind.ACCEPTED, SubmitStatus.FAILED: SubmitKind.FAILED,
+         SubmitStatus.UNKNOWN: SubmitKind.UNKNOWN}
+
+
+@dataclass
+class _Feed:
+    """A Sending campaign as the route sees it."""
+
+    campaign: Campaign
+    factory: MessageFactory
+    allowance: float = 0.0
+    exhausted: bool = False  # the last claim found no New recipient
+    remaining_hint: int = 0  # New recipients, from the last counters read (Spread rate)
+
+
+@dataclass
+class RouteStatistics:
+    esme: str
+    campaigns: int
+    claimed_unresolved: int
+    claimed: int
+    outcomes: int
+    receipts: int
+    mo_messages: int
+    bind_failures: int
+    last_bind_error: str
+    released_on_shutdown: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class Route:
+    def __init__(self, name: str, pool: BindPool, store: AsyncStore, writer: GroupCommitWriter,
+                 config: SchedulerConfig, clock: Callable[[], datetime]) -> None:
+        self.name = name
+        self.pool = pool
+        self._store = store
+        self._writer = writer
+        self._config = config
+        self._clock = clock
+        self._feeds: dict[int, _Feed] = {}
+        self._wakeup = trio.Event()
+        self._unresolved = 0
+        self._room_freed = trio.Event()
+        self._claimed = self._outcomes = self._receipts = self._mo = self._bind_failures = 0
+        self._released = 0
+        self._last_bind_error = ""
+
+    # ------------------------------------------------------------------ campaign set
+
+    def set_campaigns(self, campaigns: list[Campaign], remaining: dict[int, int]) -> None:
+        """The control loop's view of this route's Sending campaigns (called every interval)."""
+        wanted = {c.id: c for c in campaigns if c.id is not None}
+        for cid in list(self._feeds):
+            if cid not in wanted:
+                del self._feeds[cid]
+        for cid, campaign in wanted.items():
+            feed = self._feeds.get(cid)
+            if feed is None:
+                self._feeds[cid] = _Feed(campaign, MessageFactory(campaign),
+                                         remaining_hint=remaining.get(cid, 0))
+                self._wakeup.set()
+            else:
+                feed.campaign = campaign
+                feed.remaining_hint = remaining.get(cid, feed.remaining_hint)
+                if feed.exhausted and feed.remaining_hint > 0:
+                    feed.exhausted = False
+                    self._wakeup.set()
+
+    def exhausted(self, campaign_id: int) -> bool:
+        feed = self._feeds.get(campaign_id)
+        return feed is None or feed.exhausted
+
+    # ------------------------------------------------------------------ feeding
+
+    def _rates(self, now: datetime) -> dict[int, float]:
+        requests = []
+        for cid, feed in self._feeds.items():
+            if feed.exhausted:
+                continue
+            c = feed.campaign
+            demand = c.tps_cap if c.tps_cap else math.inf
+            if c.mode is CampaignMode.SPREAD and c.end_at is not None:
+                demand = min(demand, spread_rate_tps(feed.remaining_hint, now, c.end_at, c.window))
+            requests.append(ShareRequest(cid, float(c.priority), demand))
+        capacity = self.pool.config.tps if self.pool.config.tps > 0 else math.inf
+        if math.isinf(capacity):
+            # No contract: the window is the limit. Finite demands are met; the rest share by
+            # weight whatever room the claim bound leaves (see _allow).
+            return {r.key: r.demand_tps for r in requests}  # type: ignore[misc]
+        return fair_share(capacity, requests)  # type: ignore[return-value]
+
+    def _allow(self, rates: dict[int, float], dt_s: float, room: int) -> dict[int, int]:
+        """How many recipients each campaign may claim now."""
+        counts: dict[int, int] = {}
+        unlimited = [cid for cid, r in rates.items() if math.isinf(r)]
+        burst = self._config.claim_batch
+        for cid, rate in rates.items():
+            feed = self._feeds[cid]
+            if math.isinf(rate):
+                continue
+            feed.allowance = min(feed.allowance + rate * dt_s, max(1.0, rate * 2 * dt_s, 1.0))
+            counts[cid] = int(feed.allowance)
+        used = sum(counts.values())
+        left = max(0, room - used)
+        if unlimited and left:
+            weights = {cid: float(self._feeds[cid].campaign.priority) for cid in unlimited}
+            total = sum(weights.values())
+            for cid in unlimited:
+                counts[cid] = min(burst, max(1, int(left * weights[cid] / total)))
+        # Never claim past the room, highest priority first.
+        order = sorted(counts, key=lambda cid: -self._feeds[cid].campaign.priority)
+        for cid in order:
+            take = min(counts[cid], room, burst)
+            counts[cid] = take
+            room -= take
+        return {cid: n for cid, n in counts.items() if n > 0}
+
+    async def feed(self) -> None:
+        """Claim and queue recipients until cancelled."""
+        tick = self._config.tick_s
+        last = trio.current_time()
+        while True:
+            if not any(not f.exhausted for f in self._feeds.values()):
+                self._wakeup = trio.Event()
+                with trio.move_on_after(1.0):
+                    await self._wakeup.wait()
+                last = trio.current_time()
+                continue
+            room = self._config.max_claimed_per_route - self._unresolved
+            if room <= 0:
+                self._room_freed = trio.Event()
+                with trio.move_on_after(tick * 10):
+                    await self._room_freed.wait()
+                continue
+            now_t = trio.current_time()
+            dt = max(now_t - last, 1e-3)
+            last = now_t
+            now = self._clock()
+            counts = self._allow(self._rates(now), dt, room)
+            for cid, n in counts.items():
+                await self._claim_and_queue(cid, n, now)
+            await trio.sleep(tick)
+
+    async def _claim_and_queue(self, campaign_id: int, n: int, now: datetime) -> None:
+        feed = self._feeds.get(campaign_id)
+        if feed is None:
+            return
+        claimed = await self._store.claim_for_send(campaign_id, n, now)
+        if campaign_id not in self._feeds:
+            # Paused or cancelled while the claim ran: give the claim back at once.
+            await self._release([r.id for r in claimed])
+            return
+        feed.allowance = max(0.0, feed.allowance - len(claimed))
+        if len(claimed) < n:
+            feed.exhausted = True
+        if not claimed:
+            return
+        self._claimed += len(claimed)
+        self._unresolved += len(claimed)
+        await self.pool.submit_many(feed.factory.build(claimed))
+
+    async def _release(self, recipient_ids: list[int]) -> None:
+        """Put claimed-but-unsent recipients back to New (they were never written)."""
+        for rid in recipient_ids:
+            await self._writer.submit_result(SubmitOutcome(rid, SubmitKind.RETRY, self.name,
+                                                           error="released unsent"))
+        self._released += len(recipient_ids)
+
+    async def release_unsent(self) -> None:
+        """After the pool closed: everything it never fully submitted goes back to New."""
+        refs = [m.ref for m in self.pool.unsent()]
+        await self._release(refs)
+        self._unresolved -= len(refs)
+
+    # ------------------------------------------------------------------ outcomes
+
+    async def consume(self) -> None:
+        """Pool events -> store writes, until the pool's outcome channel closes."""
+        name = self.name
+        writer = self._writer
+        async for batch in self.pool.outcomes:
+            resolved = 0
+            # done_at is when the receipt reached us: an SMSC's "done date" has no time zone
+            # and SMSC clocks drift, so it is not comparable across routes.
+            arrived = self._clock()
+            for ev in batch:
+                if isinstance(ev, pool_events.SubmitOutcome):
+                    resolved += 1
+                    ok = ev.status is SubmitStatus.ACCEPTED
+                    await writer.submit_result(SubmitOutcome(
+                        ev.ref, _KIND[ev.status], name, ev.message_ids, ev.status_name,
+                        None if ok else ev.status_name))
+                elif isinstance(ev, pool_events.ReceiptEvent):
+                    if ev.message_id is None:
+                        continue
+                    self._receipts += 1
+                    result = SmsResult(ev.sms_result.value) if ev.sms_result else None
+                    await writer.receipt(Receipt(name, ev.message_id, ev.stat, ev.err, result,
+                                                 arrived))
+                elif isinstance(ev, pool_events.MoMessage):
+                    self._mo += 1
+                    log_event(log, logging.INFO, "mobile-originated message", esme=name,
+                              bind=ev.bind_id, length=len(ev.short_message))
+                elif isinstance(ev, pool_events.BindFailure):
+                    self._bind_failures += 1
+                    self._last_bind_error = ev.reason
+                    log_event(log, logging.WARNING, "bind failed", esme=name, bind=ev.bind_id,
+                              reason=ev.reason, retry_in_s=round(ev.retry_in_s, 2))
+            if resolved:
+                self._outcomes += resolved
+                self._unresolved -= resolved
+                self._room_freed.set()
+
+    def statistics(self) -> RouteStatistics:
+        return RouteStatistics(self.name, len(self._feeds), self._unresolved, self._claimed,
+                               self._outcomes, self._receipts, self._mo, self._bind_failures,
+                               self._last_bind_error, self._released)
