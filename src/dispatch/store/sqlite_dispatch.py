@@ -28,6 +28,7 @@ from dispatch.store.base import (
 )
 from dispatch.store.rows import day_of, opt_us, to_us, unpack_variables
 
+_US_PER_DAY = 86_400_000_000
 _IN_CHUNK = 900  # ids per IN (...) list: under every SQLite build's variable limit
 _REPLAY_BATCH = 10_000
 
@@ -126,47 +127,52 @@ class SqliteDispatchPath:
                         "SELECT id, campaign_id, stage FROM recipients "
                         f"WHERE id IN ({_placeholders(len(chunk))})", chunk):
                     state[rid] = (cid, stage)
-            deltas = _Deltas()
             accepted: list[tuple[Any, ...]] = []
             mids: list[tuple[str, str, int, int]] = []
             failed: list[tuple[Any, ...]] = []
             retried: list[tuple[Any, ...]] = []
             unknown: list[tuple[Any, ...]] = []
+            # (campaign id, kind) -> rows; turned into counter deltas once, after the loop
+            # (this loop is the hot path: keep it to a few operations per row).
+            per_kind: Counter[tuple[int, SubmitKind]] = Counter()
             for rid, o in first.items():
                 st = state.get(rid)
                 if st is None or st[1] != "Sending":
                     tally["stale"] += 1
                     continue
-                cid = st[0]
-                c = deltas.counters[cid]
-                c["inflight"] -= 1
                 kind = o.kind
+                per_kind[(st[0], kind)] += 1
                 if kind is SubmitKind.ACCEPTED:
+                    ids = o.message_ids
                     accepted.append((o.esme, o.submit_status or "ESME_ROK",
-                                     ",".join(o.message_ids) or None, now_us,
-                                     len(o.message_ids), rid))
-                    mids.extend((o.esme, m, rid, i) for i, m in enumerate(o.message_ids))
-                    c["sent"] += 1
-                    deltas.daily[(cid, day)]["sent"] += 1
-                    tally["accepted"] += 1
+                                     ",".join(ids) or None, now_us, len(ids), rid))
+                    if len(ids) == 1:
+                        mids.append((o.esme, ids[0], rid, 0))
+                    else:
+                        mids.extend((o.esme, m, rid, i) for i, m in enumerate(ids))
                 elif kind is SubmitKind.RETRY:
                     retried.append((o.esme, o.submit_status, o.error, rid))
-                    c["pending"] += 1
-                    tally["retried"] += 1
+                elif kind is SubmitKind.UNKNOWN:
+                    unknown.append((o.esme, o.submit_status, o.error or "submit outcome unknown",
+                                    now_us, rid))
                 else:
-                    row = (o.esme, o.submit_status, o.error or (
-                        "submit outcome unknown" if kind is SubmitKind.UNKNOWN else None),
-                        now_us, rid)
-                    c["failed"] += 1
-                    deltas.daily[(cid, day)]["failed"] += 1
+                    failed.append((o.esme, o.submit_status, o.error, now_us, rid))
+            deltas = _Deltas()
+            for (cid, kind), n in per_kind.items():
+                c = deltas.counters[cid]
+                c["inflight"] -= n
+                tally[kind.value if kind is not SubmitKind.RETRY else "retried"] += n
+                if kind is SubmitKind.ACCEPTED:
+                    c["sent"] += n
+                    deltas.daily[(cid, day)]["sent"] += n
+                elif kind is SubmitKind.RETRY:
+                    c["pending"] += n
+                else:
+                    c["failed"] += n
+                    deltas.daily[(cid, day)]["failed"] += n
                     if kind is SubmitKind.UNKNOWN:
-                        unknown.append(row)
-                        c["unknown"] += 1
-                        c["ambiguous"] += 1
-                        tally["unknown"] += 1
-                    else:
-                        failed.append(row)
-                        tally["failed"] += 1
+                        c["unknown"] += n
+                        c["ambiguous"] += n
             if accepted:
                 cur.executemany(
                     "UPDATE recipients SET stage = 'Delivered', esme = ?, submit_status = ?, "
@@ -246,6 +252,9 @@ class SqliteDispatchPath:
                 state[row[0]] = list(row[1:])
         matched = 0
         changed: set[int] = set()
+        # (campaign id, old result, new result, UTC day number) -> recipients; folded into the
+        # counter deltas after the loop, which is the hot path.
+        moves: Counter[tuple[int, str | None, str | None, int]] = Counter()
         for esme, mid, stat, err, result, done_us in receipts:
             entry = found.get((esme, mid))
             if entry is None:
@@ -276,13 +285,14 @@ class SqliteDispatchPath:
             if new != old:
                 s[4] = new
                 s[7] = done_us if done_us is not None else now_us
-                cid = s[0]
-                if old is not None:
-                    deltas.counters[cid][_RESULT_COUNTER[old]] -= 1
-                if new is not None:
-                    deltas.counters[cid][_RESULT_COUNTER[new]] += 1
-                    if new in ("delivered", "failed"):
-                        deltas.daily[(cid, day_of(s[7]))][new] += 1
+                moves[(s[0], old, new, s[7] // _US_PER_DAY)] += 1
+        for (cid, old, new, day_number), n in moves.items():
+            if old is not None:
+                deltas.counters[cid][_RESULT_COUNTER[old]] -= n
+            if new is not None:
+                deltas.counters[cid][_RESULT_COUNTER[new]] += n
+                if new in ("delivered", "failed"):
+                    deltas.daily[(cid, day_of(day_number * _US_PER_DAY))][new] += n
         if changed:
             cur.executemany(
                 "UPDATE recipients SET sms_result = ?, receipt_stat = ?, receipt_err = ?, "
