@@ -329,7 +329,7 @@ class _Session:
         self._rx.clear()
 
     # -- input
-    def receive_data(self, data: bytes) -> list[Event]:
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
         """Feed bytes read from the peer; return the events of every complete PDU in them."""
         events: list[Event] = []
         if self.state is SessionState.CLOSED:
