@@ -161,7 +161,7 @@ def test_unknown_command_gets_generic_nack() -> None:
 
 
 def test_malformed_but_framed_pdu_is_nacked_and_the_stream_goes_on() -> None:
-    esme, smsc = bound()
+    _esme, smsc = bound()
     # a submit_sm whose body is one unterminated C-string: framed, but not a valid body
     bad = header(C.SUBMIT_SM, 0, 9, b"\x01\x02\x03")
     good = EsmeSession()  # a fresh encoder for one valid submit_sm with seq 2
@@ -205,7 +205,7 @@ def test_generic_nack_from_the_peer_names_the_request() -> None:
 
 
 def test_events_do_not_depend_on_how_bytes_are_split() -> None:
-    esme, smsc = bound()
+    esme, _smsc = bound()
     esme.send_submit_sm_batch([sm(b"%d" % i, b"x" * i) for i in range(30)])
     esme.send_enquire_link()
     wire = esme.data_to_send()
