@@ -102,8 +102,9 @@ class ClaimedRecipient(NamedTuple):
 
 class SubmitOutcome(NamedTuple):
     """The SMSC's answer for one claimed recipient. ``message_ids`` has one normalised id per
-    segment (accepted only); ``submit_status`` is the SMPP status name (e.g. ``ESME_ROK``,
-    ``ESME_RTHROTTLED``)."""
+    segment (accepted only; at most 63 segments, the width of the per-recipient receipt mask,
+    far above the 23 UCS-2 segments of the longest text the model accepts); ``submit_status``
+    is the SMPP status name (e.g. ``ESME_ROK``, ``ESME_RTHROTTLED``)."""
 
     recipient_id: int
     kind: SubmitKind

@@ -29,6 +29,7 @@ from dispatch.store.base import (
 from dispatch.store.rows import day_of, opt_us, to_us, unpack_variables
 
 _US_PER_DAY = 86_400_000_000
+_MAX_SEGMENTS = 63  # bits of the per-recipient receipt mask (a signed 64-bit column)
 _IN_CHUNK = 900  # ids per IN (...) list: under every SQLite build's variable limit
 _REPLAY_BATCH = 10_000
 
@@ -144,6 +145,8 @@ class SqliteDispatchPath:
                 per_kind[(st[0], kind)] += 1
                 if kind is SubmitKind.ACCEPTED:
                     ids = o.message_ids
+                    if len(ids) > _MAX_SEGMENTS:
+                        raise ValueError(f"{len(ids)} segments exceed {_MAX_SEGMENTS}")
                     accepted.append((o.esme, o.submit_status or "ESME_ROK",
                                      ",".join(ids) or None, now_us, len(ids), rid))
                     if len(ids) == 1:
