@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from control_asgi import TrioClient
 
 from control.app import ControlApp, create_app
 from control.config import ControlConfig
+from control.exports import ExportRunner, service_source
 from control.keys import KeyStore, Role
 from dispatch.campaigns.service import CampaignService, ServiceConfig
 from dispatch.ingest import ctn_hash, mask_number, normalize_phone
@@ -43,7 +45,8 @@ class ApiEnv:
     store: AsyncStore
     config: ControlConfig
     keys: dict[str, str]  # role name (or "clear") -> token
-    clock: list[float]
+    clock: list[float]  # the rate limiter's monotonic clock
+    wall: list[float]  # the export runner's wall clock
 
     async def create_campaign(self, **fields: Any) -> dict[str, Any]:
         body = {"sender": "ACME", "text": "Hello {name}", "esme": "smsc1", **fields}
@@ -53,7 +56,11 @@ class ApiEnv:
 
 
 @contextlib.asynccontextmanager
-async def api_env(tmp_path: Path, **config: Any) -> AsyncIterator[ApiEnv]:
+async def api_env(tmp_path: Path, *, export_source: Any = None, app_kw: Any = None,
+                  **config: Any) -> AsyncIterator[ApiEnv]:
+    """``export_source`` wraps the real service source (to gate it); ``app_kw`` goes to
+    ``create_app``; the rest to ``ControlConfig``."""
+    app_kw = app_kw or {}
     cfg = ControlConfig(data_dir=str(tmp_path / "data"), **config)
     store = AsyncStore(SqliteStore(StoreConfig(path=str(tmp_path / "store.sqlite3"))))
     service = CampaignService(store, ServiceConfig(max_pending_messages=1000),
@@ -63,12 +70,16 @@ async def api_env(tmp_path: Path, **config: Any) -> AsyncIterator[ApiEnv]:
               for role in Role}
     tokens["clear"] = key_store.create_key(Role.ADMIN, clear_numbers=True, label="dpo")[0]
     clock = [1000.0]
+    wall = [time.time()]
+    source = export_source(service_source(service)) if export_source else service_source(service)
+    runner = ExportRunner(source, cfg.exports_dir, ttl_s=cfg.export_ttl_s,
+                          clock=lambda: wall[0])
     app = create_app(service, cfg, keys=key_store, prepare_number=prepare_number,
-                     clock=lambda: clock[0])
+                     clock=lambda: clock[0], exports=runner, **app_kw)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(app.exports.run)
-            yield ApiEnv(app, TrioClient(app), service, store, cfg, tokens, clock)
+            yield ApiEnv(app, TrioClient(app), service, store, cfg, tokens, clock, wall)
             nursery.cancel_scope.cancel()
     finally:
         await store.aclose()
