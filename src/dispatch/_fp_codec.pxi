@@ -12,6 +12,8 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM, PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.ref cimport Py_INCREF, Py_DECREF
 from cpython.object cimport PyObject
+from cpython.long cimport PyLong_AsLongAndOverflow, PyLong_AsLongLongAndOverflow
+from cpython.exc cimport PyErr_Occurred
 from cpython.dict cimport PyDict_SetItem, PyDict_GetItem
 
 from dispatch.smpp.errors import PduError as _cd_PduError
@@ -373,8 +375,11 @@ cdef int _cd_reserve(_CdBuf* b, Py_ssize_t extra) except -1:
 
 
 cdef inline int _cd_byte(_CdBuf* b, object value, str name) except -1:
-    cdef long v = value
-    if v < 0 or v > 0xFF:
+    cdef int overflow = 0
+    cdef long v = PyLong_AsLongAndOverflow(value, &overflow)
+    if v == -1 and PyErr_Occurred():
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if overflow or v < 0 or v > 0xFF:
         raise ValueError(f"{name} must be 0..255, got {value}")
     b.data[b.length] = <unsigned char>v
     b.length += 1
@@ -382,8 +387,11 @@ cdef inline int _cd_byte(_CdBuf* b, object value, str name) except -1:
 
 
 cdef inline unsigned int _cd_check_u32(object value, str name) except? 0xFFFFFFFF:
-    cdef long long v = value
-    if v < 0 or v > 0xFFFFFFFF:
+    cdef int overflow = 0
+    cdef long long v = PyLong_AsLongLongAndOverflow(value, &overflow)
+    if v == -1 and PyErr_Occurred():
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if overflow or v < 0 or v > 0xFFFFFFFF:
         raise ValueError(f"{name} must be 0..0xFFFFFFFF, got {value}")
     return <unsigned int>v
 
@@ -438,12 +446,15 @@ cdef Py_ssize_t _cd_len(object value) except -1:
 
 cdef int _cd_tlvs_out(_CdBuf* b, object tlvs) except -1:
     cdef long tag
+    cdef int overflow = 0
     cdef Py_ssize_t n, at
     if tlvs is None:
         return 0
     for tag_obj, value in tlvs:
-        tag = tag_obj
-        if tag < 0 or tag > 0xFFFF:
+        tag = PyLong_AsLongAndOverflow(tag_obj, &overflow)
+        if tag == -1 and PyErr_Occurred():
+            raise TypeError(f"TLV tag must be an int, got {type(tag_obj).__name__}")
+        if overflow or tag < 0 or tag > 0xFFFF:
             raise ValueError(f"TLV tag must be 0..0xFFFF, got {tag_obj}")
         n = _cd_len(value)
         if n > 0xFFFF:

@@ -397,6 +397,7 @@ def test_parity_on_generated_pdus(command_id: int, messages: list[tuple[Any, ...
 def test_parity_on_encode_errors() -> None:
     fast = implementations()["cython"]
     bad = [sm(source=b"S" * 21), sm(text=b"x" * 255), sm(esm_class=300), sm(seq=2**32),
+           sm(esm_class=2**70), sm(seq=2**80), sm(tlvs=[(2**90, b"")]),
            sm(tlvs=[(-1, b"")]), sm()[:3]]
     for message in bad:
         with pytest.raises(ValueError) as ours:
