@@ -199,3 +199,13 @@ def test_decode_with_receipts_parity_on_garbage(garbage: bytes, esm: int) -> Non
             except PduError as err:
                 outcomes.append((str(err), err.sequence_number, err.frame_length))
         assert all(o == outcomes[0] for o in outcomes)
+
+
+def test_decode_chunk_with_receipts_wrapper() -> None:
+    from dispatch.fastpath import impl
+    from dispatch.smpp.receipt import decode_chunk_with_receipts
+    data = _receipt_stream(impl)
+    pdus, receipts, used = decode_chunk_with_receipts(data[:-1])
+    assert [p[2] for p in pdus] == [2, 5] and used < len(data)
+    assert [(seq, r.sms_result) for seq, r in receipts] == [(1, SmsResult.DELIVERED),
+                                                            (3, SmsResult.UNKNOWN)]

@@ -182,3 +182,14 @@ def receipts_from_pdus(pdus: Iterable[tuple[int, int, int, Any]],
     """``(sequence_number, Receipt)`` for every deliver_sm receipt in a decoded batch."""
     return [(seq, Receipt.from_tuple(fields, policy))
             for seq, fields in impl.parse_receipts(pdus)]
+
+
+def decode_chunk_with_receipts(
+    data: bytes | bytearray | memoryview, policy: MessageIdPolicy = _DEFAULT_POLICY,
+    max_pdu_length: int = 64 * 1024,
+) -> tuple[list[tuple[int, int, int, Any]], list[tuple[int, Receipt]], int]:
+    """A received chunk -> ``(other PDUs, [(sequence_number, Receipt)], bytes consumed)`` in one
+    fast-path pass (``decode_with_receipts``); the caller acknowledges each receipt's
+    deliver_sm with a deliver_sm_resp of that sequence number (SMPP 3.4 section 4.6.2)."""
+    pdus, receipts, used = impl.decode_with_receipts(data, max_pdu_length)
+    return pdus, [(seq, Receipt.from_tuple(fields, policy)) for seq, fields in receipts], used
