@@ -80,6 +80,8 @@ class SimulatorConfig:
     faults: FaultConfig = field(default_factory=FaultConfig)
     seed: int = 0
     log_submits: bool = True  # keep a SubmitRecord per submit (tests reconcile exactly-once)
-    max_log_records: int = 2_000_000
+    # cap of submit_log and multipart_texts (a long bench or demo run should set log_submits
+    # False: a record costs ~250 bytes)
+    max_log_records: int = 200_000
     receipt_queue_max: int = 1_000_000
     read_size: int = 256 * 1024

@@ -445,7 +445,7 @@ class _Connection:
             message_id, number = sim.new_message_id()
             if cfg.receipts and fields[12] & 0x03:
                 sim.schedule_receipt(self.system_id, fields, number, now)
-            if ref is not None:
+            if ref is not None and len(stats.multipart_texts) < cfg.max_log_records:
                 sim.reassemble(self.system_id, dest_hash, ref, total, part, fields[14], payload)
         if cfg.log_submits and len(stats.submit_log) < cfg.max_log_records:
             record = SubmitRecord(self.session_id, self.system_id, ev.sequence_number,
