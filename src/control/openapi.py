@@ -170,7 +170,8 @@ def operation(template: str, method: str, op: Op, public: bool) -> dict[str, Any
                                                             MSGPACK: {"schema": schema}}}
     elif op.raw_body:
         out["requestBody"] = {"required": True, "content": {
-            media: {"schema": {"type": "string", "format": "binary"}} for media in op.raw_body}}
+            media: {"schema": {"type": "string", "format": "binary", "minLength": 1}}
+            for media in op.raw_body}}
     responses: dict[str, Any] = {
         str(status): ({"description": desc, "content": _content(schema, op.ok_media)}
                       if schema or op.ok_media != JSON else {"description": desc})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -22,6 +23,7 @@ import msgpack
 
 from control.errors import ApiError, bad_request
 from control.media import JSON, MSGPACK, MSGPACK_TYPES
+from dispatch.store.base import LIMIT_EXCEEDED_MESSAGE
 
 FieldType = Literal["string", "integer", "number", "boolean", "datetime", "array", "object"]
 
@@ -39,6 +41,9 @@ class Field:
     items: Field | None = None  # element type of an array
     nullable: bool = False
     default: Any = None
+    too_large: str | None = None  # message when above ``maximum`` (the documented wording)
+    pattern: str | None = None  # a regular expression the string must contain a match of
+    pattern_message: str = "Has an invalid format"
 
     def schema(self) -> dict[str, Any]:
         """The OpenAPI 3.0 schema of this field."""
@@ -65,6 +70,8 @@ class Field:
             out["description"] = self.description
         if self.default is not None:
             out["default"] = self.default
+        if self.pattern is not None:
+            out["pattern"] = self.pattern
         return out
 
 
@@ -115,6 +122,8 @@ def _check(field: Field, value: Any) -> Any:
             raise _Invalid(f"Must be at least {field.min_length} characters")
         if field.max_length is not None and len(value) > field.max_length:
             raise _Invalid(f"Must be at most {field.max_length} characters")
+        if field.pattern is not None and re.search(field.pattern, value) is None:
+            raise _Invalid(field.pattern_message)
         return value
     if kind == "boolean":
         if not isinstance(value, bool):
@@ -129,7 +138,7 @@ def _check(field: Field, value: Any) -> Any:
         if field.minimum is not None and value < field.minimum:
             raise _Invalid(f"Must be at least {_num(field.minimum)}")
         if field.maximum is not None and value > field.maximum:
-            raise _Invalid(f"Must be at most {_num(field.maximum)}")
+            raise _Invalid(field.too_large or f"Must be at most {_num(field.maximum)}")
         return value
     if kind == "array":
         if not isinstance(value, list):
@@ -202,8 +211,22 @@ def _from_text(field: Field, text: str) -> Any:
     return _check(field, text)
 
 
+#: Fields that must hold something other than blanks.
+NOT_BLANK = r"\S"
+#: A phone number as the API takes it: 10-15 digits, optionally starting with + (doc 001).
+PHONE_PATTERN = r"^\+?[1-9][0-9]{9,14}$"
+PHONE_MESSAGE = "Phone number must be 10-15 digits"
+
+#: The page size of every list: default 50, above 200 the product's own message (doc 000).
+LIMIT = Field("integer", minimum=1, maximum=200, too_large=LIMIT_EXCEEDED_MESSAGE,
+              description="Page size, default 50, at most 200")
+
+
 def parse_query(req: falcon.Request, fields: Schema) -> dict[str, Any]:
-    """Typed query parameters; arrays accept repeats and commas (``status=New,Done``)."""
+    """Typed query parameters; arrays accept repeats and commas (``status=New,Done``).
+
+    When only ``limit`` is wrong with the product's own wording, the whole error is that
+    message (``"The limit parameter exceeds the allowed maximum"``), as the UI expects."""
     errors: dict[str, str] = {}
     clean: dict[str, Any] = {}
     for name in req.params:
@@ -229,6 +252,8 @@ def parse_query(req: falcon.Request, fields: Schema) -> dict[str, Any]:
                 clean[name] = _from_text(field, values[0])
         except _Invalid as exc:
             errors[name] = exc.message
+    if errors == {"limit": LIMIT_EXCEEDED_MESSAGE}:
+        raise bad_request(LIMIT_EXCEEDED_MESSAGE, errors)
     if errors:
         raise bad_request("Invalid query parameters", errors)
     return clean

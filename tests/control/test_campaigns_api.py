@@ -83,7 +83,7 @@ def test_create_validation_errors_are_field_level(tmp_path):
                                  "colour": "red", "startAt": "yesterday"})
             assert r.status_code == 400
             errs = r.json["validationErrors"]
-            assert set(errs) == {"sender", "priority", "colour", "startAt"}
+            assert set(errs) == {"sender", "text", "priority", "colour", "startAt"}
             assert r.json["error"] == "Bad Request"
 
             # Domain rules come back the same way (model.validate).

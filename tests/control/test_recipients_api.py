@@ -91,7 +91,7 @@ def test_messages_recipients_masking_filters_and_errors(tmp_path, caplog):
                     progress["errors"]) == (3, 3, 1, 1)
 
             r = await env.client.post(f"{API}/recipients/lookup", key=viewer,
-                                      json={"phoneNumber": "+7 912 345 00 02"})
+                                      json={"phoneNumber": "+79123450002"})
             assert r.status_code == 200 and r.json["total"] == 1
             hit = r.json["items"][0]
             assert hit["campaignId"] == cid and hit["number"] is None

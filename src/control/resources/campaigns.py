@@ -18,9 +18,11 @@ from control.errors import bad_request, not_found
 from control.media import render
 from control.openapi import Docs, Op
 from control.upload import receive_file
-from control.validation import Field, parse_object, parse_query, read_object
+from control.validation import LIMIT, NOT_BLANK, Field, parse_object, parse_query, read_object
 from control.views import audit_json, campaign_json, day_json, kpi_json, state_change_json
 from dispatch.campaigns.model import (
+    MAX_SENDER_CHARS,
+    MAX_TEXT_CHARS,
     Campaign,
     CampaignKind,
     CampaignMode,
@@ -53,10 +55,11 @@ WINDOW_FIELDS = {
 CREATE_FIELDS = {
     "name": Field("string", max_length=200),
     "sender": Field("string", required=True, description="saddr (source address)",
-                    max_length=64),
-    "text": Field("string", required=True, max_length=10_000),
+                    max_length=MAX_SENDER_CHARS, pattern=NOT_BLANK,
+                    pattern_message="Sender is required"),
+    "text": Field("string", required=True, min_length=1, max_length=MAX_TEXT_CHARS),
     "esme": Field("string", required=True, description="The ESME route to send through",
-                  max_length=64),
+                  max_length=64, pattern=NOT_BLANK, pattern_message="ESME route is required"),
     "mode": Field("string", enum=_values(CampaignMode)),
     "kind": Field("string", enum=_values(CampaignKind)),
     "dataCoding": Field("string", enum=_values(DataCoding)),
@@ -80,8 +83,8 @@ LIST_QUERY = {
     "archived": Field("boolean", description="List the archive instead"),
     "sort": Field("string", enum=_values(CampaignSort), default=CampaignSort.CREATED.value),
     "order": Field("string", enum=("asc", "desc"), default="desc"),
-    "offset": Field("integer", default=0),
-    "limit": Field("integer", description="Default 50; above 200 is an error"),
+    "offset": Field("integer", minimum=0, default=0),
+    "limit": LIMIT,
 }
 
 NOTE = Field("string", max_length=2000)

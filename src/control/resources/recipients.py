@@ -19,7 +19,7 @@ from control.errors import ApiError, bad_request
 from control.media import render
 from control.openapi import Docs, Op
 from control.resources.campaigns import campaign_ref
-from control.validation import Field, parse_query, read_object
+from control.validation import LIMIT, PHONE_MESSAGE, PHONE_PATTERN, Field, parse_query, read_object
 from control.views import job_error_json, recipient_json
 from dispatch.campaigns.model import RecipientStage, SmsResult
 from dispatch.campaigns.service import CampaignService, NumberPreparer, TransactionalMessage
@@ -33,17 +33,18 @@ RECIPIENT_QUERY = {
     "includeNullStat": Field("boolean", description="Also recipients without a receipt "
                              "(default: true without a stat filter, false with one)"),
     "after": Field("integer", minimum=0, default=0, description="Keyset cursor (nextAfter)"),
-    "limit": Field("integer", description="Default 50; above 200 is an error"),
+    "limit": LIMIT,
 }
 
 ERRORS_QUERY = {
     "jobOffset": Field("integer", minimum=0, default=0),
     "messagesAfter": Field("integer", minimum=0, default=0),
-    "limit": Field("integer", description="Default 50; above 200 is an error"),
+    "limit": LIMIT,
 }
 
 LOOKUP_FIELDS = {
-    "phoneNumber": Field("string", required=True, max_length=32),
+    "phoneNumber": Field("string", required=True, pattern=PHONE_PATTERN,
+                         pattern_message=PHONE_MESSAGE),
     "campaignId": Field("string", nullable=True, max_length=36),
 }
 
@@ -87,7 +88,8 @@ class LookupResource:
     actions: ClassVar[Actions] = {"POST": Action.READ}
     docs: ClassVar[Docs] = {"POST": Op(
         "Find a phone number's recipients (hashed with the ctn key, never stored or logged)",
-        {200: ("Matching recipients", "RecipientPage")}, body=LOOKUP_FIELDS, tag="recipients")}
+        {200: ("Matching recipients", "RecipientPage")}, body=LOOKUP_FIELDS, errors=(404, 503),
+        tag="recipients")}
 
     def __init__(self, service: CampaignService, config: ControlConfig,
                  prepare_number: NumberPreparer | None) -> None:
@@ -103,7 +105,7 @@ class LookupResource:
             digits, ctn_hash, _ = self._prepare(body["phoneNumber"])
         except ValueError:
             raise bad_request("Invalid phone number format",
-                              {"phoneNumber": "Phone number must be 10-15 digits"}) from None
+                              {"phoneNumber": PHONE_MESSAGE}) from None
         ref = None if body.get("campaignId") is None else campaign_ref(body["campaignId"])
         found = await self._service.lookup(ctn_hash, ref)
         clear = current_key(req).clear_numbers
