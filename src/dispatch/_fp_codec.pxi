@@ -672,13 +672,17 @@ _cd_STATE_WORDS = (None, b"ENROUTE", b"DELIVRD", b"EXPIRED", b"DELETED", b"UNDEL
 
 # Receipt keys (Appendix B), grouped by first letter and longest first inside a group so
 # "submit date" wins over "sub" (the reference tries them in an order with the same outcome);
-# the slot is the index in the result tuple. A space inside a key matches one or more spaces or
-# underscores. _cd_KEY_FIRST maps a lower-case first letter to (first key, count) so a token
-# that starts no key is rejected with one table lookup.
-cdef const char* _cd_KEYS[8]
+# the slot is the index in the result tuple. A two-word key matches with one or more spaces or
+# underscores between the words. _cd_KEY_FIRST maps a first letter (either case) to
+# (first key, count), so a token that starts no key is rejected with one table lookup. Key
+# words are lower-case letters only, so ``(c | 0x20) == letter`` is an exact case-insensitive
+# test (only the two cases of that letter pass it).
+cdef const char* _cd_WORD1[8]
+cdef const char* _cd_WORD2[8]
 cdef int _cd_KEY_SLOTS[8]
 cdef unsigned char _cd_KEY_FIRST[256][2]
-_cd_KEYS[:] = [b"submit date", b"stat", b"sub", b"done date", b"dlvrd", b"text", b"err", b"id"]
+_cd_WORD1[:] = [b"submit", b"stat", b"sub", b"done", b"dlvrd", b"text", b"err", b"id"]
+_cd_WORD2[:] = [b"date", b"", b"", b"date", b"", b"", b"", b""]
 _cd_KEY_SLOTS[:] = [3, 5, 1, 4, 2, 7, 6, 0]
 
 
@@ -697,14 +701,20 @@ cdef void _cd_init_key_table() noexcept:
 _cd_init_key_table()
 
 
+cdef inline Py_ssize_t _cd_word(const unsigned char* s, Py_ssize_t j, Py_ssize_t n,
+                                const char* word) noexcept nogil:
+    """Index after ``word`` (case-insensitive) at ``j``, or -1."""
+    cdef const unsigned char* w = <const unsigned char*>word
+    while w[0] != 0:
+        if j >= n or (s[j] | 0x20) != w[0]:
+            return -1
+        j += 1
+        w += 1
+    return j
+
+
 cdef inline bint _cd_is_space(unsigned char ch) noexcept nogil:
     return ch == 0x20 or ch == 0x09 or ch == 0x0D or ch == 0x0A
-
-
-cdef inline unsigned char _cd_lower(unsigned char ch) noexcept nogil:
-    if 0x41 <= ch <= 0x5A:
-        return ch + 0x20
-    return ch
 
 
 cdef int _cd_match_key(const unsigned char* s, Py_ssize_t i, Py_ssize_t n,
@@ -712,31 +722,24 @@ cdef int _cd_match_key(const unsigned char* s, Py_ssize_t i, Py_ssize_t n,
     """At ``i``, a receipt key then optional spaces then ':'? Return its slot (or -1)."""
     cdef int k, first, count
     cdef Py_ssize_t j
-    cdef const unsigned char* key
-    cdef bint ok
     if i >= n:
         return -1
-    first = _cd_KEY_FIRST[s[i]][0]
     count = _cd_KEY_FIRST[s[i]][1]
+    if count == 0:
+        return -1
+    first = _cd_KEY_FIRST[s[i]][0]
     for k in range(first, first + count):
-        key = <const unsigned char*>_cd_KEYS[k]
-        j = i
-        ok = True
-        while key[0] != 0:
-            if key[0] == 0x20:
-                if j >= n or (s[j] != 0x20 and s[j] != 0x5F):
-                    ok = False
-                    break
-                while j < n and (s[j] == 0x20 or s[j] == 0x5F):
-                    j += 1
-            else:
-                if j >= n or _cd_lower(s[j]) != key[0]:
-                    ok = False
-                    break
-                j += 1
-            key += 1
-        if not ok:
+        j = _cd_word(s, i, n, _cd_WORD1[k])
+        if j < 0:
             continue
+        if _cd_WORD2[k][0] != 0:
+            if j >= n or (s[j] != 0x20 and s[j] != 0x5F):
+                continue
+            while j < n and (s[j] == 0x20 or s[j] == 0x5F):
+                j += 1
+            j = _cd_word(s, j, n, _cd_WORD2[k])
+            if j < 0:
+                continue
         while j < n and s[j] == 0x20:
             j += 1
         if j < n and s[j] == 0x3A:
