@@ -2,6 +2,7 @@
 # C helpers: scanning, normalisation, SipHash, the dedupe set). Rules: dispatch/_reference/ingest.py.
 
 
+@cython.final
 cdef class RecipientParser:
     """Streaming recipient-file parser: ``feed`` chunks split anywhere, then ``finish``.
 
@@ -21,7 +22,7 @@ cdef class RecipientParser:
     cdef dpi_set _seen
     # per run: candidates (packed, line, first variable span) and CSV field spans (start, end,
     # has doubled quotes) of the current record and of the accepted records' variables
-    cdef dpi_vec _cand_num, _cand_line, _cand_span, _fields, _var_spans
+    cdef dpi_vec _cand_num, _cand_line, _cand_span, _cand_digits, _fields, _var_spans
     cdef dpi_vec _out_num, _out_line, _err_line, _err_code
     cdef unsigned char* _out_hash
     cdef size_t _out_hash_cap
@@ -74,6 +75,7 @@ cdef class RecipientParser:
         dpi_vec_free(&self._cand_num)
         dpi_vec_free(&self._cand_line)
         dpi_vec_free(&self._cand_span)
+        dpi_vec_free(&self._cand_digits)
         dpi_vec_free(&self._fields)
         dpi_vec_free(&self._var_spans)
         dpi_vec_free(&self._out_num)
@@ -171,6 +173,7 @@ cdef class RecipientParser:
         """Consume ``buf[pos:end]`` (stopping once with the GIL for a CSV header), then dedupe
         and hash what it found. Returns where unconsumed data starts."""
         self._cand_num.n = self._cand_line.n = self._cand_span.n = self._var_spans.n = 0
+        self._cand_digits.n = 0
         while True:
             with nogil:
                 pos = self._consume(buf, pos, end, eof)
@@ -264,7 +267,16 @@ cdef class RecipientParser:
                 return end
             pos = self._after_eol(buf, rec_end, end)
 
+    cdef inline unsigned char* _digits_slot(self) noexcept nogil:
+        """Room for the next candidate's 16-byte digit record (NULL when out of memory)."""
+        if dpi_vec_reserve(&self._cand_digits, self._cand_digits.n + 2) < 0:
+            self._oom = True
+            return NULL
+        return <unsigned char*>(self._cand_digits.v + self._cand_digits.n)
+
     cdef inline void _candidate(self, _ing_u64 packed, Py_ssize_t line_no) noexcept nogil:
+        """Record a valid number whose digit record was written by _digits_slot's pointer."""
+        self._cand_digits.n += 2
         if dpi_vec_push(&self._cand_num, packed) < 0 or \
                 dpi_vec_push(&self._cand_line, <_ing_u64>line_no) < 0 or \
                 dpi_vec_push(&self._cand_span, self._var_spans.n) < 0:
@@ -273,7 +285,11 @@ cdef class RecipientParser:
     cdef inline void _txt_record(self, const unsigned char* buf, Py_ssize_t pos,
                                  Py_ssize_t t) noexcept nogil:
         cdef _ing_u64 packed = 0
-        cdef int code = dpi_normalize(buf, pos, t, &self._trunk, &packed)
+        cdef unsigned char* record = self._digits_slot()
+        cdef int code
+        if record == NULL:
+            return
+        code = dpi_normalize(buf, pos, t, &self._trunk, &packed, record)
         if code == 0:
             self._candidate(packed, self.lines + 1)
             return
@@ -405,8 +421,12 @@ cdef class RecipientParser:
         if nfields != self._field_count:
             self._error(line_no, _ING_MALFORMED)
             return
+        cdef unsigned char* record = self._digits_slot()
+        if record == NULL:
+            return
         i = self._phone_index
-        code = dpi_normalize(buf, <Py_ssize_t>f[3 * i], <Py_ssize_t>f[3 * i + 1], &self._trunk, &packed)
+        code = dpi_normalize(buf, <Py_ssize_t>f[3 * i], <Py_ssize_t>f[3 * i + 1], &self._trunk,
+                             &packed, record)
         if code:
             self._error(line_no, code)
             return
@@ -482,7 +502,7 @@ cdef class RecipientParser:
             self._out_hash_cap = (base + n) * 16 + 64
         with nogil:
             for i in range(n):
-                ahead = i + 8
+                ahead = i + 16
                 if ahead < n:
                     dpi_set_prefetch(&self._seen, nums[ahead])
                 added = dpi_set_add(&self._seen, nums[i])
@@ -494,13 +514,14 @@ cdef class RecipientParser:
                     continue
                 self._out_num.v[base + kept] = nums[i]
                 self._out_line.v[base + kept] = self._cand_line.v[i]
-                self._cand_span.v[kept] = self._cand_span.v[i]  # compacted in place, for CSV
+                self._cand_span.v[kept] = self._cand_span.v[i]  # compacted in place
+                self._cand_digits.v[2 * kept] = self._cand_digits.v[2 * i]
+                self._cand_digits.v[2 * kept + 1] = self._cand_digits.v[2 * i + 1]
                 kept += 1
             self.valid += kept
             self._out_num.n = self._out_line.n = base + kept
-            hashes = self._out_hash
-            for i in range(base, base + kept):
-                dpi_hash_packed(self._k0, self._k1, self._out_num.v[i], hashes + 16 * i)
+            dpi_hash_many(self._k0, self._k1, <unsigned char*>self._cand_digits.v, kept,
+                          self._out_hash + 16 * base)
         if oom or self._oom:
             raise MemoryError("recipient parser out of memory")
         for i in range(self._err_line.n):
