@@ -310,6 +310,7 @@ def decode_pdus(data, Py_ssize_t max_pdu_length=_CD_DEFAULT_MAX_PDU):
     cdef Py_ssize_t pos = 0
     cdef unsigned int length, command_id, status, sequence
     cdef object t
+    cdef const void* nul
     while total_len - pos >= 4:
         length = _cd_u32(d + pos)
         if length < 16 or <Py_ssize_t>length > max_pdu_length:
@@ -328,8 +329,18 @@ def decode_pdus(data, Py_ssize_t max_pdu_length=_CD_DEFAULT_MAX_PDU):
         command_id = _cd_u32(d + pos + 4)
         status = _cd_u32(d + pos + 8)
         sequence = _cd_u32(d + pos + 12)
+        body = None
+        if (command_id == _CD_SUBMIT_SM_RESP or command_id == _CD_DELIVER_SM_RESP) \
+                and length > 16:
+            # The hot response (section 4.4.2): a message_id C-string, found inline; anything
+            # unusual falls through to the general decoder for the exact error.
+            nul = memchr(d + pos + 16, 0, <size_t>(length - 16 if length < 16 + 65 else 65))
+            if nul != NULL:
+                body = PyBytes_FromStringAndSize(<const char*>(d + pos + 16),
+                                                 <const unsigned char*>nul - (d + pos + 16))
         try:
-            body = _cd_body(command_id, d, pos + 16, pos + length)
+            if body is None:
+                body = _cd_body(command_id, d, pos + 16, pos + length)
         except _CdBodyError as exc:
             if pdus:
                 break
@@ -339,7 +350,7 @@ def decode_pdus(data, Py_ssize_t max_pdu_length=_CD_DEFAULT_MAX_PDU):
                 command_status=exc.status) from None
         t = PyTuple_New(4)
         _cd_set(t, 0, _cd_id_object(command_id))
-        _cd_set(t, 1, status)
+        _cd_set(t, 1, _cd_octet(status) if status < 256 else status)
         _cd_set(t, 2, sequence)
         _cd_set(t, 3, body)
         _cd_untrack(t)
@@ -1018,7 +1029,7 @@ def decode_with_receipts(data, Py_ssize_t max_pdu_length=_CD_DEFAULT_MAX_PDU):
                 command_status=exc.status) from None
         t = PyTuple_New(4)
         _cd_set(t, 0, _cd_id_object(command_id))
-        _cd_set(t, 1, status)
+        _cd_set(t, 1, _cd_octet(status) if status < 256 else status)
         _cd_set(t, 2, sequence)
         _cd_set(t, 3, body)
         _cd_untrack(t)
