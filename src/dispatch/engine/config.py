@@ -59,13 +59,15 @@ class SchedulerConfig:
 
     ``max_claimed_per_route`` bounds recipients claimed (durably in stage Sending) but not yet
     resolved on one route: it bounds memory and the number of submits a crash can leave
-    ambiguous. ``control_interval_s`` is how often lifecycle conditions (start times, windows,
+    ambiguous (under the default at-most-once recovery policy those are counted, not resent,
+    even the ones that never left the pool's queue). It should be a small multiple of the
+    route's total window (binds x window): enough to keep the windows full, no more. ``control_interval_s`` is how often lifecycle conditions (start times, windows,
     expiry, completion) are checked.
     """
 
     tick_s: float = 0.02
     claim_batch: int = 2000
-    max_claimed_per_route: int = 20_000
+    max_claimed_per_route: int = 4096
     control_interval_s: float = 0.25
 
 
@@ -87,7 +89,7 @@ class EngineConfig:
         """Fill the paths that default to the data directory."""
         data = Path(self.data_dir)
         store = self.store
-        if not store.path:
+        if store.path in ("", StoreConfig().path):  # unset: under the data directory
             store = replace(store, path=str(data / "dispatch.sqlite3"))
         control = self.control
         if control.data_dir == ControlConfig().data_dir:

@@ -127,8 +127,8 @@ class SmscSimulator:
         conn = _Connection(self, stream, next(self._session_ids))
         try:
             await conn.run()
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
+        except* (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the ESME went away (reset, kill -9): its session simply ends
         finally:
             conn.detach()
             await trio.aclose_forcefully(stream)
