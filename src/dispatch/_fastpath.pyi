@@ -99,9 +99,15 @@ def decode_pdus(data: bytes | bytearray | memoryview, max_pdu_length: int = ...)
 def encode_sm_batch(command_id: int, messages: Iterable[SmMessage]) -> bytes:
     """Encode many submit_sm (or deliver_sm) into one buffer, one PDU after another."""
 
-def encode_header_only(command_id: int, command_status: int, sequence_number: int) -> bytes: ...
+def encode_header_only(command_id: int, command_status: int, sequence_number: int) -> bytes:
+    """enquire_link(_resp), unbind(_resp), generic_nack."""
+
 def encode_message_id_resp(command_id: int, command_status: int, sequence_number: int,
-                           message_id: bytes) -> bytes: ...
+                           message_id: bytes) -> bytes:
+    """submit_sm_resp / deliver_sm_resp / data_sm_resp; no body when ``command_status`` is not
+    zero (SMPP 3.4 section 4.4.2). Every encoder raises ``ValueError`` on a field too long for
+    SMPP 3.4 (e.g. addresses 20 octets, message_id 64), a NUL inside a C-string or an integer
+    out of range."""
 def encode_message_id_resp_batch(command_id: int, responses: Sequence[tuple[int, int, bytes]]) -> bytes:
     """Many ``(command_status, sequence_number, message_id)`` responses into one buffer."""
 
