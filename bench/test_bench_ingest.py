@@ -1,0 +1,168 @@
+"""Ingest throughput: parse + normalise + validate + dedupe + ctn_hash, in MB/s of input.
+
+The file is generated (never committed): mixed number formats as customers upload them
+(``+7 (912) 345-67-89``, ``89123456789``, ``0079123456789``, ``+79..``, ``79..``), ~7% invalid
+lines, ~5% duplicates, LF and CRLF; plus a CSV variant with a quoted name and a variable.
+The extension runs on the whole file (32 MB), the reference on a 2 MB slice of it (it is
+~200x slower); MB/s are comparable. Under ``--benchmark-disable`` the files are small, so the
+suite stays quick.
+
+    .venv/bin/python -m pytest bench/test_bench_ingest.py            # pytest-benchmark table
+    .venv/bin/python bench/test_bench_ingest.py                      # summary with the ratio
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from dispatch.fastpath import implementations
+from dispatch.ingest import IngestOptions, RecipientStream, TrunkRule
+
+KEY = bytes(range(16))
+CHUNK_BYTES = 1 << 20
+FULL_BYTES = 32 << 20
+REFERENCE_BYTES = 2 << 20
+QUICK_BYTES = 256 << 10
+INVALID_SHARE = 0.07
+DUPLICATE_SHARE = 0.05
+_INVALID = [b"12345", b"7912abc4567", b"+7 912 345 67 89 00 00 0", b"n/a", b"0123456789", b"x"]
+IMPLS = implementations()
+
+
+def _formatted(rng: random.Random, national: int) -> bytes:
+    s = b"%010d" % national
+    style = rng.randrange(5)
+    if style == 0:
+        return b"+7 (%s) %s-%s-%s" % (s[:3], s[3:6], s[6:8], s[8:])
+    return (b"8", b"007", b"+7", b"7")[style - 1] + s
+
+
+def phone_lines(target_bytes: int, seed: int = 2026) -> list[bytes]:
+    rng = random.Random(seed)
+    lines: list[bytes] = []
+    seen: list[int] = []
+    size = 0
+    while size < target_bytes:
+        roll = rng.random()
+        if roll < INVALID_SHARE:
+            line = rng.choice(_INVALID)
+        elif roll < INVALID_SHARE + DUPLICATE_SHARE and seen:
+            line = _formatted(rng, rng.choice(seen))
+        else:
+            national = 9_000_000_000 + rng.randrange(999_999_999)
+            seen.append(national)
+            line = _formatted(rng, national)
+        lines.append(line)
+        size += len(line) + 2
+    return lines
+
+
+def txt_file(target_bytes: int) -> bytes:
+    return b"".join(line + (b"\r\n" if i % 3 == 0 else b"\n")
+                    for i, line in enumerate(phone_lines(target_bytes)))
+
+
+def csv_file(target_bytes: int) -> bytes:
+    rows = [b"%s;%s;%d\n" % (b'"Ivanov; Ivan"' if i % 4 == 0 else b"Petr", line, i % 1000)
+            for i, line in enumerate(phone_lines(target_bytes * 2 // 3))]
+    return b"name;phone;amount\n" + b"".join(rows)
+
+
+def head(data: bytes, size: int) -> bytes:
+    """The first ``size`` bytes, cut after a line end."""
+    cut = data.rfind(b"\n", 0, size)
+    return data[:cut + 1] if cut >= 0 else data
+
+
+def parse_all(impl: ModuleType, data: bytes, fmt: str) -> int:
+    """The work measured: the whole file through one parser in 1 MiB chunks."""
+    parser = impl.RecipientParser(KEY, fmt=fmt, trunk_prefix="8", trunk_national_length=11,
+                                  trunk_country_code="7")
+    view = memoryview(data)
+    accepted = 0
+    for pos in range(0, len(data), CHUNK_BYTES):
+        accepted += len(parser.feed(view[pos:pos + CHUNK_BYTES]))
+    accepted += len(parser.finish())
+    assert parser.invalid > 0 and parser.duplicates > 0
+    return accepted
+
+
+@pytest.fixture(scope="module")
+def files(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    quick = request.config.getoption("benchmark_disable", False)
+    full = QUICK_BYTES if quick else FULL_BYTES
+    ref = QUICK_BYTES // 4 if quick else REFERENCE_BYTES
+    txt, csv = txt_file(full), csv_file(full)
+    path = tmp_path_factory.mktemp("ingest") / "recipients.txt"
+    path.write_bytes(txt)
+    return {("cython", "txt"): txt, ("cython", "csv"): csv, ("python", "txt"): head(txt, ref),
+            ("python", "csv"): head(csv, ref), "path": path}
+
+
+def _record_rate(benchmark, size: int) -> None:
+    stats = getattr(benchmark, "stats", None)
+    if stats is not None:
+        benchmark.extra_info["MB/s"] = round(size / stats.stats.min / 1e6, 1)
+    benchmark.extra_info["bytes"] = size
+
+
+@pytest.mark.parametrize("fmt", ["txt", "csv"])
+@pytest.mark.parametrize("name", sorted(IMPLS))
+def test_ingest_throughput(benchmark, files: dict, name: str, fmt: str) -> None:
+    data = files[(name, fmt)]
+    benchmark.group = f"ingest-{fmt}"
+    accepted = benchmark.pedantic(parse_all, args=(IMPLS[name], data, fmt), rounds=3,
+                                  iterations=1)
+    assert accepted > 0
+    _record_rate(benchmark, len(data))
+
+
+def test_ingest_file_through_api(benchmark, files: dict) -> None:
+    """dispatch.ingest end to end: read the file in chunks, parse, build the batches."""
+    path: Path = files["path"]
+    options = IngestOptions(hash_key=KEY, trunk=TrunkRule.russia())
+
+    def run() -> int:
+        return sum(len(batch) for batch in RecipientStream(path, options))
+
+    benchmark.group = "ingest-api"
+    assert benchmark.pedantic(run, rounds=3, iterations=1) > 0
+    _record_rate(benchmark, path.stat().st_size)
+
+
+def _best_rate(impl: ModuleType, data: bytes, fmt: str, rounds: int = 3) -> tuple[float, float]:
+    """Best MB/s over ``rounds``: wall clock and CPU time of this process."""
+    wall = cpu = 0.0
+    for _ in range(rounds):
+        w0, c0 = time.perf_counter(), time.process_time()
+        parse_all(impl, data, fmt)
+        w1, c1 = time.perf_counter(), time.process_time()
+        wall = max(wall, len(data) / (w1 - w0) / 1e6)
+        cpu = max(cpu, len(data) / max(c1 - c0, 1e-9) / 1e6)
+    return wall, cpu
+
+
+def main() -> None:
+    sizes = {"cython": FULL_BYTES, "python": REFERENCE_BYTES}
+    print(f"ingest: parse + normalise + validate + dedupe + SipHash-128, {CHUNK_BYTES >> 20} MiB "
+          "chunks, best of 3")
+    for fmt in ("txt", "csv"):
+        data = txt_file(FULL_BYTES) if fmt == "txt" else csv_file(FULL_BYTES)
+        rates = {}
+        for name in sorted(IMPLS, reverse=True):
+            sample = head(data, sizes[name])
+            rates[name] = _best_rate(IMPLS[name], sample, fmt)
+            print(f"  {fmt}  {name:7s} {len(sample) / 1e6:6.1f} MB  "
+                  f"{rates[name][0]:8.1f} MB/s wall  {rates[name][1]:8.1f} MB/s cpu")
+        if len(rates) == 2:
+            print(f"  {fmt}  ratio cython/python: {rates['cython'][0] / rates['python'][0]:.0f}x "
+                  f"wall, {rates['cython'][1] / rates['python'][1]:.0f}x cpu")
+
+
+if __name__ == "__main__":
+    main()
