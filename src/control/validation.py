@@ -217,6 +217,9 @@ NOT_BLANK = r"\S"
 PHONE_PATTERN = r"^\+?[1-9][0-9]{9,14}$"
 PHONE_MESSAGE = "Phone number must be 10-15 digits"
 
+#: Offsets and keyset cursors: bounded so no value overflows the store's 64-bit integers.
+MAX_POSITION = 2**53
+
 #: The page size of every list: default 50, above 200 the product's own message (doc 000).
 LIMIT = Field("integer", minimum=1, maximum=200, too_large=LIMIT_EXCEEDED_MESSAGE,
               description="Page size, default 50, at most 200")

@@ -63,6 +63,12 @@ def test_list_filters_sorting_and_limit(tmp_path):
             assert await ids(limit=1, offset=1, sort="sender", order="asc") == [b["id"]]
             assert await ids(period="hour") and await ids(period="all")
 
+            # Found by the schemathesis run: blank search, offsets past 64 bits.
+            assert len(await ids(search="\x1d ")) == 2
+            r = await env.client.get(f"{API}/campaigns", key=viewer,
+                                     params={"offset": 10**30})
+            assert r.status_code == 400 and "offset" in r.json["validationErrors"]
+
             r = await env.client.get(f"{API}/campaigns", key=viewer, params={"limit": 201})
             assert r.status_code == 400
             assert r.json["message"] == "The limit parameter exceeds the allowed maximum"

@@ -18,7 +18,15 @@ from control.errors import bad_request, not_found
 from control.media import render
 from control.openapi import Docs, Op
 from control.upload import receive_file
-from control.validation import LIMIT, NOT_BLANK, Field, parse_object, parse_query, read_object
+from control.validation import (
+    LIMIT,
+    MAX_POSITION,
+    NOT_BLANK,
+    Field,
+    parse_object,
+    parse_query,
+    read_object,
+)
 from control.views import audit_json, campaign_json, day_json, kpi_json, state_change_json
 from dispatch.campaigns.model import (
     MAX_SENDER_CHARS,
@@ -83,7 +91,7 @@ LIST_QUERY = {
     "archived": Field("boolean", description="List the archive instead"),
     "sort": Field("string", enum=_values(CampaignSort), default=CampaignSort.CREATED.value),
     "order": Field("string", enum=("asc", "desc"), default="desc"),
-    "offset": Field("integer", minimum=0, default=0),
+    "offset": Field("integer", minimum=0, maximum=MAX_POSITION, default=0),
     "limit": LIMIT,
 }
 
@@ -148,7 +156,8 @@ class CampaignsResource:
             period=Period(q["period"]),
             statuses=frozenset(CampaignStatus(s) for s in q.get("status", ())),
             modes=frozenset(CampaignMode(m) for m in q.get("mode", ())),
-            search=q.get("search"), archived=q.get("archived", False),
+            # Blank searches mean "no search" (the store's prefix bound needs a character).
+            search=(q.get("search") or "").strip() or None, archived=q.get("archived", False),
             sort=CampaignSort(q["sort"]), descending=q["order"] == "desc",
             offset=q["offset"], limit=q.get("limit"))
         page = await self._service.list_campaigns(query)

@@ -19,7 +19,15 @@ from control.errors import ApiError, bad_request
 from control.media import render
 from control.openapi import Docs, Op
 from control.resources.campaigns import campaign_ref
-from control.validation import LIMIT, PHONE_MESSAGE, PHONE_PATTERN, Field, parse_query, read_object
+from control.validation import (
+    LIMIT,
+    MAX_POSITION,
+    PHONE_MESSAGE,
+    PHONE_PATTERN,
+    Field,
+    parse_query,
+    read_object,
+)
 from control.views import job_error_json, recipient_json
 from dispatch.campaigns.model import RecipientStage, SmsResult
 from dispatch.campaigns.service import CampaignService, NumberPreparer, TransactionalMessage
@@ -32,13 +40,14 @@ RECIPIENT_QUERY = {
                   description="SMPP receipt stat (DELIVRD, UNDELIV, ...)"),
     "includeNullStat": Field("boolean", description="Also recipients without a receipt "
                              "(default: true without a stat filter, false with one)"),
-    "after": Field("integer", minimum=0, default=0, description="Keyset cursor (nextAfter)"),
+    "after": Field("integer", minimum=0, maximum=MAX_POSITION, default=0,
+                   description="Keyset cursor (nextAfter)"),
     "limit": LIMIT,
 }
 
 ERRORS_QUERY = {
-    "jobOffset": Field("integer", minimum=0, default=0),
-    "messagesAfter": Field("integer", minimum=0, default=0),
+    "jobOffset": Field("integer", minimum=0, maximum=MAX_POSITION, default=0),
+    "messagesAfter": Field("integer", minimum=0, maximum=MAX_POSITION, default=0),
     "limit": LIMIT,
 }
 
