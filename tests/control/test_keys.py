@@ -73,3 +73,25 @@ def test_token_bucket_allows_burst_then_reports_wait():
     limiter = RateLimiter(rate_per_s=0.1, burst=1, clock=lambda: now[0])
     assert limiter.check("k") == 0
     assert limiter.check("k") == 10
+
+
+def test_keys_cli_create_list_revoke(tmp_path):
+    import io
+
+    from control.keys_cli import keys_main
+
+    path = tmp_path / "keys.json"
+    out = io.StringIO()
+    assert keys_main(["create", "--role", "viewer", "--label", "grafana"], path, out) == 0
+    token = out.getvalue().strip()
+    key = KeyStore(path).authenticate(token)
+    assert key is not None and key.role is Role.VIEWER
+    out = io.StringIO()
+    assert keys_main(["list"], path, out) == 0
+    assert key.key_id in out.getvalue() and "active" in out.getvalue()
+    assert token.split("_", 2)[2] not in out.getvalue()
+    assert keys_main(["revoke", key.key_id], path) == 0
+    assert keys_main(["revoke", "0" * 16], path) == 1
+    assert KeyStore(path).authenticate(token) is None
+    with pytest.raises(SystemExit):
+        keys_main(["create", "--role", "root"], path)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
+import pytest
 import trio
 from control_env import api_env
 from prometheus_client import CollectorRegistry, Counter
@@ -139,4 +141,23 @@ def test_real_server_socket_counters_and_streamed_413(tmp_path):
                 assert head.startswith(b"HTTP/1.1 413"), raw[:200]
                 assert b"File too large. Maximum 48.8 KB" in body
             nursery.cancel_scope.cancel()
+    trio.run(main)
+
+
+def test_serve_api_shuts_down_gracefully_on_trigger(tmp_path):
+    async def main():
+        async with api_env(tmp_path) as env:
+            stop = trio.Event()
+            with trio.fail_after(20):
+                async with trio.open_nursery() as nursery:
+                    port = await nursery.start(
+                        partial(serve_api, env.app, "127.0.0.1", 0, shutdown_trigger=stop.wait,
+                                graceful_timeout_s=1.0))
+                    raw = await http_request(port, b"GET /health HTTP/1.1\r\nHost: x\r\n"
+                                                   b"Connection: close\r\n\r\n")
+                    assert raw.startswith(b"HTTP/1.1 200")
+                    stop.set()
+                # serve_api returned by itself: the port no longer accepts.
+                with pytest.raises(OSError):
+                    await trio.open_tcp_stream("127.0.0.1", port)
     trio.run(main)
