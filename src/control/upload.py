@@ -114,4 +114,4 @@ async def receive_file(req: falcon.asgi.Request, directory: Path, max_bytes: int
 def _check_text(block: bytes) -> None:
     if b"\x00" in block[:BLOCK_BYTES]:
         raise ApiError(415, "Unsupported Media Type",
-                       "Upload failed: the file is binary, not a .txt or .csv text file")
+                       "Upload failed: the file is binary or not UTF-8 text (.txt or .csv expected)")

@@ -127,6 +127,8 @@ def test_export_lifecycle_download_masking_and_expiry(tmp_path):
             txt = await wait_status(env, r.json["id"], {"Done", "Failed"}, clear)
             r = await env.client.get(f"{API}/exports/{txt['id']}/download", key=clear)
             assert r.text.splitlines() == [n[1:] for n in NUMBERS]
+            r = await env.client.get(f"{API}/exports/{txt['id']}/download", key=viewer)
+            assert r.status_code == 403
 
             env.wall[0] += 61
             r = await env.client.get(f"{API}/exports/{export_id}", key=viewer)

@@ -9,6 +9,7 @@ import falcon.asgi
 
 from control.auth import Action, Actions, current_key
 from control.config import ControlConfig
+from control.errors import ApiError
 from control.exports import ExportFormat, ExportRunner, stream_file
 from control.media import render
 from control.openapi import Docs, Op
@@ -63,6 +64,7 @@ class ExportDownloadResource:
     docs: ClassVar[Docs] = {"GET": Op(
         "Download a finished export (streamed); 410 once expired",
         {200: ("The file", None)}, ok_media="text/csv", errors=(409, 410), tag="exports")}
+    # A viewer cannot fetch an export made with the clear-number right (403).
 
     def __init__(self, runner: ExportRunner) -> None:
         self._runner = runner
@@ -71,6 +73,9 @@ class ExportDownloadResource:
                      export_id: str) -> None:
         export = self._runner.download_path(export_id)
         assert export.path is not None
+        if export.with_numbers and not current_key(req).clear_numbers:
+            raise ApiError(403, "Forbidden", "This export holds clear numbers; the key may "
+                                             "not see them")
         resp.content_type = ("text/csv; charset=utf-8" if export.format is ExportFormat.CSV
                              else "text/plain; charset=utf-8")
         resp.downloadable_as = f"recipients-{export.campaign_id}.{export.format.value}"
