@@ -99,7 +99,7 @@ def test_batch_picks_receipts_only(impl: ModuleType) -> None:
      b"  ", b"_", b"DELIVRD", b"0A1B", b"\t", b":"]), max_size=30).map(b"".join),
        state=st.none() | st.binary(max_size=2))
 def test_parity_and_never_raises(text: bytes, state: bytes | None) -> None:
-    tlvs = None if state is None else {Tlv.MESSAGE_STATE: state}
+    tlvs: dict[int, bytes] | None = None if state is None else {Tlv.MESSAGE_STATE.value: state}
     expected = reference.parse_receipt(text, tlvs)
     for module in implementations().values():
         assert module.parse_receipt(text, tlvs) == expected
