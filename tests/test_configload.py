@@ -63,5 +63,5 @@ def test_missing_and_broken_files(tmp_path) -> None:
         load_toml(str(tmp_path / "nope.toml"))
     bad = tmp_path / "bad.toml"
     bad.write_text("name = \n")
-    with pytest.raises(ConfigError, match="bad.toml"):
+    with pytest.raises(ConfigError, match=r"bad\.toml"):
         load_toml(str(bad))

@@ -37,7 +37,7 @@ from control.views import recipient_json
 from dispatch.campaigns.service import CampaignService
 
 if TYPE_CHECKING:
-    from trio_typing import TaskStatus
+    from trio import TaskStatus
 
 log = logging.getLogger("control.exports")
 

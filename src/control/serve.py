@@ -25,7 +25,7 @@ from hypercorn.trio import serve
 if TYPE_CHECKING:
     # trio-typing's stubs (installed in the venv) shadow trio's own types and lack
     # trio.TaskStatus; its TaskStatus is the same protocol.
-    from trio_typing import TaskStatus
+    from trio import TaskStatus
 
 log = logging.getLogger("control.serve")
 

@@ -165,19 +165,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    from control.keys import create_key, revoke_key
+    from control.keys_cli import keys_main
 
-    config = _config(args)
-    keys_path = config.control.keys_path
-    if args.action == "create":
-        token = create_key(keys_path, args.role, clear_numbers=args.clear_numbers,
-                           label=args.label)
-        print(token)
-        print(f"(stored hashed in {keys_path}; this token is not shown again)", file=sys.stderr)
-        return 0
-    if not args.key_id:
-        raise SystemExit("keys revoke needs KEY_ID")
-    return 0 if revoke_key(keys_path, args.key_id) else 1
+    return keys_main(args.rest, _config(args).control.keys_path)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -215,14 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("rest", nargs=argparse.REMAINDER)
     sp.set_defaults(func=cmd_simulate)
 
-    sp = sub.add_parser("keys", help="API keys")
+    sp = sub.add_parser("keys", help="API keys: create --role ROLE | revoke KEY_ID | list")
     common(sp)
-    sp.add_argument("action", choices=["create", "revoke"])
-    sp.add_argument("key_id", nargs="?")
-    sp.add_argument("--role", default="viewer",
-                    choices=["author", "moderator", "admin", "viewer"])
-    sp.add_argument("--clear-numbers", action="store_true")
-    sp.add_argument("--label", default="")
+    sp.add_argument("rest", nargs=argparse.REMAINDER)
     sp.set_defaults(func=cmd_keys)
     return p
 

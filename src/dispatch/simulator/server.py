@@ -48,7 +48,7 @@ from dispatch.smpp.session import (
 )
 
 if TYPE_CHECKING:
-    from trio_typing import TaskStatus
+    from trio import TaskStatus
 
 log = logging.getLogger(__name__)
 _RECEIVERS = (BindMode.RECEIVER, BindMode.TRANSCEIVER)

@@ -44,7 +44,7 @@ from dispatch.transport.config import EsmeConfig
 from dispatch.transport.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
-    from trio_typing import TaskStatus
+    from trio import TaskStatus
 
     from dispatch.transport.pool import BindPool, _Job
 

@@ -69,7 +69,7 @@ from dispatch.transport.config import EsmeConfig, InflightPolicy
 from dispatch.transport.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
-    from trio_typing import TaskStatus
+    from trio import TaskStatus
 
 log = logging.getLogger(__name__)
 
