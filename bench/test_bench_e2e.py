@@ -25,7 +25,7 @@ from dispatch.engine.oneshot import run_one_shot
 from dispatch.transport.config import EsmeConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from engine.helpers import write_numbers  # noqa: E402
+from engine.helpers import write_numbers
 
 
 def _free_port() -> int:
