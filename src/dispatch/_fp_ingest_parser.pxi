@@ -212,6 +212,9 @@ cdef class RecipientParser:
     cdef Py_ssize_t _consume(self, const unsigned char* buf, Py_ssize_t pos, Py_ssize_t end,
                              bint eof) noexcept nogil:
         cdef Py_ssize_t t, lim, rec_end
+        cdef _ing_u64 packed = 0
+        cdef unsigned char* record
+        cdef int code
         if self._pending_cr and pos < end:
             self._pending_cr = False
             if buf[pos] == _ING_LF:
@@ -236,7 +239,20 @@ cdef class RecipientParser:
             if pos >= end:
                 return pos
             lim = pos + self._max_line + 1
-            t = dpi_find_eol(buf, pos, lim if lim < end else end)
+            if lim > end:
+                lim = end
+            if not self._csv:  # the common case in one pass; the rest below
+                record = self._digits_slot()
+                if record == NULL:
+                    return end
+                code = dpi_txt_line(buf, pos, lim, &self._trunk, &packed, record, &t)
+                if t >= 0:
+                    if code != DPI_BLANK:
+                        self._txt_result(buf, pos, t, code, packed)
+                    pos = self._after_eol(buf, t, end)
+                    continue
+            else:
+                t = dpi_find_eol(buf, pos, lim)
             if t < 0:
                 if end - pos > self._max_line:
                     self._error(self.lines + 1, _ING_TOO_LONG_LINE)
@@ -287,9 +303,13 @@ cdef class RecipientParser:
         cdef _ing_u64 packed = 0
         cdef unsigned char* record = self._digits_slot()
         cdef int code
-        if record == NULL:
-            return
-        code = dpi_normalize(buf, pos, t, &self._trunk, &packed, record)
+        if record != NULL:
+            code = dpi_normalize(buf, pos, t, &self._trunk, &packed, record)  # sets packed first
+            self._txt_result(buf, pos, t, code, packed)
+
+    cdef inline void _txt_result(self, const unsigned char* buf, Py_ssize_t pos, Py_ssize_t t,
+                                 int code, _ing_u64 packed) noexcept nogil:
+        """Accept the line's number (its digit record is in place) or record its error."""
         if code == 0:
             self._candidate(packed, self.lines + 1)
             return
