@@ -34,7 +34,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 # ---------------------------------------------------------------- Ingest (recipients, hashing)
-
 # The rules (normalisation, CSV, errors, limits) are specified in dispatch/_reference/ingest.py.
 # ``RecipientBatch`` and ``Recipient`` are one pure-Python class shared by both implementations.
 from dispatch._reference.ingest import Recipient as Recipient
