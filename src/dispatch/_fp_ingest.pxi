@@ -14,6 +14,8 @@ cimport cython
 from libc.stdint cimport uint64_t as _ing_u64
 from cpython.bytes cimport PyBytes_FromStringAndSize as _ing_bytes
 from cpython.unicode cimport PyUnicode_DecodeUTF8 as _ing_decode
+from cpython cimport array as _ing_carray
+import array as _ing_array_module
 
 from dispatch._reference.ingest import (
     DEFAULT_PHONE_COLUMNS,

@@ -163,9 +163,9 @@ cdef class RecipientParser:
     cdef object _build_batch(self):
         cdef Py_ssize_t n = <Py_ssize_t>self._out_num.n
         return RecipientBatch(
-            _ing_bytes(<char*>self._out_num.v, n * 8) if n else b"",
+            _ing_q_array(self._out_num.v, n),
             _ing_bytes(<char*>self._out_hash, n * 16) if n else b"",
-            _ing_bytes(<char*>self._out_line.v, n * 8) if n else b"",
+            _ing_q_array(self._out_line.v, n),
             self.variable_names, self._variables)
 
     cdef Py_ssize_t _run(self, const unsigned char* buf, Py_ssize_t pos, Py_ssize_t end,
@@ -294,8 +294,9 @@ cdef class RecipientParser:
         """Record a valid number whose digit record was written by _digits_slot's pointer."""
         self._cand_digits.n += 2
         if dpi_vec_push(&self._cand_num, packed) < 0 or \
-                dpi_vec_push(&self._cand_line, <_ing_u64>line_no) < 0 or \
-                dpi_vec_push(&self._cand_span, self._var_spans.n) < 0:
+                dpi_vec_push(&self._cand_line, <_ing_u64>line_no) < 0:
+            self._oom = True
+        if self._csv and dpi_vec_push(&self._cand_span, self._var_spans.n) < 0:
             self._oom = True
 
     cdef inline void _txt_record(self, const unsigned char* buf, Py_ssize_t pos,
@@ -534,7 +535,8 @@ cdef class RecipientParser:
                     continue
                 self._out_num.v[base + kept] = nums[i]
                 self._out_line.v[base + kept] = self._cand_line.v[i]
-                self._cand_span.v[kept] = self._cand_span.v[i]  # compacted in place
+                if self._csv:
+                    self._cand_span.v[kept] = self._cand_span.v[i]  # compacted in place
                 self._cand_digits.v[2 * kept] = self._cand_digits.v[2 * i]
                 self._cand_digits.v[2 * kept + 1] = self._cand_digits.v[2 * i + 1]
                 kept += 1
@@ -580,3 +582,14 @@ cdef str _ing_field_str(const unsigned char* buf, _ing_u64 start, _ing_u64 stop,
     if escaped:
         return _ing_field_bytes(buf, start, stop, escaped).decode("utf-8")
     return _ing_decode(<const char*>buf + start, <Py_ssize_t>(stop - start), NULL)
+
+
+cdef _ing_carray.array _ING_Q_TEMPLATE = _ing_array_module.array("Q")
+
+
+cdef _ing_carray.array _ing_q_array(_ing_u64* values, Py_ssize_t n):
+    """An array('Q') of n values, filled with one copy (no intermediate bytes)."""
+    cdef _ing_carray.array out = _ing_carray.clone(_ING_Q_TEMPLATE, n, False)
+    if n:
+        _ing_memcpy(out.data.as_voidptr, values, <size_t>n * 8)
+    return out

@@ -203,6 +203,12 @@ def normalize_phone(text: str | bytes, trunk_prefix: str = "", trunk_national_le
 
 # ------------------------------------------------------------------ results
 
+def _q_array(packed: bytes) -> array:
+    out = array("Q")
+    out.frombytes(packed)
+    return out
+
+
 class Recipient(NamedTuple):
     """One accepted recipient, as Python objects (for consumers that need them)."""
 
@@ -223,14 +229,13 @@ class RecipientBatch:
 
     __slots__ = ("hashes", "line_numbers", "numbers", "variable_names", "variables")
 
-    def __init__(self, numbers: bytes, hashes: bytes, line_numbers: bytes,
+    def __init__(self, numbers: bytes | array, hashes: bytes, line_numbers: bytes | array,
                  variable_names: tuple[str, ...] = (),
                  variables: list[tuple[str, ...]] | None = None) -> None:
-        self.numbers = array("Q")
-        self.numbers.frombytes(numbers)
+        self.numbers = numbers if isinstance(numbers, array) else _q_array(numbers)
         self.hashes = hashes
-        self.line_numbers = array("Q")
-        self.line_numbers.frombytes(line_numbers)
+        self.line_numbers = (line_numbers if isinstance(line_numbers, array)
+                             else _q_array(line_numbers))
         self.variable_names = variable_names
         self.variables = variables
 
