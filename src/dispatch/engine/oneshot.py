@@ -47,6 +47,9 @@ async def run_one_shot(engine: Engine, campaign: Campaign, *, progress: TextIO |
         on_started(created)
     sending_since: float | None = None
     status = created.status
+    # A terminal gets one redrawn line; a log file or pipe gets a line every few seconds.
+    live = progress is not None and progress.isatty()
+    last_line = 0.0
     with trio.fail_after(timeout_s):
         while True:
             current = await service.get(cid)
@@ -54,13 +57,17 @@ async def run_one_shot(engine: Engine, campaign: Campaign, *, progress: TextIO |
             counters = await service.counters(cid)
             if status is CampaignStatus.SENDING and sending_since is None:
                 sending_since = time.monotonic()
-            if progress is not None:
+            now_s = time.monotonic()
+            if progress is not None and (live or status.is_terminal or now_s - last_line >= 2):
+                last_line = now_s
                 done = counters.processed
-                rate = done / max(1e-3, time.monotonic() - (sending_since or started))
-                progress.write(f"\r{status.value:<9} {_bar(done, counters.total)} "
+                rate = done / max(1e-3, now_s - (sending_since or started))
+                lead, tail = ("\r", "") if live else ("", "\n")
+                progress.write(f"{lead}{status.value:<9} "
+                               f"{_bar(done, counters.total)} "
                                f"{done}/{counters.total} sent={counters.sent} "
                                f"failed={counters.failed} delivered={counters.delivered} "
-                               f"{rate:,.0f} msg/s   ")
+                               f"{rate:,.0f} msg/s   {tail}")
                 progress.flush()
             if status.is_terminal:
                 break
@@ -74,7 +81,7 @@ async def run_one_shot(engine: Engine, campaign: Campaign, *, progress: TextIO |
                 break
             await trio.sleep(0.1)
     receipts_wait = time.monotonic() - send_end
-    if progress is not None:
+    if progress is not None and live:
         progress.write("\n")
     final = await service.get(cid)
     counters = await service.counters(cid)
