@@ -130,7 +130,7 @@ def test_ingest_in_a_trio_worker_thread_while_the_loop_runs(tmp_path: Path) -> N
             nonlocal ticks
             while not done.is_set():
                 ticks += 1
-                await trio.sleep(0)
+                await trio.sleep(0.001)
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(ticker)
