@@ -10,9 +10,10 @@ from dispatch.simulator.config import (
     OutcomeRule,
     SimulatorConfig,
     SubmitStatusRule,
+    TlsServerConfig,
 )
 from dispatch.simulator.server import SmscSimulator, run
 from dispatch.simulator.stats import SimulatorStats, SubmitRecord, destination_hash
 
 __all__ = ["Account", "FaultConfig", "OutcomeRule", "SimulatorConfig", "SimulatorStats",
-           "SmscSimulator", "SubmitRecord", "SubmitStatusRule", "destination_hash", "run"]
+           "SmscSimulator", "SubmitRecord", "SubmitStatusRule", "TlsServerConfig", "destination_hash", "run"]

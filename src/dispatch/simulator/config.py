@@ -62,9 +62,25 @@ class FaultConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TlsServerConfig:
+    """Serve SMPP over TLS (many SMSCs listen on 3550 for it) with this certificate chain.
+
+    ``certfile`` is a PEM chain (leaf first) and ``keyfile`` its private key (``None``: the key
+    is in ``certfile``). ``cafile`` set: clients must present a certificate signed by it
+    (mutual TLS). ``handshake_timeout_s`` bounds a client that connects and never speaks TLS.
+    """
+
+    certfile: str
+    keyfile: str | None = None
+    cafile: str | None = None
+    handshake_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
 class SimulatorConfig:
     host: str = "127.0.0.1"
     port: int = 2775  # 0: any free port (tests)
+    tls: TlsServerConfig | None = None  # None: plain TCP
     accounts: tuple[Account, ...] = (Account("dispatch", "secret"),)
     system_id: str = "dispatch-sim"
     response_latency_s: float = 0.0
@@ -84,4 +100,15 @@ class SimulatorConfig:
     # False: a record costs ~250 bytes)
     max_log_records: int = 200_000
     receipt_queue_max: int = 1_000_000
+    # deliver_sm (receipts and MO) toward the ESME, as a real SMSC sends them (SMPP 3.4
+    # section 4.6.1): at most ``deliver_window`` unacknowledged per session (0: no limit); one
+    # not answered within ``deliver_resp_timeout_s`` (0: never times out), answered by a
+    # temporary error or by generic_nack, or outstanding on a connection that ends is queued
+    # again, ``redelivery_delay_s`` later, to any receiver bind of the account, at most
+    # ``deliver_max_attempts`` times in all (0: no limit). ESME_RX_P_APPN (section 5.1.3, a
+    # permanent application error) ends it at once.
+    deliver_window: int = 1000
+    deliver_resp_timeout_s: float = 30.0
+    redelivery_delay_s: float = 1.0
+    deliver_max_attempts: int = 10
     read_size: int = 256 * 1024

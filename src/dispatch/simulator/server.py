@@ -1,10 +1,17 @@
 """A trio SMPP 3.4 server that behaves like an operator SMSC, for tests, demos and benchmarks.
 
-Each TCP connection runs an ``SmscSession`` with one reader task and one writer task that
-sends everything queued in one ``send_all``. Submits are answered after
-``response_latency_s`` (in batches), receipts are delivered after ``receipt_delay_s`` to a
-receiver (RX/TRX) bind of the same account, and everything seen is counted in
-``SimulatorStats``.
+Each TCP (or TLS, ``SimulatorConfig.tls``) connection runs an ``SmscSession`` with one
+reader task and one writer task that sends everything queued in one ``send_all``. Submits
+are answered after ``response_latency_s`` (in batches), receipts are delivered after
+``receipt_delay_s`` to a receiver (RX/TRX) bind of the same account, and everything seen is
+counted in ``SimulatorStats``.
+
+deliver_sm is sent the way an operator SMSC sends it (SMPP 3.4 section 4.6): at most
+``deliver_window`` unacknowledged per session, and one that is not acknowledged -- no
+deliver_sm_resp within ``deliver_resp_timeout_s``, a temporary error status, a generic_nack,
+or the connection ended first -- is delivered again later, possibly on another receiver bind
+of the same account. So a client that acknowledges a receipt before it made it durable and
+then dies loses it; one that acknowledges after does not.
 
     async with trio.open_nursery() as nursery:
         sim = await nursery.start(run, SimulatorConfig(port=0))
@@ -27,6 +34,7 @@ import trio
 
 from dispatch.simulator.config import STAT_STATES, Account, SimulatorConfig
 from dispatch.simulator.stats import SimulatorStats, SubmitRecord, destination_hash
+from dispatch.simulator.tls import server_ssl_context
 from dispatch.smpp import text
 from dispatch.smpp.constants import (
     DATA_CODING_UCS2,
@@ -52,6 +60,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _RECEIVERS = (BindMode.RECEIVER, BindMode.TRANSCEIVER)
+#: a deliver_sm waiting in the queue: (not before, order, system_id, deliver fields, sends)
+_Queued = tuple[float, int, str, tuple[Any, ...], int]
+#: retry later when nobody of the account is bound to receive
+_NO_RECEIVER_RETRY_S = 0.05
 
 
 def concatenation_info(esm_class: int, short_message: bytes,
@@ -100,7 +112,7 @@ class SmscSimulator:
         self._rng = random.Random(config.seed)
         self._receivers: dict[str, list[_Connection]] = {}
         self._rr = itertools.count()
-        self._receipts: list[tuple[float, int, str, tuple[Any, ...]]] = []  # heap
+        self._receipts: list[_Queued] = []  # heap
         self._receipt_seq = itertools.count()
         self._receipt_wakeup = trio.Event()
         self._parts: dict[tuple[str, str, int], dict[int, tuple[int, bytes]]] = {}
@@ -114,16 +126,43 @@ class SmscSimulator:
                   ) -> None:
         """Listen, serve until cancelled. ``task_status.started(self)`` once listening."""
         self._t0 = trio.current_time()
+        cfg = self.config
         async with trio.open_nursery() as nursery:
-            listeners = await nursery.start(
-                partial(trio.serve_tcp, self._serve, self.config.port, host=self.config.host))
-            self.port = listeners[0].socket.getsockname()[1]
+            if cfg.tls is None:
+                serve: Any = partial(trio.serve_tcp, self._serve, cfg.port, host=cfg.host)
+            else:
+                serve = partial(trio.serve_ssl_over_tcp, self._serve_tls, cfg.port,
+                                server_ssl_context(cfg.tls), host=cfg.host)
+            listeners = await nursery.start(serve)
+            sock = listeners[0].socket if cfg.tls is None else listeners[0].transport_listener.socket
+            self.port = sock.getsockname()[1]
             nursery.start_soon(self._receipt_loop)
-            log.info("smsc simulator listening on %s:%d", self.config.host, self.port)
+            log.info("smsc simulator listening on %s:%d%s", cfg.host, self.port,
+                     " (TLS)" if cfg.tls else "")
             task_status.started(self)
+
+    async def _serve_tls(self, stream: trio.SSLStream[trio.SocketStream]) -> None:
+        """Handshake first (bounded), so a client that fails it is counted and never bound."""
+        tls = self.config.tls
+        assert tls is not None
+        self.stats.connections += 1
+        try:
+            with trio.fail_after(tls.handshake_timeout_s):
+                await stream.do_handshake()
+        except (trio.BrokenResourceError, trio.TooSlowError) as exc:
+            self.stats.tls_handshake_failures += 1
+            cause = exc.__cause__ or exc
+            log.info("simulator: TLS handshake failed: %s", cause)
+            await trio.aclose_forcefully(stream)
+            return
+        self.stats.tls_handshakes += 1
+        await self._session(stream)
 
     async def _serve(self, stream: trio.SocketStream) -> None:
         self.stats.connections += 1
+        await self._session(stream)
+
+    async def _session(self, stream: trio.abc.Stream) -> None:
         conn = _Connection(self, stream, next(self._session_ids))
         try:
             await conn.run()
@@ -222,7 +261,7 @@ class SmscSimulator:
         deliver = (b"", fields[4], fields[5], fields[6], fields[1], fields[2], fields[3],
                    ESM_CLASS_DELIVERY_RECEIPT, 0, 0, b"", b"", 0, 0, 0, 0, body, tlvs)
         heapq.heappush(self._receipts, (now + cfg.receipt_delay_s, next(self._receipt_seq),
-                                        system_id, deliver))
+                                        system_id, deliver, 0))
         self._receipt_wakeup.set()
 
     def inject_mo(self, system_id: str, source: bytes, destination: bytes, short_message: bytes,
@@ -231,10 +270,31 @@ class SmscSimulator:
         deliver = (b"", 1, 1, source, 0, 0, destination, 0, 0, 0, b"", b"", 0, 0,
                    data_coding, 0, short_message, None)
         heapq.heappush(self._receipts, (trio.current_time(), next(self._receipt_seq),
-                                        system_id, deliver))
+                                        system_id, deliver, 0))
         self._receipt_wakeup.set()
 
+    def redeliver(self, system_id: str, deliver: tuple[Any, ...], sends: int) -> None:
+        """A deliver_sm was not acknowledged: queue it again unless it used its attempts."""
+        cfg, stats = self.config, self.stats
+        if cfg.deliver_max_attempts and sends >= cfg.deliver_max_attempts:
+            stats.deliver_abandoned += 1
+            return
+        heapq.heappush(self._receipts, (trio.current_time() + cfg.redelivery_delay_s,
+                                        next(self._receipt_seq), system_id, deliver, sends))
+        self._receipt_wakeup.set()
+
+    def pending_deliveries(self) -> int:
+        """deliver_sm queued (first time or again) and not yet written to a session."""
+        return len(self._receipts)
+
+    def window_opened(self) -> None:
+        """A session got deliver_sm_resp: queued deliveries may fit in its window now."""
+        if self._receipts:
+            self._receipt_wakeup.set()
+
     async def _receipt_loop(self) -> None:
+        """Hand due deliver_sm to receiver sessions of their account, round robin, as far as
+        their windows allow; what does not fit waits (in order) for a deliver_sm_resp."""
         heap = self._receipts
         while True:
             if not heap:
@@ -247,21 +307,36 @@ class SmscSimulator:
                     self._receipt_wakeup = trio.Event()
                     await self._receipt_wakeup.wait()
                 continue
-            due: dict[str, list[tuple[Any, ...]]] = {}
+            due: dict[str, list[_Queued]] = {}
             while heap and heap[0][0] <= now:
-                _, _, system_id, deliver = heapq.heappop(heap)
-                due.setdefault(system_id, []).append(deliver)
-            for system_id, delivers in due.items():
-                conns = [c for c in self._receivers.get(system_id, ()) if c.alive]
+                item = heapq.heappop(heap)
+                due.setdefault(item[2], []).append(item)
+            handed = 0
+            for system_id, items in due.items():
+                conns = [c for c in self._receivers.get(system_id, ()) if c.can_deliver]
                 if not conns:
-                    # nobody to deliver to: keep them and try again shortly
-                    for d in delivers:
-                        heapq.heappush(heap, (now + 0.05, next(self._receipt_seq), system_id, d))
-                    await trio.sleep(0.05)
+                    # nobody to deliver to: keep them (in order) and try again shortly
+                    for _, seq, sid, deliver, sends in items:
+                        heapq.heappush(heap, (now + _NO_RECEIVER_RETRY_S, seq, sid, deliver,
+                                              sends))
                     continue
-                conn = conns[next(self._rr) % len(conns)]
-                conn.deliver(delivers)
-            await trio.sleep(0)
+                start = next(self._rr)
+                for k in range(len(conns)):
+                    if not items:
+                        break
+                    n = conns[(start + k) % len(conns)].deliver(items)
+                    handed += n
+                    items = items[n:]
+                for item in items:  # windows full: still due, first in line
+                    heapq.heappush(heap, item)
+            if not handed:
+                # every window is full: wait for a deliver_sm_resp (bounded, in case the
+                # waiting ones are for an account whose sessions all went away)
+                with trio.move_on_after(_NO_RECEIVER_RETRY_S):
+                    self._receipt_wakeup = trio.Event()
+                    await self._receipt_wakeup.wait()
+            else:
+                await trio.sleep(0)
 
     def register_receiver(self, conn: _Connection) -> None:
         self._receivers.setdefault(conn.system_id, []).append(conn)
@@ -275,7 +350,7 @@ class SmscSimulator:
 class _Connection:
     """One ESME connection: session, reader (here), writer and delayed responder tasks."""
 
-    def __init__(self, sim: SmscSimulator, stream: trio.SocketStream, session_id: int) -> None:
+    def __init__(self, sim: SmscSimulator, stream: trio.abc.Stream, session_id: int) -> None:
         self.sim = sim
         self.stream = stream
         self.session_id = session_id
@@ -290,29 +365,71 @@ class _Connection:
         self._kick = trio.Event()
         self._delayed: deque[tuple[float, int, int, bytes]] = deque()
         self._delayed_wakeup = trio.Event()
+        # deliver_sm sent and not acknowledged: seq -> (sent at, fields, sends so far);
+        # insertion order is send order, so the first one is the oldest
+        self.unacked: dict[int, tuple[float, tuple[Any, ...], int]] = {}
+        self._unacked_added = trio.Event()
 
-    def deliver(self, delivers: list[tuple[Any, ...]]) -> None:
-        if not self.alive or self.stalled:
-            return
+    @property
+    def can_deliver(self) -> bool:
+        window = self.sim.config.deliver_window
+        return (self.alive and not self.stalled
+                and (not window or len(self.unacked) < window))
+
+    def deliver(self, items: list[_Queued]) -> int:
+        """Send as many of ``items`` as the deliver window has room for; return how many."""
+        window = self.sim.config.deliver_window
+        room = window - len(self.unacked) if window else len(items)
+        if not self.alive or self.stalled or room <= 0:
+            return 0
+        take = items[:room]
         try:
-            self.session.send_deliver_sm_batch(delivers)
-        except Exception:  # session no longer bound: drop them (the client went away)
-            return
-        for d in delivers:
-            if d[7] & ESM_CLASS_DELIVERY_RECEIPT:
-                self.sim.stats.receipts_sent += 1
+            seqs = self.session.send_deliver_sm_batch([item[3] for item in take])
+        except Exception:  # session no longer bound (unbinding): the caller keeps them
+            return 0
+        stats, unacked = self.sim.stats, self.unacked
+        now = trio.current_time()
+        for seq, (_, _, _, deliver, sends) in zip(seqs, take, strict=True):
+            unacked[seq] = (now, deliver, sends + 1)
+            if sends:
+                stats.redeliveries += 1
+            elif deliver[7] & ESM_CLASS_DELIVERY_RECEIPT:
+                stats.receipts_sent += 1
             else:
-                self.sim.stats.mo_sent += 1
+                stats.mo_sent += 1
+        if len(unacked) > stats.max_deliver_outstanding:
+            stats.max_deliver_outstanding = len(unacked)
+        self._unacked_added.set()
         self._kick.set()
+        return len(take)
+
+    def _deliver_answered(self, sequence_number: int, command_status: int) -> None:
+        """deliver_sm_resp or generic_nack for one of our deliver_sm (section 4.6.2)."""
+        entry = self.unacked.pop(sequence_number, None)
+        if entry is None:
+            return
+        if command_status:
+            self.sim.stats.deliver_resps_failed += 1
+            if command_status == CommandStatus.ESME_RX_P_APPN:
+                self.sim.stats.deliver_abandoned += 1  # permanent: the ESME will never take it
+            else:
+                self.sim.redeliver(self.system_id, entry[1], entry[2])
+        self.sim.window_opened()
 
     def detach(self) -> None:
+        """The connection ended: unacknowledged deliver_sm go back to the queue."""
         self.alive = False
         self.sim.unregister_receiver(self)
+        unacked, self.unacked = self.unacked, {}
+        for _, deliver, sends in unacked.values():
+            self.sim.redeliver(self.system_id, deliver, sends)
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._writer)
             nursery.start_soon(self._responder)
+            if self.sim.config.deliver_resp_timeout_s > 0:
+                nursery.start_soon(self._deliver_timer)
             try:
                 await self._reader()
             finally:
@@ -326,6 +443,30 @@ class _Connection:
             data = session.data_to_send()
             if data and not self.stalled:
                 await stream.send_all(data)
+
+    async def _deliver_timer(self) -> None:
+        """deliver_sm unanswered after ``deliver_resp_timeout_s`` are given up on this session
+        and queued again (a late response is then ignored by the session, section 3.2)."""
+        timeout_s = self.sim.config.deliver_resp_timeout_s
+        while True:
+            unacked = self.unacked
+            if not unacked:
+                self._unacked_added = trio.Event()
+                await self._unacked_added.wait()
+                continue
+            seq, (sent_at, _, _) = next(iter(unacked.items()))
+            now = trio.current_time()
+            if sent_at + timeout_s > now:
+                await trio.sleep_until(sent_at + timeout_s)
+                continue
+            while unacked:
+                seq, (sent_at, deliver, sends) = next(iter(unacked.items()))
+                if sent_at + timeout_s > now:
+                    break
+                del unacked[seq]
+                self.session.forget(seq)
+                self.sim.stats.deliver_timeouts += 1
+                self.sim.redeliver(self.system_id, deliver, sends)
 
     async def _responder(self) -> None:
         """Answer submits whose latency has passed, many at once."""
@@ -369,10 +510,14 @@ class _Connection:
                 elif type(ev) is Response:
                     if ev.command_id == CommandId.DELIVER_SM_RESP:
                         stats.deliver_resps += 1
+                        self._deliver_answered(ev.sequence_number, ev.command_status)
                 elif type(ev) is BindRequest:
                     self._bind(ev)
                 elif type(ev) is GenericNack:
                     stats.generic_nacks_received += 1
+                    if ev.request_command_id == CommandId.DELIVER_SM:
+                        self._deliver_answered(ev.sequence_number,
+                                               ev.command_status or CommandStatus.ESME_RUNKNOWNERR)
                 elif type(ev) is ProtocolError:
                     stats.protocol_errors += 1
                     if ev.fatal:

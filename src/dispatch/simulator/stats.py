@@ -47,9 +47,16 @@ class SimulatorStats:
     max_tps_by_account: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0  # accepted submits repeating (destination, reference, part)
     multipart_texts: list[tuple[str, int, bytes]] = field(default_factory=list)
-    receipts_sent: int = 0
+    receipts_sent: int = 0  # first deliveries only (redeliveries are counted apart)
     mo_sent: int = 0
     deliver_resps: int = 0
+    deliver_resps_failed: int = 0  # deliver_sm_resp with a non-zero status
+    deliver_timeouts: int = 0  # deliver_sm unanswered after deliver_resp_timeout_s
+    redeliveries: int = 0  # deliver_sm sent again (timeout, error, connection lost)
+    deliver_abandoned: int = 0  # given up: deliver_max_attempts reached or ESME_RX_P_APPN
+    max_deliver_outstanding: int = 0  # most unacknowledged deliver_sm on one session
+    tls_handshakes: int = 0
+    tls_handshake_failures: int = 0
     generic_nacks_received: int = 0
     protocol_errors: int = 0
     faults_injected: int = 0

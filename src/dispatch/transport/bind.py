@@ -75,6 +75,17 @@ def _ssl_context(config: EsmeConfig) -> ssl.SSLContext:
     return ctx
 
 
+def _tls_reason(exc: BaseException) -> str:
+    """What went wrong in a TLS handshake, in the words an operator can act on: trio wraps
+    the ``ssl`` error (certificate verify failed, hostname mismatch, ...) as the cause."""
+    cause = exc.__cause__ if isinstance(exc, trio.BrokenResourceError) else exc
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return f"certificate verify failed: {cause.verify_message}"
+    if isinstance(cause, ssl.SSLError):
+        return cause.reason or str(cause)
+    return repr(cause) if cause is not None else "connection closed during the handshake"
+
+
 class Bind:
     """One connection of a pool. Created by ``BindPool``; not reused after ``run`` returns."""
 
@@ -162,9 +173,16 @@ class Bind:
             tcp = await trio.open_tcp_stream(cfg.host, cfg.port)
             if not cfg.tls.enabled:
                 return tcp
-            tls = trio.SSLStream(tcp, _ssl_context(cfg),
-                                 server_hostname=cfg.tls.server_hostname or cfg.host)
-            await tls.do_handshake()
+            try:
+                tls = trio.SSLStream(tcp, _ssl_context(cfg),
+                                     server_hostname=cfg.tls.server_hostname or cfg.host)
+                await tls.do_handshake()
+            except BaseException as exc:
+                await trio.aclose_forcefully(tcp)
+                if isinstance(exc, trio.BrokenResourceError | ssl.SSLError):
+                    raise BindError(f"TLS handshake with {cfg.host}:{cfg.port} failed: "
+                                    f"{_tls_reason(exc)}") from None
+                raise
             return tls
 
     async def _bind(self, stream: trio.abc.Stream) -> None:
@@ -198,6 +216,9 @@ class Bind:
         except trio.TooSlowError:
             raise BindError(f"no bind_resp within {cfg.bind_timeout_s} s") from None
         except (trio.BrokenResourceError, OSError) as exc:
+            if isinstance(exc.__cause__, ssl.SSLError):  # TLS 1.3: a refusal shows up here
+                raise BindError(f"connection lost during bind: TLS error: "
+                                f"{_tls_reason(exc)}") from None
             raise BindError(f"connection lost during bind: {exc!r}") from None
 
     def stop(self) -> None:
