@@ -14,6 +14,7 @@ from dispatch.simulator.config import (
     OutcomeRule,
     SimulatorConfig,
     SubmitStatusRule,
+    TlsServerConfig,
 )
 from dispatch.simulator.server import run
 
@@ -60,9 +61,22 @@ def parse_args(argv: list[str] | None = None) -> SimulatorConfig:
     p.add_argument("--faulty-sessions", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-log", action="store_true", help="do not keep a record per submit")
+    p.add_argument("--tls-cert", help="PEM certificate chain: serve SMPP over TLS")
+    p.add_argument("--tls-key", help="PEM private key (default: in --tls-cert)")
+    p.add_argument("--tls-client-ca", help="require client certificates signed by this CA")
+    p.add_argument("--deliver-window", type=int, default=1000,
+                   help="unacknowledged deliver_sm per session (0: no limit)")
+    p.add_argument("--deliver-resp-timeout-s", type=float, default=30.0,
+                   help="redeliver a deliver_sm not answered within this (0: never)")
+    p.add_argument("--redelivery-delay-s", type=float, default=1.0)
+    p.add_argument("--deliver-max-attempts", type=int, default=10)
     a = p.parse_args(argv)
+    if (a.tls_key or a.tls_client_ca) and not a.tls_cert:
+        p.error("--tls-key and --tls-client-ca need --tls-cert")
+    tls = (TlsServerConfig(certfile=a.tls_cert, keyfile=a.tls_key, cafile=a.tls_client_ca)
+           if a.tls_cert else None)
     return SimulatorConfig(
-        host=a.host, port=a.port,
+        host=a.host, port=a.port, tls=tls,
         accounts=tuple(a.account) or (Account("dispatch", "secret"),),
         response_latency_s=a.latency_s, receipt_delay_s=a.receipt_delay_s,
         receipts=not a.no_receipts,
@@ -73,7 +87,9 @@ def parse_args(argv: list[str] | None = None) -> SimulatorConfig:
                            stall_after_pdus=a.stall_after_pdus,
                            garbage_after_pdus=a.garbage_after_pdus,
                            faulty_sessions=a.faulty_sessions),
-        seed=a.seed, log_submits=not a.no_log)
+        seed=a.seed, log_submits=not a.no_log, deliver_window=a.deliver_window,
+        deliver_resp_timeout_s=a.deliver_resp_timeout_s,
+        redelivery_delay_s=a.redelivery_delay_s, deliver_max_attempts=a.deliver_max_attempts)
 
 
 def main(argv: list[str] | None = None) -> int:
