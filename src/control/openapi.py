@@ -74,7 +74,7 @@ COMPONENTS: dict[str, Any] = {
     "Window": _obj({"start": _STR, "end": _STR, "timeZone": _STR}, ["start", "end", "timeZone"]),
     "Progress": _obj({k: _INT for k in ("total", "sent", "errors", "delivered", "failed",
                                         "undelivered", "pending", "inflight", "unknown",
-                                        "ambiguous", "jobErrors")},
+                                        "ambiguous", "jobErrors", "held")},
                      ["total", "sent", "errors", "delivered"]),
     "Campaign": _obj({
         "id": {"type": "string", "format": "uuid"}, "name": _STR, "sender": _STR, "text": _STR,
@@ -120,6 +120,8 @@ COMPONENTS: dict[str, Any] = {
                    ["jobErrors", "messageErrors", "counts"]),
     "Upload": _obj({"fileId": _STR, "bytes": _INT, "format": _STR}, ["fileId", "bytes"]),
     "MessagesAccepted": _obj({"campaignId": _STR, "accepted": _INT}, ["accepted"]),
+    "TriggerResult": _obj({"campaignId": _STR, "released": _INT, "alreadyReleased": _INT,
+                           "notFound": _INT}, ["released", "alreadyReleased", "notFound"]),
     "Export": _obj({"id": _STR, "campaignId": _STR, "format": _STR, "status": _STR,
                     "createdAt": _TIME, "finishedAt": _NTIME, "expiresAt": _NTIME,
                     "rows": _NINT, "bytes": _NINT, "error": _NSTR, "downloadUrl": _NSTR},

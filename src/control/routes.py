@@ -19,6 +19,7 @@ def api_routes(service: CampaignService, config: ControlConfig, runner: ExportRu
         ("/campaigns/kpi", campaigns.KpiResource(service)),
         (cid, campaigns.CampaignResource(service)),
         ("/uploads", campaigns.UploadsResource(config)),
+        (f"{cid}/trigger", campaigns.CampaignTriggerResource(service, config)),
         (f"{cid}/recipients", recipients.RecipientsResource(service)),
         (f"{cid}/errors", recipients.ErrorsResource(service)),
         (f"{cid}/messages", recipients.MessagesResource(service, config)),

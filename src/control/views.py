@@ -31,7 +31,7 @@ def progress_json(c: Counters) -> dict[str, int]:
     return {"total": c.total, "sent": c.sent, "errors": c.errors, "delivered": c.delivered,
             "failed": c.failed, "undelivered": c.undelivered, "pending": c.pending,
             "inflight": c.inflight, "unknown": c.unknown, "ambiguous": c.ambiguous,
-            "jobErrors": c.job_errors}
+            "jobErrors": c.job_errors, "held": c.held}
 
 
 def campaign_json(c: Campaign, counters: Counters | None = None) -> dict[str, Any]:

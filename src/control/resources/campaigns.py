@@ -258,6 +258,43 @@ class CampaignActionResource:
         render(req, resp, campaign_json(campaign))
 
 
+TRIGGER_FIELDS = {
+    "phoneNumbers": Field("array", items=Field("string", max_length=32), max_length=200_000,
+                          description="Release these recipients (each at most once)"),
+    "count": Field("integer", minimum=1, maximum=200_000,
+                   description="Or: release the next N recipients in file order"),
+    "note": NOTE,
+}
+
+
+class CampaignTriggerResource:
+    """``POST /campaigns/{id}/trigger``: a trigger event for a Trigger-mode campaign.
+
+    Releases the named recipients (``phoneNumbers``, matched by keyed hash) or the next
+    ``count`` of them from Held to New; the engine sends them at once. 409 names the status
+    when the campaign is not Sending or Paused; a non-Trigger campaign is a 400."""
+
+    actions: ClassVar[Actions] = {"POST": Action.OPERATE}
+    docs: ClassVar[Docs] = {"POST": Op(
+        "Trigger event: release recipients of a Trigger campaign for sending",
+        {200: ("What the event released", "TriggerResult")}, body=TRIGGER_FIELDS,
+        errors=(409,))}
+
+    def __init__(self, service: CampaignService, config: ControlConfig) -> None:
+        self._service = service
+        self._config = config
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                      campaign_id: str) -> None:
+        ref = campaign_ref(campaign_id)
+        body = await read_object(req, self._config.max_body_bytes, TRIGGER_FIELDS)
+        result = await self._service.trigger(ref, actor_of(req), body.get("phoneNumbers", ()),
+                                             body.get("count", 0), body.get("note", ""))
+        render(req, resp, {"campaignId": str(ref), "released": result.released,
+                           "alreadyReleased": result.already_released,
+                           "notFound": result.not_found})
+
+
 class UploadsResource:
     """``POST /uploads?filename=x.csv``: the recipient file as the raw, streamed body.
 

@@ -75,8 +75,10 @@ class PausedBy(enum.StrEnum):
 
 class RecipientStage(enum.StrEnum):
     """Where a recipient is in the send path. ``DELIVERED`` means the SMSC accepted the submit;
-    the carrier's verdict is ``SmsResult`` (the two are distinct, PRODUCT.md)."""
+    the carrier's verdict is ``SmsResult`` (the two are distinct, PRODUCT.md). ``HELD``: a
+    Trigger campaign's recipient waiting for its trigger event (never claimed until released)."""
 
+    HELD = "Held"
     NEW = "New"
     SENDING = "Sending"
     DELIVERED = "Delivered"
@@ -206,6 +208,9 @@ def validate(c: Campaign) -> None:
     for name, value in (("startAt", c.start_at), ("endAt", c.end_at)):
         if not _aware(value):
             errors[name] = "Time must include a time zone offset"
+    if c.mode is CampaignMode.TRIGGER and c.kind is CampaignKind.TRANSACTIONAL:
+        errors["mode"] = ("Trigger mode needs a recipient file; transactional campaigns "
+                          "send each message as it is added")
     needs_start = c.mode in (CampaignMode.ON_TIME, CampaignMode.SPREAD, CampaignMode.TRIGGER)
     needs_end = c.mode in (CampaignMode.SPREAD, CampaignMode.TRIGGER)
     if needs_start and c.start_at is None:

@@ -22,6 +22,7 @@ from dispatch.campaigns.errors import (
     BadRequest,
     CapacityExceeded,
     Conflict,
+    InvalidTransition,
     NotActive,
     NotFound,
     ValidationError,
@@ -57,6 +58,7 @@ from dispatch.store.base import (
     RecipientFilter,
     RecipientRow,
     RecipientView,
+    TriggerRelease,
 )
 
 CampaignRef = uuid.UUID | int
@@ -133,11 +135,15 @@ class CampaignDetail:
 
 class CampaignService:
     def __init__(self, store: AsyncStore, config: ServiceConfig, clock: Callable[[], datetime],
-                 prepare_number: NumberPreparer | None = None) -> None:
+                 prepare_number: NumberPreparer | None = None,
+                 on_release: Callable[[Campaign], None] | None = None) -> None:
         self._store = store
         self._config = config
         self._clock = clock
         self._prepare_number = prepare_number
+        # Called when recipients become New outside the builder (trigger events, transactional
+        # messages): the engine wakes the campaign's route instead of waiting for its next tick.
+        self._on_release = on_release
 
     # ------------------------------------------------------------------ reads
 
@@ -179,7 +185,8 @@ class CampaignService:
         return CampaignDetail(
             c, await self._store.counters(cid), await self._store.daily_activity(cid),
             await self._store.state_history(cid), await self._store.audit_trail(cid),
-            [e.value for e in allowed_events(c.status, c.archived) if e in USER_EVENTS])
+            [e.value for e in allowed_events(c.status, c.archived) if e in USER_EVENTS]
+            + (["trigger"] if _triggerable(c) else []))
 
     async def counters(self, ref: CampaignRef) -> Counters:
         return await self._store.counters(_id(await self.get(ref)))
@@ -305,6 +312,47 @@ class CampaignService:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
+    # ------------------------------------------------------------------ Trigger mode
+
+    async def trigger(self, ref: CampaignRef, actor: str, phone_numbers: Sequence[str] = (),
+                      count: int = 0, note: str = "") -> TriggerRelease:
+        """A trigger event for a Trigger campaign: release the named recipients (by phone
+        number, looked up by keyed hash) or, with ``count``, the next ``count`` recipients in
+        file order, from Held to New; the engine's route sends them at once. Allowed while the
+        campaign is Sending or Paused (released recipients then wait for the resume); a
+        recipient is released at most once, so a repeated event sends nothing twice."""
+        campaign = await self.get(ref)
+        if campaign.mode is not CampaignMode.TRIGGER:
+            raise BadRequest(f"Campaign mode is {campaign.mode.value}; only Trigger campaigns "
+                             "accept trigger events")
+        if not _triggerable(campaign):
+            raise InvalidTransition("trigger", campaign.status.value, campaign.archived)
+        if bool(phone_numbers) == (count > 0):
+            raise ValidationError({"phoneNumbers": "Give either phoneNumbers or count"})
+        limit = self._config.max_messages_per_request
+        if len(phone_numbers) > limit or count > limit:
+            raise BadRequest(f"Maximum {limit} recipients allowed per request")
+        hashes: list[bytes] | None = None
+        if phone_numbers:
+            if self._prepare_number is None:
+                raise RuntimeError("CampaignService needs prepare_number for trigger events")
+            hashes = []
+            errors: dict[str, str] = {}
+            for i, number in enumerate(phone_numbers):
+                try:
+                    hashes.append(self._prepare_number(number)[1])
+                except ValueError:
+                    if len(errors) < 100:
+                        errors[f"phoneNumbers[{i}]"] = "Phone number must be 10-15 digits"
+            if errors:
+                raise ValidationError(errors, "Invalid phone number format")
+        cid = _id(campaign)
+        result = await self._store.release_held(
+            cid, hashes, count, AuditEntry(actor, "trigger", note, self._clock()))
+        if result.released and self._on_release is not None:
+            self._on_release(campaign)
+        return result
+
     # ------------------------------------------------------------------ transactional messages
 
     async def add_messages(self, ref: CampaignRef,
@@ -344,7 +392,15 @@ class CampaignService:
         if pending + len(rows) > self._config.max_pending_messages:
             raise CapacityExceeded(pending, len(rows), self._config.max_pending_messages,
                                    self._config.capacity_retry_after_s)
-        return await self._store.add_recipients(_id(campaign), rows, self._clock())
+        added = await self._store.add_recipients(_id(campaign), rows, self._clock())
+        if self._on_release is not None:
+            self._on_release(campaign)
+        return added
+
+
+def _triggerable(c: Campaign) -> bool:
+    return (c.mode is CampaignMode.TRIGGER and not c.archived
+            and c.status in (CampaignStatus.SENDING, CampaignStatus.PAUSED))
 
 
 def _id(campaign: Campaign) -> int:

@@ -15,7 +15,7 @@ from datetime import datetime
 
 import trio
 
-from dispatch.campaigns.model import Campaign
+from dispatch.campaigns.model import Campaign, CampaignMode
 from dispatch.ingest import IngestError, IngestOptions, IngestSummary, ingest_file, mask_number
 from dispatch.logs import log_event
 from dispatch.store.asyncstore import AsyncStore
@@ -50,11 +50,13 @@ async def build_recipients(campaign: Campaign, store: AsyncStore, options: Inges
     if not campaign.source_path:
         raise BuildFailed("the campaign has no recipient file")
     await store.delete_recipients(cid)
+    # Trigger mode: the list is the audience; each recipient waits (Held) for its trigger.
+    held = campaign.mode is CampaignMode.TRIGGER
 
     def on_batch(batch: object) -> None:
         rows = [RecipientRow(r.number, r.ctn_hash, mask_number(r.number), r.variables, r.line_no)
                 for r in batch]  # type: ignore[attr-defined]
-        trio.from_thread.run(store.add_recipients, cid, rows, clock())
+        trio.from_thread.run(store.add_recipients, cid, rows, clock(), held)
 
     try:
         summary: IngestSummary = await trio.to_thread.run_sync(

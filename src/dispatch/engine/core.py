@@ -32,6 +32,7 @@ from dispatch.campaigns.errors import Conflict, InvalidTransition, NotFound
 from dispatch.campaigns.model import (
     Campaign,
     CampaignKind,
+    CampaignMode,
     CampaignStatus,
     PausedBy,
 )
@@ -45,7 +46,7 @@ from dispatch.logs import log_event
 from dispatch.simulator import SmscSimulator
 from dispatch.simulator import run as run_simulator
 from dispatch.store.asyncstore import AsyncStore, GroupCommitWriter
-from dispatch.store.base import RecoveryCounts
+from dispatch.store.base import Counters, RecoveryCounts
 from dispatch.store.sqlite import SqliteStore
 from dispatch.transport.config import EsmeConfig
 from dispatch.transport.pool import BindPool
@@ -102,6 +103,13 @@ class Engine:
             raise ValueError(reason or "invalid phone number")
         return digits, ctn_hash(self.hash_key, digits), mask_number(digits)
 
+    def _released(self, campaign: Campaign) -> None:
+        """Recipients of ``campaign`` became New (trigger, transactional add): wake its route
+        so they go out now, not at the next control tick."""
+        route = self.routes.get(campaign.esme)
+        if route is not None and campaign.id is not None:
+            route.wake(campaign.id)
+
     def statistics(self) -> EngineStatistics:
         return EngineStatistics(self._active, len(self._builders), self.recovery,
                                 self._control_errors)
@@ -117,7 +125,8 @@ class Engine:
                           policy=cfg.store.recovery_policy.value, resent=self.recovery.resent,
                           marked_unknown=self.recovery.marked_unknown)
             self.service = CampaignService(store, ServiceConfig(), self.clock,
-                                           prepare_number=self.prepare_number)
+                                           prepare_number=self.prepare_number,
+                                           on_release=self._released)
             self.writer = GroupCommitWriter(store, cfg.store, self.clock)
             await self._run_nurseries(task_status)
         finally:
@@ -237,45 +246,57 @@ class Engine:
                     await self.service.fail(c.id, f"unknown ESME route {c.esme!r}")
                 elif c.window is not None and not window_open(c.window, now):
                     await self.service.window_closed(c.id)
-                elif await self._settle(c, now):
-                    pass
                 else:
                     counters = await self.store.counters(c.id)
-                    remaining[c.id] = counters.pending
-                    sending[c.esme].append(c)
+                    if not await self._settle(c, counters, now):
+                        remaining[c.id] = counters.pending
+                        sending[c.esme].append(c)
             elif c.status is CampaignStatus.PAUSED:
                 if is_expired(c, now):
-                    await self.service.expire(c.id)
+                    await self._end(c, await self.store.counters(c.id))
                 elif (c.paused_by is PausedBy.WINDOW and c.window is not None
                       and window_open(c.window, now)):
                     await self.service.window_opened(c.id)
         for name, route in self.routes.items():
             route.set_campaigns(sending.get(name, []), remaining)
 
-    async def _settle(self, c: Campaign, now: datetime) -> bool:
-        """Finish or expire a Sending campaign when its time has come; True if it did."""
-        assert self.store is not None and self.service is not None and c.id is not None
-        route = self.routes[c.esme]
-        counters = await self.store.counters(c.id)
-        all_processed = counters.pending == 0 and counters.inflight == 0
-        if c.kind is CampaignKind.BULK:
-            if all_processed and route.exhausted(c.id):
-                await self.service.finish(c.id)
-                log_event(log, logging.INFO, "campaign done", campaign=str(c.external_id),
-                          total=counters.total, sent=counters.sent, failed=counters.failed)
-                return True
-            if is_expired(c, now):
-                await self.service.expire(c.id)
-                return True
-            return False
-        # Transactional: open until its end time; Done if everything went out by then.
+    async def _settle(self, c: Campaign, counters: Counters, now: datetime) -> bool:
+        """Finish or expire a Sending campaign when its time has come; True if it did.
+
+        Bulk: Done once every recipient was processed (a Trigger campaign's Held recipients
+        count as not processed); at the end time, ``_end``. Transactional: open until its end
+        time, since messages keep arriving by API."""
+        assert self.service is not None and c.id is not None
+        all_processed = (counters.pending == 0 and counters.inflight == 0
+                         and counters.held == 0)
+        if c.kind is CampaignKind.BULK and all_processed and self.routes[c.esme].exhausted(c.id):
+            await self.service.finish(c.id)
+            log_event(log, logging.INFO, "campaign done", campaign=str(c.external_id),
+                      total=counters.total, sent=counters.sent, failed=counters.failed)
+            return True
         if is_expired(c, now):
-            if all_processed:
-                await self.service.finish(c.id, "end time reached, all messages processed")
-            else:
-                await self.service.expire(c.id)
+            await self._end(c, counters)
             return True
         return False
+
+    async def _end(self, c: Campaign, counters: Counters) -> None:
+        """The end time passed. Done when nothing released was left unsent: a transactional
+        campaign with everything processed, or a Trigger campaign whose only leftovers are
+        recipients never triggered (marked "not triggered"); otherwise Expired, and the unsent
+        recipients are marked "campaign expired"."""
+        assert self.store is not None and self.service is not None and c.id is not None
+        released_done = counters.pending == 0 and counters.inflight == 0
+        if released_done and c.kind is CampaignKind.TRANSACTIONAL:
+            await self.service.finish(c.id, "end time reached, all messages processed")
+        elif released_done and c.mode is CampaignMode.TRIGGER:
+            await self.service.finish(c.id, "end time reached; every triggered message "
+                                      f"processed, {counters.held} recipients not triggered")
+            await self.store.expire_remaining(c.id, self.clock())
+        else:
+            await self.service.expire(c.id)
+        log_event(log, logging.INFO, "campaign ended", campaign=str(c.external_id),
+                  total=counters.total, sent=counters.sent, not_triggered=counters.held,
+                  unsent=counters.pending + counters.inflight)
 
     def _start_builder(self, nursery: trio.Nursery, campaign: Campaign) -> None:
         assert campaign.id is not None

@@ -104,6 +104,15 @@ class Route:
                     feed.exhausted = False
                     self._wakeup.set()
 
+    def wake(self, campaign_id: int) -> None:
+        """New recipients appeared for a campaign (trigger event, transactional add): claim
+        again now. A campaign not yet fed (still Pending, Paused) is picked up by the control
+        loop as usual."""
+        feed = self._feeds.get(campaign_id)
+        if feed is not None:
+            feed.exhausted = False
+            self._wakeup.set()
+
     def exhausted(self, campaign_id: int) -> bool:
         feed = self._feeds.get(campaign_id)
         return feed is None or feed.exhausted

@@ -42,6 +42,7 @@ from dispatch.store.base import (
     StoreConfig,
     SubmitOutcome,
     SubmitTally,
+    TriggerRelease,
 )
 
 R = TypeVar("R")
@@ -95,8 +96,13 @@ class AsyncStore:
 
     # recipients and errors
     async def add_recipients(self, campaign_id: int, rows: Iterable[RecipientRow],
-                             now: datetime) -> int:
-        return await self.run_sync(self.sync.add_recipients, campaign_id, rows, now)
+                             now: datetime, held: bool = False) -> int:
+        return await self.run_sync(self.sync.add_recipients, campaign_id, rows, now, held)
+
+    async def release_held(self, campaign_id: int, ctn_hashes: Sequence[bytes] | None,
+                           count: int, audit: AuditEntry) -> TriggerRelease:
+        return await self.run_sync(self.sync.release_held, campaign_id, ctn_hashes, count,
+                                   audit)
 
     async def delete_recipients(self, campaign_id: int) -> int:
         return await self.run_sync(self.sync.delete_recipients, campaign_id)

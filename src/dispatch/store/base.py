@@ -135,6 +135,16 @@ class SubmitTally(NamedTuple):
     receipts_matched: int = 0
 
 
+class TriggerRelease(NamedTuple):
+    """What one trigger event did: ``released`` recipients moved Held -> New; of the numbers
+    named, ``already_released`` were in the campaign but no longer Held (a trigger is
+    idempotent per recipient) and ``not_found`` are not recipients of the campaign."""
+
+    released: int
+    already_released: int = 0
+    not_found: int = 0
+
+
 class RecoveryCounts(NamedTuple):
     resent: int
     marked_unknown: int
@@ -145,7 +155,7 @@ class RecoveryCounts(NamedTuple):
 class Counters:
     """Per-campaign counters, equal to COUNT(*) over its recipients at every commit.
 
-    ``pending`` stage New, ``inflight`` stage Sending, ``sent`` stage Delivered (SMSC accepted),
+    ``pending`` stage New, ``held`` stage Held (Trigger mode, waiting for a trigger), ``inflight`` stage Sending, ``sent`` stage Delivered (SMSC accepted),
     ``failed`` stage Failed (submit refused, expired, or ambiguous), ``expired`` the part of
     ``failed`` marked when the campaign expired, ``delivered``/``undelivered``/``unknown``
     sms_result, ``ambiguous`` submits of unknown fate, ``job_errors`` rows in the job-error list.
@@ -162,6 +172,7 @@ class Counters:
     unknown: int = 0
     ambiguous: int = 0
     job_errors: int = 0
+    held: int = 0
 
     @property
     def errors(self) -> int:
@@ -174,7 +185,7 @@ class Counters:
 
 
 COUNTER_FIELDS = ("total", "pending", "inflight", "sent", "failed", "expired", "delivered",
-                  "undelivered", "unknown", "ambiguous", "job_errors")
+                  "undelivered", "unknown", "ambiguous", "job_errors", "held")
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +305,13 @@ class StoreConfig:
     group_commit_rows: int = 2000
     group_commit_interval_s: float = 0.02
     group_commit_queue_rows: int = 20000
+    # PostgreSQL only (issue 8): connections in the pool; this node's id in the cluster
+    # ("" = host-pid-random, new at every start); a node silent for node_timeout_s is dead and
+    # its in-flight recipients are taken over by the live ones.
+    pool_max_size: int = 4
+    node_id: str = ""
+    heartbeat_interval_s: float = 2.0
+    node_timeout_s: float = 10.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -326,7 +344,9 @@ class Store(Protocol):
     def audit_trail(self, campaign_id: int) -> list[AuditEntry]: ...
     # recipients and errors
     def add_recipients(self, campaign_id: int, rows: Iterable[RecipientRow],
-                       now: datetime) -> int: ...
+                       now: datetime, held: bool = False) -> int: ...
+    def release_held(self, campaign_id: int, ctn_hashes: Sequence[bytes] | None, count: int,
+                     audit: AuditEntry) -> TriggerRelease: ...
     def delete_recipients(self, campaign_id: int) -> int: ...
     def add_job_errors(self, campaign_id: int, errors: Iterable[JobError],
                        now: datetime) -> int: ...

@@ -166,8 +166,15 @@ CREATE TABLE unmatched_receipts (
 CREATE INDEX unmatched_receipts_id ON unmatched_receipts (esme, message_id);
 """
 
+# V2: Trigger mode. A Trigger campaign's recipients are stored in stage 'Held' (not claimable)
+# until a trigger event releases them to 'New'; the counters row counts them in ``held``.
+_V2 = """
+ALTER TABLE campaign_counters ADD COLUMN held {bigint} NOT NULL DEFAULT 0;
+CREATE INDEX recipients_held ON recipients (campaign_id, id) WHERE stage = 'Held';
+"""
+
 #: Migrations in order; version N is ``MIGRATIONS[N - 1]``. Append, never edit.
-MIGRATIONS: tuple[str, ...] = (_V1,)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 
 
 def statements(migration: str, words: dict[str, str]) -> list[str]:

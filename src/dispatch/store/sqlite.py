@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 import sqlite3
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from itertools import islice
 from typing import Any
@@ -36,6 +37,7 @@ from dispatch.store.base import (
     RecipientRow,
     RecipientView,
     StoreConfig,
+    TriggerRelease,
 )
 from dispatch.store.rows import (
     CAMPAIGN_COLUMNS,
@@ -137,9 +139,13 @@ class SqliteStore(SqliteDispatchPath):
             (cid, to_us(change.at), None if change.from_status is None else
              change.from_status.value, change.phase.value, change.event, change.reason))
         if audit is not None:
-            cur.execute("INSERT INTO campaign_audit (campaign_id, at_us, actor, action, note) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        (cid, to_us(audit.at), audit.actor, audit.action, audit.note))
+            SqliteStore._write_audit(cur, cid, audit)
+
+    @staticmethod
+    def _write_audit(cur: sqlite3.Cursor, cid: int, audit: AuditEntry) -> None:
+        cur.execute("INSERT INTO campaign_audit (campaign_id, at_us, actor, action, note) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (cid, to_us(audit.at), audit.actor, audit.action, audit.note))
 
     def get_campaign(self, campaign_id: int) -> Campaign | None:
         row = self._db.execute(f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = ?",
@@ -239,38 +245,81 @@ class SqliteStore(SqliteDispatchPath):
     # ------------------------------------------------------------------ recipients, errors
 
     def add_recipients(self, campaign_id: int, rows: Iterable[RecipientRow],
-                       now: datetime) -> int:
+                       now: datetime, held: bool = False) -> int:
         """Bulk insert in batches of ``insert_batch_rows`` (one transaction each, counters
-        with it), so a huge file never holds the write lock for long."""
+        with it), so a huge file never holds the write lock for long. ``held``: stage Held
+        (a Trigger campaign's recipients wait for their trigger) instead of New."""
         now_us = to_us(now)
+        stage, counter = ("Held", "held") if held else ("New", "pending")
         it = iter(rows)
         total = 0
         while True:
-            batch = [(campaign_id, r[4], r[1], r[2], r[0], pack_variables(r[3]), now_us)
+            batch = [(campaign_id, r[4], r[1], r[2], r[0], pack_variables(r[3]), stage, now_us)
                      for r in islice(it, self.config.insert_batch_rows)]
             if not batch:
                 return total
             with self._tx() as cur:
                 cur.executemany(
                     "INSERT INTO recipients (campaign_id, line_no, ctn_hash, masked, number, "
-                    "variables, stage, created_at_us) VALUES (?, ?, ?, ?, ?, ?, 'New', ?)",
+                    "variables, stage, created_at_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     batch)
-                cur.execute("UPDATE campaign_counters SET total = total + ?, "
-                            "pending = pending + ? WHERE campaign_id = ?",
+                cur.execute(f"UPDATE campaign_counters SET total = total + ?, "
+                            f"{counter} = {counter} + ? WHERE campaign_id = ?",
                             (len(batch), len(batch), campaign_id))
             total += len(batch)
+
+    def release_held(self, campaign_id: int, ctn_hashes: Sequence[bytes] | None, count: int,
+                     audit: AuditEntry) -> TriggerRelease:
+        """A trigger event: move Held recipients to New so the route claims them. With
+        ``ctn_hashes`` the named recipients (by keyed hash: numbers are never looked up in
+        clear); without, the next ``count`` Held recipients in file order. The audit row (its
+        note completed with the result) is written in the same transaction."""
+        with self._tx() as cur:
+            if ctn_hashes is None:
+                ids = [r[0] for r in cur.execute(
+                    "SELECT id FROM recipients WHERE campaign_id = ? AND stage = 'Held' "
+                    "ORDER BY id LIMIT ?", (campaign_id, max(0, count)))]
+                already = not_found = 0
+            else:
+                wanted = set(ctn_hashes)
+                found: dict[bytes, tuple[int, str]] = {}
+                hashes = list(wanted)
+                for i in range(0, len(hashes), 500):
+                    chunk = hashes[i:i + 500]
+                    for rid, h, stage in cur.execute(
+                            "SELECT id, ctn_hash, stage FROM recipients WHERE ctn_hash IN "
+                            f"({', '.join('?' * len(chunk))}) AND campaign_id = ?",
+                            (*chunk, campaign_id)):
+                        found[bytes(h)] = (rid, stage)
+                ids = [rid for rid, stage in found.values() if stage == "Held"]
+                already = len(found) - len(ids)
+                not_found = len(wanted) - len(found)
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                cur.execute("UPDATE recipients SET stage = 'New' WHERE stage = 'Held' AND id IN "
+                            f"({', '.join('?' * len(chunk))})", chunk)
+            if ids:
+                cur.execute("UPDATE campaign_counters SET held = held - ?, pending = pending + ? "
+                            "WHERE campaign_id = ?", (len(ids), len(ids), campaign_id))
+            result = TriggerRelease(len(ids), already, not_found)
+            note = (f"released {result.released}, already released {already}, "
+                    f"not in campaign {not_found}")
+            self._write_audit(cur, campaign_id, replace(
+                audit, note=f"{audit.note}; {note}" if audit.note else note))
+        return result
 
     def delete_recipients(self, campaign_id: int) -> int:
         """Drop a campaign's recipients and reset its counters (rebuilding after a crash in
         Building). Refuses when any recipient has left stage New."""
         with self._tx() as cur:
             counters = self._counters(cur, campaign_id)
-            if counters.total != counters.pending:
+            if counters.total != counters.pending + counters.held:
                 raise Conflict("Recipients already dispatched; cannot rebuild")
             cur.execute("DELETE FROM recipients WHERE campaign_id = ?", (campaign_id,))
             n = cur.rowcount
             cur.execute("DELETE FROM campaign_job_errors WHERE campaign_id = ?", (campaign_id,))
-            cur.execute("UPDATE campaign_counters SET total = 0, pending = 0, job_errors = 0 "
+            cur.execute("UPDATE campaign_counters SET total = 0, pending = 0, held = 0, "
+                        "job_errors = 0 "
                         "WHERE campaign_id = ?", (campaign_id,))
         return n
 

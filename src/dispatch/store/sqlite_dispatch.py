@@ -393,15 +393,22 @@ class SqliteDispatchPath:
         return RecoveryCounts(0, total, by_campaign)
 
     def expire_remaining(self, campaign_id: int, now: datetime) -> int:
-        """Mark the campaign's unsent (New) recipients Failed with "campaign expired"."""
+        """Mark the campaign's unsent recipients Failed: New ones "campaign expired", Held ones
+        (a Trigger campaign's, never triggered) "not triggered". Both count as expired."""
         now_us = to_us(now)
         with self._tx() as cur:
             cur.execute("UPDATE recipients SET stage = 'Failed', error = 'campaign expired', "
                         "done_at_us = ? WHERE campaign_id = ? AND stage = 'New'",
                         (now_us, campaign_id))
-            n = cur.rowcount
+            n_new = cur.rowcount
+            cur.execute("UPDATE recipients SET stage = 'Failed', error = 'not triggered', "
+                        "done_at_us = ? WHERE campaign_id = ? AND stage = 'Held'",
+                        (now_us, campaign_id))
+            n_held = cur.rowcount
+            n = n_new + n_held
             deltas = _Deltas()
-            deltas.counters[campaign_id].update(pending=-n, failed=n, expired=n)
+            deltas.counters[campaign_id].update(pending=-n_new, held=-n_held, failed=n,
+                                                expired=n)
             deltas.daily[(campaign_id, day_of(now_us))]["failed"] += n
             deltas.flush(cur)
         return n
