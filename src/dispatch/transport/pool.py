@@ -55,6 +55,9 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from dispatch.fastpath import impl
+from dispatch.logs import log_event
+from dispatch.observability.buckets import HistogramSnapshot
+from dispatch.observability.receipts import ReceiptStatistics
 from dispatch.smpp.constants import (
     ESM_CLASS_DELIVERY_RECEIPT,
     ESM_CLASS_INTERMEDIATE_NOTIFICATION,
@@ -236,6 +239,11 @@ class PoolStatistics:
     latency_buckets_s: tuple[float, ...]
     latency_counts: tuple[int, ...] = field(default=())
     latency_sum_s: float = 0.0
+    # observability (dispatch.observability): TPS contract, receipts by stat, receipt delay
+    tps_limit: float = 0.0
+    receipts_by_stat: dict[str, int] = field(default_factory=dict)
+    receipt_delay: HistogramSnapshot | None = None
+    receipt_delay_evicted: int = 0
 
 
 # --------------------------------------------------------------------------------- pool
@@ -284,6 +292,7 @@ class BindPool:
         self._resps_by_status: Counter[int] = Counter()
         self._latency_counts = [0] * len(LATENCY_BUCKETS_S)
         self._latency_sum_s = 0.0
+        self.receipt_stats = ReceiptStatistics()  # by stat + sampled delay (plain ints)
         self._policy = config.status_policy
         self._ids = config.message_ids
 
@@ -358,7 +367,8 @@ class BindPool:
                 ever_bound = True
                 failures = 0
                 last_reason = ""
-                log.info("%s: bound (%s)", bind_id, mode.value)
+                log_event(log, logging.INFO, "bind up", esme=self.name, bind=bind_id,
+                          mode=mode.value)
                 if self._closing:
                     bind.stop()
                 try:
@@ -369,7 +379,8 @@ class BindPool:
                 reason = bind.down_reason
                 if reason != "stopped":
                     self.stats_connection_drops += 1
-                    log.warning("%s: connection ended: %s", bind_id, reason)
+                    log_event(log, logging.WARNING, "bind connection ended", esme=self.name,
+                              bind=bind_id, reason=reason)
                 if self._lost_outcomes:
                     out, self._lost_outcomes = self._lost_outcomes, []
                     await self._emit(out)
@@ -382,7 +393,8 @@ class BindPool:
             delay *= 1.0 + rc.jitter * (2 * self._rng.random() - 1)
             if bind_failed:
                 if reason != last_reason:  # reported once per distinct reason
-                    log.error("%s: bind failed: %s; retrying in %.1f s", bind_id, reason, delay)
+                    log_event(log, logging.ERROR, "bind failed", esme=self.name, bind=bind_id,
+                              reason=reason, retry_in_s=round(delay, 2))
                     await self._emit([BindFailure(self.name, bind_id, reason, status, delay)])
                 last_reason = reason
             with trio.move_on_after(delay):
@@ -484,6 +496,7 @@ class BindPool:
                 self._front.append(job)  # next segment only now: order is kept
                 self._work.set()
             else:
+                self.receipt_stats.accepted(job.message_ids[-1], now)
                 out.append(self._outcome(job, SubmitStatus.ACCEPTED, 0, "ESME_ROK", bind, now))
         elif status in policy.throttle_statuses:
             self.stats_throttled += 1
@@ -531,6 +544,8 @@ class BindPool:
         if kind in (ESM_CLASS_DELIVERY_RECEIPT, ESM_CLASS_INTERMEDIATE_NOTIFICATION):
             receipt = Receipt.from_tuple(impl.parse_receipt(fields[16], fields[17]), self._ids)
             self.stats_receipts += 1
+            self.receipt_stats.received(receipt.message_id, receipt.stat, receipt.final,
+                                        trio.current_time())
             out.append(ReceiptEvent(self.name, receipt.message_id, receipt.stat, receipt.err,
                                     receipt.sms_result, receipt.done_date, receipt,
                                     bind.bind_id))
@@ -581,4 +596,8 @@ class BindPool:
             latency_buckets_s=LATENCY_BUCKETS_S,
             latency_counts=tuple(self._latency_counts),
             latency_sum_s=self._latency_sum_s,
+            tps_limit=cfg.tps,
+            receipts_by_stat=dict(self.receipt_stats.by_stat),
+            receipt_delay=self.receipt_stats.delay.snapshot(),
+            receipt_delay_evicted=self.receipt_stats.evicted,
         )
