@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from dispatch.logs import log_event
 from dispatch.smpp.constants import CommandId, CommandStatus, status_name
 from dispatch.smpp.session import (
     BindMode,
@@ -302,7 +303,8 @@ class Bind:
                                        CommandStatus.ESME_RSYSERR, b"", now, out)
                 elif type(ev) is ProtocolError:
                     pool.stats_protocol_errors += 1
-                    log.warning("%s: SMSC protocol error: %s", self.bind_id, ev.reason)
+                    log_event(log, logging.WARNING, "SMSC protocol error", esme=pool.name,
+                              bind=self.bind_id, reason=ev.reason)
                     if ev.fatal:
                         ended = f"protocol error: {ev.reason}"
                 elif type(ev) is Unbound:
