@@ -23,6 +23,12 @@ import trio
 
 from dispatch.campaigns.lifecycle import AuditEntry, StateChange, Transition
 from dispatch.campaigns.model import Campaign, CampaignKind
+from dispatch.observability.buckets import (
+    BATCH_ROWS_BUCKETS,
+    DURATION_BUCKETS_S,
+    BucketCounts,
+    HistogramSnapshot,
+)
 from dispatch.store.base import (
     CampaignFilter,
     ClaimedRecipient,
@@ -165,6 +171,8 @@ class WriterStatistics:
     queued: int
     last_batch_rows: int
     last_commit_s: float
+    commit_duration: HistogramSnapshot | None = None  # seconds per commit
+    batch_rows: HistogramSnapshot | None = None  # rows per commit
 
 
 class GroupCommitWriter:
@@ -190,6 +198,8 @@ class GroupCommitWriter:
         self._batches = self._outcomes = self._receipts = 0
         self._matched = self._stale = self._last_rows = 0
         self._last_commit_s = 0.0
+        self._commit_hist = BucketCounts(DURATION_BUCKETS_S)  # read by metrics at scrape
+        self._rows_hist = BucketCounts(BATCH_ROWS_BUCKETS)
 
     async def submit_result(self, outcome: SubmitOutcome) -> int:
         """Queue one outcome (waits while the queue is full); returns its sequence number."""
@@ -253,6 +263,8 @@ class GroupCommitWriter:
         self._receipts += len(receipts)
         self._last_rows = len(batch)
         self._last_commit_s = trio.current_time() - started
+        self._commit_hist.observe(self._last_commit_s)
+        self._rows_hist.observe(len(batch))
         ahead = self._committed_ahead
         ahead.update(seq for seq, _ in batch)
         while self._durable_upto + 1 in ahead:
@@ -266,4 +278,5 @@ class GroupCommitWriter:
         return WriterStatistics(self._batches, self._outcomes, self._receipts, self._matched,
                                 self._stale, queued, self._last_rows,
                                 self._last_commit_s if math.isfinite(self._last_commit_s)
-                                else 0.0)
+                                else 0.0, commit_duration=self._commit_hist.snapshot(),
+                                batch_rows=self._rows_hist.snapshot())
