@@ -41,8 +41,12 @@ from dispatch.campaigns.service import CampaignService, ServiceConfig
 from dispatch.engine.builder import BuildFailed, build_recipients
 from dispatch.engine.config import SIMULATOR_ROUTE, EngineConfig
 from dispatch.engine.route import Route
-from dispatch.ingest import ctn_hash, mask_number, normalize_phone
+from dispatch.ingest import IngestSummary, ctn_hash, mask_number, normalize_phone
 from dispatch.logs import log_event
+from dispatch.observability.campaigns import CampaignSampler
+from dispatch.observability.diagnostics import engine_diagnostics
+from dispatch.observability.ingest import IngestStatistics
+from dispatch.observability.registry import ObservabilityConfig, build_registry
 from dispatch.simulator import SmscSimulator
 from dispatch.simulator import run as run_simulator
 from dispatch.store.asyncstore import AsyncStore, GroupCommitWriter
@@ -86,6 +90,11 @@ class Engine:
         self._active = 0
         self._control_errors = 0
         self._ingest_options = config.ingest_options(self.hash_key)
+        # Metrics: collectors read the components' statistics() at scrape time.
+        self.observability = ObservabilityConfig()
+        self.ingest_stats = IngestStatistics()
+        self.campaign_sampler: CampaignSampler | None = None
+        self.metrics_registry = build_registry(self)
 
     # ------------------------------------------------------------------ public
 
@@ -149,6 +158,11 @@ class Engine:
 
         async with trio.open_nursery() as outer:
             await outer.start(run_writer)
+            obs = self.observability
+            self.campaign_sampler = CampaignSampler(
+                self.store, interval_s=obs.campaign_sample_interval_s,  # type: ignore[arg-type]
+                top_n=obs.top_campaigns, timeout_s=obs.campaign_sample_timeout_s)
+            outer.start_soon(self.campaign_sampler.run)
             esmes = list(cfg.esmes)
             if not esmes and cfg.simulator.enabled:
                 self.simulator = await outer.start(run_simulator, cfg.simulator.settings)
@@ -199,7 +213,7 @@ class Engine:
         assert self.service is not None
         control = self.config.control
         app = create_app(self.service, control, prepare_number=self.prepare_number,
-                         diagnostics=self.diagnostics)
+                         diagnostics=self.diagnostics, registry=self.metrics_registry)
         await nursery.start(app.exports.run)
         self.api_port = await nursery.start(serve_api, app, control.host, control.port)
 
@@ -311,41 +325,28 @@ class Engine:
             if campaign.kind is CampaignKind.TRANSACTIONAL:
                 await self.service.mark_built(campaign.id, "transactional: messages arrive by API")
                 return
+            built: IngestSummary | None = None
+            started_s = trio.current_time()
+            self.ingest_stats.started()
             try:
-                summary = await build_recipients(campaign, self.store, self._ingest_options,
-                                                 self.clock)
+                built = await build_recipients(campaign, self.store, self._ingest_options,
+                                               self.clock)
             except BuildFailed as exc:
                 await self.service.fail(campaign.id, f"build failed: {exc}")
                 return
+            finally:
+                self.ingest_stats.finished(built, trio.current_time() - started_s)
+            summary = built
             await self.service.mark_built(campaign.id, summary.message())
         except (Conflict, InvalidTransition) as exc:
-            log_event(log, logging.INFO, "build outcome not applied", campaign=campaign.id,
-                      error=str(exc))
+            log_event(log, logging.INFO, "build outcome not applied",
+                      campaign=str(campaign.external_id), error=str(exc))
         finally:
             self._builders.discard(campaign.id)
 
     # ------------------------------------------------------------------ diagnostics
 
-    def diagnostics(self) -> dict[str, Any]:
-        """What the Message Center banner needs: core up, store, binds per ESME, scheduler."""
-        routes: dict[str, dict[str, Any]] = {}
-        binds_up: list[int] = []
-        for name, route in self.routes.items():
-            st = route.pool.statistics()
-            rs = route.statistics()
-            routes[name] = {"bindsUp": st.binds_up, "bindsConfigured": st.binds_configured,
-                            "inFlight": st.in_flight, "queued": st.queued,
-                            "lastBindError": st.last_bind_error or rs.last_bind_error or None,
-                            "campaignsSending": rs.campaigns}
-            binds_up.append(st.binds_up)
-        writer = self.writer.statistics() if self.writer else None
-        return {
-            "core": "up",
-            "store": {"backend": "sqlite", "path": self.config.store.path,
-                      "queuedWrites": writer.queued if writer else 0,
-                      "lastCommitSeconds": writer.last_commit_s if writer else 0.0},
-            "esmes": routes,
-            "scheduler": {"activeCampaigns": self._active, "building": len(self._builders)},
-            "up": bool(binds_up) and all(n > 0 for n in binds_up),
-        }
-
+    async def diagnostics(self) -> dict[str, Any]:
+        """What the Message Center banner needs: core up, store reachable, binds per ESME with
+        the last error, campaigns paused or stalled (``dispatch.observability.diagnostics``)."""
+        return await engine_diagnostics(self)
