@@ -5,6 +5,7 @@
     dispatch demo [--recipients N]          the main job on embedded defaults (see README)
     dispatch simulate [options]             the SMSC simulator alone
     dispatch keys create --role ROLE        print a new API key once
+    dispatch bench [--quick] [--out DIR]    the benchmark suite: JSON, plots, report
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 import trio
 
 from dispatch import fastpath
+from dispatch.benchsuite.options import add_arguments as add_bench_arguments
 from dispatch.campaigns.model import Campaign
 from dispatch.configload import ConfigError
 from dispatch.engine.config import SIMULATOR_ROUTE, EngineConfig, load_config
@@ -170,6 +172,12 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return keys_main(args.rest, _config(args).control.keys_path)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from dispatch.benchsuite.runner import run_from_args
+
+    return run_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dispatch", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -209,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp)
     sp.add_argument("rest", nargs=argparse.REMAINDER)
     sp.set_defaults(func=cmd_keys)
+
+    sp = sub.add_parser("bench", help="benchmark suite (--quick: under a minute; --help)")
+    add_bench_arguments(sp)
+    sp.set_defaults(func=cmd_bench)
     return p
 
 
