@@ -79,6 +79,7 @@ class PgCluster:
         self._account = account
         self._running = False
         self._db_seq = 0
+        self._databases: set[str] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -171,6 +172,25 @@ class PgCluster:
         with psycopg.connect(self.dsn(), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.dsn(name)
+
+    def create_schema(self, dbname: str = "tests") -> str:
+        """A new empty schema in ``dbname`` (created on first use); returns a DSN whose
+        ``search_path`` is that schema. Much cheaper than a database per test (CREATE
+        DATABASE checkpoints), and as isolated for a store: every name it uses is unqualified."""
+        import psycopg
+
+        if dbname not in self._databases:
+            with psycopg.connect(self.dsn(), autocommit=True) as conn:
+                exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                      (dbname,)).fetchone()
+                if not exists:
+                    conn.execute(f'CREATE DATABASE "{dbname}"')
+            self._databases.add(dbname)
+        self._db_seq += 1
+        schema = f"s{os.getpid()}_{self._db_seq}"
+        with psycopg.connect(self.dsn(dbname), autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        return f"{self.dsn(dbname)}&options=-csearch_path%3D{schema}"
 
     def drop_database(self, name_or_dsn: str) -> None:
         import psycopg

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
+from typing import Any
 
 from dispatch.campaigns.lifecycle import AuditEntry, StateChange
 from dispatch.campaigns.model import Campaign, CampaignStatus
-from dispatch.store.base import RecipientRow
-from dispatch.store.sqlite import SqliteStore
+from dispatch.store.base import RecipientRow, Store
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-def new_campaign(store: SqliteStore, **kw: object) -> Campaign:
+def new_campaign(store: Store, **kw: object) -> Campaign:
     base: dict[str, object] = {"sender": "ACME", "text": "Hi {name}", "author": "ann",
                                "esme": "smsc1"}
     base.update(kw)
@@ -26,3 +27,19 @@ def rows(n: int, start: int = 0) -> list[RecipientRow]:
     return [RecipientRow(f"+4917{i:09d}", i.to_bytes(16, "big"), f"*******{i % 10000:04d}",
                          {"name": f"n{i}"} if i % 2 else None, i + 1)
             for i in range(start, start + n)]
+
+
+def query(store: Store, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Run ``sql`` (``?`` placeholders) on a second, independent connection to the store's
+    database: what another process (or the engine after a crash) would see committed."""
+    config = store.config  # type: ignore[attr-defined]
+    if config.dsn:
+        import psycopg
+
+        with psycopg.connect(config.dsn) as conn:
+            return conn.execute(sql.replace("?", "%s"), params).fetchall()  # type: ignore[arg-type]
+    db = sqlite3.connect(config.path)
+    try:
+        return db.execute(sql, params).fetchall()
+    finally:
+        db.close()

@@ -10,15 +10,14 @@ from store_fixtures import T0, new_campaign, rows
 
 from dispatch.campaigns.model import SmsResult
 from dispatch.store.asyncstore import AsyncStore, GroupCommitWriter
-from dispatch.store.base import Receipt, StoreConfig, SubmitKind, SubmitOutcome
-from dispatch.store.sqlite import SqliteStore
+from dispatch.store.base import Receipt, Store, StoreConfig, SubmitKind, SubmitOutcome
 
 
 def clock() -> datetime:
     return T0
 
 
-def test_writer_commits_in_batches_and_drains_on_close(store: SqliteStore) -> None:
+def test_writer_commits_in_batches_and_drains_on_close(store: Store) -> None:
     cid = new_campaign(store).id or 0
     store.add_recipients(cid, rows(250), T0)
     config = replace(StoreConfig(), group_commit_rows=100, group_commit_interval_s=0.05,
@@ -52,7 +51,7 @@ def test_writer_commits_in_batches_and_drains_on_close(store: SqliteStore) -> No
     trio.run(main)
 
 
-def test_store_calls_do_not_block_the_loop(store: SqliteStore) -> None:
+def test_store_calls_do_not_block_the_loop(store: Store) -> None:
     cid = new_campaign(store).id or 0
     ticks = 0
 

@@ -24,15 +24,15 @@ from dispatch.store.base import (
     JobError,
     Receipt,
     RecipientFilter,
+    Store,
     SubmitKind,
     SubmitOutcome,
 )
-from dispatch.store.sqlite import SqliteStore
 
 S = CampaignStatus
 
 
-def move(store: SqliteStore, cid: int, event: Event, actor: str | None = "mod") -> None:
+def move(store: Store, cid: int, event: Event, actor: str | None = "mod") -> None:
     c = store.get_campaign(cid)
     assert c is not None
     t = apply(event, c.status, c.archived, c.paused_by)
@@ -40,7 +40,7 @@ def move(store: SqliteStore, cid: int, event: Event, actor: str | None = "mod") 
                            None if actor is None else AuditEntry(actor, event.value, "n", T0))
 
 
-def test_transition_writes_history_and_audit_and_is_compare_and_set(store: SqliteStore) -> None:
+def test_transition_writes_history_and_audit_and_is_compare_and_set(store: Store) -> None:
     c = new_campaign(store)
     cid = c.id or 0
     t = apply(Event.APPROVE, S.NEW, False, None)
@@ -57,7 +57,7 @@ def test_transition_writes_history_and_audit_and_is_compare_and_set(store: Sqlit
         ("ann", "create", ""), ("mod", "approve", "looks fine")]
 
 
-def test_list_filters_sort_and_pagination(store: SqliteStore) -> None:
+def test_list_filters_sort_and_pagination(store: Store) -> None:
     made = []
     for i in range(12):
         made.append(new_campaign(
@@ -97,7 +97,7 @@ def test_list_filters_sort_and_pagination(store: SqliteStore) -> None:
     assert store.list_campaigns(CampaignFilter(search="100%_")).total == 0
 
 
-def test_kpi_and_active(store: SqliteStore) -> None:
+def test_kpi_and_active(store: Store) -> None:
     a = new_campaign(store).id or 0
     b = new_campaign(store).id or 0
     new_campaign(store)
@@ -117,7 +117,7 @@ def test_kpi_and_active(store: SqliteStore) -> None:
     assert [c.id for c in store.active_campaigns()] == [b]
 
 
-def test_recipient_filters_and_keyset_pages(store: SqliteStore) -> None:
+def test_recipient_filters_and_keyset_pages(store: Store) -> None:
     cid = new_campaign(store).id or 0
     store.add_recipients(cid, rows(30), T0)
     claimed = store.claim_for_send(cid, 20, T0)
@@ -157,7 +157,7 @@ def test_recipient_filters_and_keyset_pages(store: SqliteStore) -> None:
     assert store.find_by_ctn_hash(page.ctn_hash, cid + 1) == []
 
 
-def test_job_errors_and_rebuild(store: SqliteStore) -> None:
+def test_job_errors_and_rebuild(store: Store) -> None:
     cid = new_campaign(store).id or 0
     assert store.add_job_errors(cid, [JobError(3, "invalid_number", "line 3: too short"),
                                       JobError(9, "encoding", "not UTF-8")], T0) == 2
@@ -175,7 +175,7 @@ def test_job_errors_and_rebuild(store: SqliteStore) -> None:
         store.counters(12345)
 
 
-def test_pending_messages_counts_active_transactional(store: SqliteStore) -> None:
+def test_pending_messages_counts_active_transactional(store: Store) -> None:
     t = new_campaign(store, kind=CampaignKind.TRANSACTIONAL).id or 0
     b = new_campaign(store).id or 0
     for cid in (t, b):

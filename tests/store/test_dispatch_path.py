@@ -1,16 +1,18 @@
 """claim -> submit results -> receipts, multipart aggregation, unmatched receipts, recovery and
-expiry on a real SQLite file; counters checked against COUNT(*) over the rows."""
+expiry on each backend (a real SQLite file, a real PostgreSQL database); counters checked
+against COUNT(*) over the rows, read on a second connection."""
 
 from __future__ import annotations
 
 import random
 import sqlite3
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from store_fixtures import T0, new_campaign, rows
+from store_fixtures import T0, new_campaign, query, rows
 
 from dispatch.campaigns.model import RecipientStage, SmsResult
 from dispatch.store.base import (
@@ -19,6 +21,7 @@ from dispatch.store.base import (
     Receipt,
     RecipientFilter,
     RecoveryPolicy,
+    Store,
     StoreConfig,
     SubmitKind,
     SubmitOutcome,
@@ -31,15 +34,10 @@ ACC, FAIL, RETRY, UNK = SubmitKind.ACCEPTED, SubmitKind.FAILED, SubmitKind.RETRY
 DLV, UND = SmsResult.DELIVERED, SmsResult.FAILED
 
 
-def raw(store: SqliteStore) -> sqlite3.Connection:
-    return sqlite3.connect(store.config.path)
-
-
-def counts_from_rows(store: SqliteStore, cid: int) -> dict[str, int]:
+def counts_from_rows(store: Store, cid: int) -> dict[str, int]:
     """The counters recomputed with COUNT(*) over the recipient rows."""
-    db = raw(store)
     q = "SELECT COUNT(*) FROM recipients WHERE campaign_id = ? "
-    one = lambda extra: db.execute(q + extra, (cid,)).fetchone()[0]  # noqa: E731
+    one = lambda extra: query(store, q + extra, (cid,))[0][0]  # noqa: E731
     out = {
         "total": one(""), "pending": one("AND stage = 'New'"),
         "inflight": one("AND stage = 'Sending'"), "sent": one("AND stage = 'Delivered'"),
@@ -49,17 +47,15 @@ def counts_from_rows(store: SqliteStore, cid: int) -> dict[str, int]:
         "delivered": one("AND sms_result = 'delivered'"),
         "undelivered": one("AND sms_result = 'failed'"),
         "unknown": one("AND sms_result = 'unknown'"), "ambiguous": one("AND ambiguous = 1"),
-        "job_errors": db.execute("SELECT COUNT(*) FROM campaign_job_errors WHERE campaign_id = ?",
-                                 (cid,)).fetchone()[0]}
-    db.close()
+        "job_errors": query(store, "SELECT COUNT(*) FROM campaign_job_errors "
+                            "WHERE campaign_id = ?", (cid,))[0][0]}
     return out
 
 
-def daily_from_rows(store: SqliteStore, cid: int) -> dict[str, tuple[int, int, int]]:
-    db = raw(store)
+def daily_from_rows(store: Store, cid: int) -> dict[str, tuple[int, int, int]]:
     acc: dict[str, Counter[str]] = {}
-    for sent_at, done_at, stage, result in db.execute(
-            "SELECT sent_at_us, done_at_us, stage, sms_result FROM recipients "
+    for sent_at, done_at, stage, result in query(
+            store, "SELECT sent_at_us, done_at_us, stage, sms_result FROM recipients "
             "WHERE campaign_id = ?", (cid,)):
         if sent_at is not None:
             acc.setdefault(day_of(sent_at), Counter())["sent"] += 1
@@ -67,23 +63,19 @@ def daily_from_rows(store: SqliteStore, cid: int) -> dict[str, tuple[int, int, i
             acc.setdefault(day_of(done_at), Counter())["delivered"] += 1
         if stage == "Failed" or result == "failed":
             acc.setdefault(day_of(done_at), Counter())["failed"] += 1
-    db.close()
     return {d: (c["sent"], c["delivered"], c["failed"]) for d, c in acc.items()}
 
 
-def assert_consistent(store: SqliteStore, cid: int) -> None:
+def assert_consistent(store: Store, cid: int) -> None:
     k = store.counters(cid)
     assert {f: getattr(k, f) for f in COUNTER_FIELDS} == counts_from_rows(store, cid)
     assert {d.day: (d.sent, d.delivered, d.failed) for d in store.daily_activity(cid)
             if (d.sent, d.delivered, d.failed) != (0, 0, 0)} == daily_from_rows(store, cid)
 
 
-def stage_of(store: SqliteStore, rid: int) -> tuple[str, str | None, int]:
-    db = raw(store)
-    r = db.execute("SELECT stage, sms_result, attempts FROM recipients WHERE id = ?",
-                   (rid,)).fetchone()
-    db.close()
-    return r
+def stage_of(store: Store, rid: int) -> tuple[str, str | None, int]:
+    return tuple(query(store, "SELECT stage, sms_result, attempts FROM recipients "  # type: ignore[return-value]
+                       "WHERE id = ?", (rid,))[0])
 
 
 def test_schema_created_and_reopened(tmp_path: Path) -> None:
@@ -104,7 +96,7 @@ def test_schema_created_and_reopened(tmp_path: Path) -> None:
         SqliteStore(StoreConfig(path=path))
 
 
-def test_claim_is_ordered_durable_and_counted(store: SqliteStore, tmp_path: Path) -> None:
+def test_claim_is_ordered_durable_and_counted(store: Store, tmp_path: Path) -> None:
     c = new_campaign(store)
     cid = c.id or 0
     assert store.add_recipients(cid, rows(20), T0) == 20
@@ -120,7 +112,7 @@ def test_claim_is_ordered_durable_and_counted(store: SqliteStore, tmp_path: Path
     assert store.counters(cid).inflight == 20 and store.counters(cid).pending == 0
 
 
-def test_submit_outcomes(store: SqliteStore) -> None:
+def test_submit_outcomes(store: Store) -> None:
     cid = new_campaign(store).id or 0
     store.add_recipients(cid, rows(5), T0)
     a, f, r, u, s = store.claim_for_send(cid, 5, T0)
@@ -154,7 +146,7 @@ def test_submit_outcomes(store: SqliteStore) -> None:
     assert_consistent(store, cid)
 
 
-def _accept(store: SqliteStore, cid: int, n: int, segments: int = 1) -> list[int]:
+def _accept(store: Store, cid: int, n: int, segments: int = 1) -> list[int]:
     claimed = store.claim_for_send(cid, n, T0)
     store.record_submit_results(
         [SubmitOutcome(r.id, ACC, "smsc1", tuple(f"m{r.id}-{i}" for i in range(segments)))
@@ -162,7 +154,7 @@ def _accept(store: SqliteStore, cid: int, n: int, segments: int = 1) -> list[int
     return [r.id for r in claimed]
 
 
-def test_receipts_single_segment(store: SqliteStore) -> None:
+def test_receipts_single_segment(store: Store) -> None:
     cid = new_campaign(store).id or 0
     store.add_recipients(cid, rows(3), T0)
     a, b, c = _accept(store, cid, 3)
@@ -185,7 +177,7 @@ def test_receipts_single_segment(store: SqliteStore) -> None:
     assert_consistent(store, cid)
 
 
-def test_multipart_delivered_only_when_every_segment_is(store: SqliteStore) -> None:
+def test_multipart_delivered_only_when_every_segment_is(store: Store) -> None:
     cid = new_campaign(store).id or 0
     store.add_recipients(cid, rows(3), T0)
     a, b, c = _accept(store, cid, 3, segments=3)
@@ -211,7 +203,7 @@ def test_multipart_delivered_only_when_every_segment_is(store: SqliteStore) -> N
     assert_consistent(store, cid)
 
 
-def test_receipt_racing_the_submit_result_is_parked_then_matched(store: SqliteStore) -> None:
+def test_receipt_racing_the_submit_result_is_parked_then_matched(store: Store) -> None:
     cid = new_campaign(store).id or 0
     store.add_recipients(cid, rows(2), T0)
     a, b = store.claim_for_send(cid, 2, T0)
@@ -230,9 +222,9 @@ def test_receipt_racing_the_submit_result_is_parked_then_matched(store: SqliteSt
 
 
 @pytest.mark.parametrize("policy", list(RecoveryPolicy))
-def test_recover_inflight(tmp_path: Path, policy: RecoveryPolicy) -> None:
-    path = str(tmp_path / "s.sqlite3")
-    s = SqliteStore(StoreConfig(path=path))
+def test_recover_inflight(store: Store, open_more: Callable[..., Store],
+                          policy: RecoveryPolicy) -> None:
+    s = store
     cid = new_campaign(s).id or 0
     other = new_campaign(s).id or 0
     s.add_recipients(cid, rows(10), T0)
@@ -241,7 +233,7 @@ def test_recover_inflight(tmp_path: Path, policy: RecoveryPolicy) -> None:
     s.claim_for_send(other, 1, T0)
     s.record_submit_results([SubmitOutcome(claimed[0].id, ACC, "smsc1", ("x",))], T0)
     s.close()  # "crash": 5 + 1 recipients left in Sending
-    s = SqliteStore(StoreConfig(path=path))
+    s = open_more()  # the restarted process (on PostgreSQL: another node id, never live)
     counts = s.recover_inflight(policy, T0)
     assert counts.by_campaign == {cid: 5, other: 1}
     k = s.counters(cid)
@@ -259,10 +251,9 @@ def test_recover_inflight(tmp_path: Path, policy: RecoveryPolicy) -> None:
     assert s.recover_inflight(policy, T0).by_campaign == {}  # nothing left: a no-op
     assert_consistent(s, cid)
     assert_consistent(s, other)
-    s.close()
 
 
-def test_expire_marks_unsent_recipients(store: SqliteStore) -> None:
+def test_expire_marks_unsent_recipients(store: Store) -> None:
     cid = new_campaign(store).id or 0
     store.add_recipients(cid, rows(10), T0)
     _accept(store, cid, 3)
@@ -273,7 +264,7 @@ def test_expire_marks_unsent_recipients(store: SqliteStore) -> None:
     assert_consistent(store, cid)
 
 
-def test_random_operations_keep_counters_equal_to_rows(store: SqliteStore) -> None:
+def test_random_operations_keep_counters_equal_to_rows(store: Store) -> None:
     rng = random.Random(1234)
     cids = [new_campaign(store).id or 0 for _ in range(3)]
     accepted: list[tuple[int, int]] = []  # (recipient id, segments)

@@ -1,2 +1,74 @@
-"""Durable state: the ``Store`` interface (``base``), its SQLite implementation (``sqlite``) and
-the async wrapper with the group-commit writer the trio engine uses (``asyncstore``)."""
+"""Durable state: the ``Store`` interface (``base``), its SQLite implementation (``sqlite``),
+the PostgreSQL one for several nodes (``postgres``), the cluster primitives (``cluster``) and
+the async wrapper with the group-commit writer the trio engine uses (``asyncstore``).
+
+``open_store(config)`` is the one place that picks the backend: ``[store] dsn`` (or
+``DISPATCH__STORE__DSN``) set selects PostgreSQL, else the SQLite file at ``[store] path``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dispatch.store.base import Store, StoreConfig
+    from dispatch.store.cluster import Cluster
+
+
+def is_postgres(config: StoreConfig) -> bool:
+    return bool(config.dsn)
+
+
+def open_store(config: StoreConfig, node_id: str | None = None) -> Store:
+    """The configured store, schema migrated. ``node_id`` names this node in a PostgreSQL
+    cluster (default: ``config.node_id``, else a new host-pid-random id); SQLite ignores it.
+    Imports are local so an SQLite deployment never needs psycopg."""
+    if is_postgres(config):
+        from dispatch.store.postgres import PostgresStore
+
+        return PostgresStore(config, node_id=node_id)
+    from dispatch.store.sqlite import SqliteStore
+
+    return SqliteStore(config)
+
+
+def cluster_of(store: Store) -> Cluster:
+    """The store's cluster primitives: the PostgreSQL store itself, a single always-live node
+    for the embedded SQLite store."""
+    from dispatch.store.cluster import SingleNode
+
+    if hasattr(store, "take_over_dead_nodes"):
+        return store  # type: ignore[return-value]
+    return SingleNode()
+
+
+def migrate_store(config: StoreConfig) -> tuple[int, int]:
+    """``dispatch migrate``: bring the configured database to this code's schema without
+    starting anything; returns (version before, version after)."""
+    if is_postgres(config):
+        from datetime import UTC, datetime
+
+        import psycopg
+
+        from dispatch.store import migrations
+        from dispatch.store.rows import to_us
+
+        with psycopg.connect(config.dsn or "", autocommit=True) as conn:
+            return migrations.migrate(conn, to_us(datetime.now(UTC)))
+    import sqlite3
+    from contextlib import closing
+
+    from dispatch.store.sqlite import SqliteStore
+
+    before = 0
+    try:
+        with closing(sqlite3.connect(f"file:{config.path}?mode=ro", uri=True)) as db:
+            row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            before = int(row[0] or 0)
+    except sqlite3.Error:
+        before = 0
+    store = SqliteStore(config)  # migrates at open
+    try:
+        return before, int(store.schema_version)
+    finally:
+        store.close()

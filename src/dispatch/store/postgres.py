@@ -1,0 +1,466 @@
+"""The PostgreSQL store: several engine nodes on one database (issue 8).
+
+Same semantics as the SQLite store (``dispatch.store.base`` states them; the store test suite
+runs on both), with what a shared server changes:
+
+* Connections come from a ``psycopg_pool.ConnectionPool`` in autocommit mode; every write is one
+  explicit transaction (``_transact``) that is retried from the start on a deadlock or a
+  serialization failure, which N nodes writing the same counter rows can provoke. Retrying is
+  safe because every write method decides everything from rows it reads (and locks) inside its
+  own transaction.
+* Rows are locked in a fixed order (recipients by id, then counters by campaign id, then daily
+  rows by (campaign, day)), so the nodes' transactions queue instead of deadlocking in the
+  common case.
+* Bulk writes are one statement per kind of change: ``COPY`` for recipient inserts,
+  ``UPDATE .. FROM unnest(arrays)`` for the dispatch path, ``= ANY(array)`` for lookups.
+  psycopg prepares a statement on its fifth execution, so the hot statements are planned once
+  per connection.
+* The schema is migrated at open (``dispatch.store.migrations``; the shared tables come from
+  ``dispatch.store.schema``), under an advisory lock so nodes starting together do not race.
+* Cluster work (claims stamped with the node id, heartbeats, takeover of a dead node's
+  in-flight rows) lives in ``postgres_cluster``; the dispatch path in ``postgres_dispatch``.
+
+Collation: the shared SQL compares and sorts text the way SQLite does (bytewise) only when the
+database uses the ``C`` collation; docs/OPERATIONS-POSTGRES.md says to create it that way. The
+external-id prefix search does not depend on it (``text_pattern_ops`` index, ``LIKE``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import ConnectionPool
+
+from dispatch.campaigns.errors import Conflict, NotFound
+from dispatch.campaigns.lifecycle import AuditEntry, StateChange, Transition
+from dispatch.campaigns.model import Campaign, CampaignKind, CampaignStatus
+from dispatch.store import migrations
+from dispatch.store.base import (
+    COUNTER_FIELDS,
+    CampaignFilter,
+    CampaignSort,
+    Counters,
+    DayActivity,
+    JobError,
+    JobErrorView,
+    Kpi,
+    Page,
+    RecipientFilter,
+    RecipientRow,
+    RecipientView,
+    StoreConfig,
+    TriggerRelease,
+)
+from dispatch.store.postgres_cluster import PostgresCluster, default_node_id
+from dispatch.store.postgres_dispatch import Cursor, PostgresDispatchPath
+from dispatch.store.rows import (
+    CAMPAIGN_COLUMNS,
+    CAMPAIGN_INSERT_SQL,
+    RECIPIENT_COLUMNS,
+    campaign_from_row,
+    campaign_params,
+    from_us,
+    pack_variables,
+    recipient_from_row,
+    to_us,
+)
+
+log = logging.getLogger(__name__)
+R = TypeVar("R")
+
+_SORT_COLUMN = {CampaignSort.SENDER: "sender_lower", CampaignSort.START: "start_at_us",
+                CampaignSort.CREATED: "created_at_us"}
+_ACTIVE = [s.value for s in (CampaignStatus.PENDING, CampaignStatus.BUILDING,
+                             CampaignStatus.SENDING, CampaignStatus.PAUSED)]
+_RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
+_TX_ATTEMPTS = 8
+_CAMPAIGN_INSERT = CAMPAIGN_INSERT_SQL.replace("?", "%s") + " RETURNING id"
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _q(sql: str) -> Any:
+    """Our own composed SQL text, typed for psycopg (which wants ``LiteralString``)."""
+    return sql
+
+
+class PostgresStore(PostgresDispatchPath, PostgresCluster):
+    """``dispatch.store.base.Store`` on PostgreSQL, one instance per engine node.
+
+    ``node_id`` stamps this node's claims (``config.node_id``, else a new host-pid-random id);
+    ``migrate=False`` opens without migrating (the schema must then be current)."""
+
+    def __init__(self, config: StoreConfig, node_id: str | None = None,
+                 migrate: bool = True) -> None:
+        if not config.dsn:
+            raise ValueError("PostgresStore needs StoreConfig.dsn")
+        self.config = config
+        self.node_id = node_id or config.node_id or default_node_id()
+        self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
+            config.dsn, min_size=1, max_size=max(1, config.pool_max_size),
+            kwargs={"autocommit": True, "application_name": f"dispatch {self.node_id}"[:63]},
+            timeout=max(1.0, config.busy_timeout_s), open=False, name="dispatch-store")
+        self._pool.open(wait=True, timeout=max(5.0, config.busy_timeout_s))
+        try:
+            with self._pool.connection() as conn:
+                if migrate:
+                    migrations.migrate(conn, to_us(datetime.now(UTC)))
+                version = migrations.postgres.current_version(conn)
+            if version != len(migrations.MIGRATIONS):
+                raise RuntimeError(f"store schema version {version}, this code needs "
+                                   f"{len(migrations.MIGRATIONS)}: run `dispatch migrate`")
+        except BaseException:
+            self._pool.close()
+            raise
+        self.schema_version = version
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _transact(self, body: Callable[[Cursor], R]) -> R:
+        """Run ``body`` in one transaction; retry it whole on deadlock/serialization failure
+        (the transaction was rolled back, nothing of it is visible)."""
+        for attempt in range(_TX_ATTEMPTS):
+            try:
+                with self._pool.connection() as conn, conn.transaction(), \
+                        conn.cursor() as cur:
+                    return body(cur)
+            except _RETRYABLE as exc:
+                if attempt == _TX_ATTEMPTS - 1:
+                    raise
+                log.debug("store transaction retried after %s", type(exc).__name__)
+                time.sleep(0.005 * (attempt + 1))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._pool.connection() as conn:
+            return conn.execute(_q(sql), params).fetchall()
+
+    def _read_one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        with self._pool.connection() as conn:
+            return conn.execute(_q(sql), params).fetchone()
+
+    # ------------------------------------------------------------------ campaigns
+
+    def create_campaign(self, campaign: Campaign, change: StateChange,
+                        audit: AuditEntry) -> Campaign:
+        now_us = to_us(change.at)
+
+        def body(cur: Cursor) -> tuple[Any, ...]:
+            cur.execute(_CAMPAIGN_INSERT, campaign_params(campaign, now_us))
+            cid = _one(cur)[0]
+            cur.execute("INSERT INTO campaign_counters (campaign_id) VALUES (%s)", (cid,))
+            self._write_history(cur, cid, change, audit)
+            cur.execute(_q(f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = %s"), (cid,))
+            return _one(cur)
+
+        return campaign_from_row(self._transact(body))
+
+    @staticmethod
+    def _write_history(cur: Cursor, cid: int, change: StateChange,
+                       audit: AuditEntry | None) -> None:
+        cur.execute(
+            "INSERT INTO campaign_state_history (campaign_id, at_us, from_status, phase, event, "
+            "reason) VALUES (%s, %s, %s, %s, %s, %s)",
+            (cid, to_us(change.at), None if change.from_status is None else
+             change.from_status.value, change.phase.value, change.event, change.reason))
+        if audit is not None:
+            cur.execute("INSERT INTO campaign_audit (campaign_id, at_us, actor, action, note) "
+                        "VALUES (%s, %s, %s, %s, %s)",
+                        (cid, to_us(audit.at), audit.actor, audit.action, audit.note))
+
+    def get_campaign(self, campaign_id: int) -> Campaign | None:
+        row = self._read_one(f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = %s",
+                             (campaign_id,))
+        return None if row is None else campaign_from_row(row)
+
+    def get_campaign_by_external_id(self, external_id: uuid.UUID) -> Campaign | None:
+        row = self._read_one(f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE external_id = %s",
+                             (str(external_id),))
+        return None if row is None else campaign_from_row(row)
+
+    def apply_transition(self, campaign_id: int, transition: Transition, change: StateChange,
+                         audit: AuditEntry | None, auto_start: bool | None = None) -> Campaign:
+        """Compare-and-set on (status, archived); history and audit in the same transaction.
+        A pause or cancel from the API of any node is one row here, so every node's
+        scheduler sees it on its next read: cluster-wide by construction."""
+        t = transition
+
+        def body(cur: Cursor) -> tuple[Any, ...]:
+            cur.execute(
+                "UPDATE campaigns SET status = %s, archived = %s, paused_by = %s, "
+                "status_changed_at_us = %s, auto_start = COALESCE(%s, auto_start) "
+                "WHERE id = %s AND status = %s AND archived = %s",
+                (t.to_status.value, int(t.to_archived),
+                 None if t.paused_by is None else t.paused_by.value, to_us(change.at),
+                 None if auto_start is None else int(auto_start),
+                 campaign_id, t.from_status.value, int(t.from_archived)))
+            if cur.rowcount != 1:
+                cur.execute("SELECT 1 FROM campaigns WHERE id = %s", (campaign_id,))
+                if cur.fetchone() is None:
+                    raise NotFound("Campaign not found")
+                raise Conflict("Campaign status changed concurrently; retry")
+            self._write_history(cur, campaign_id, change, audit)
+            cur.execute(_q(f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = %s"),
+                        (campaign_id,))
+            return _one(cur)
+
+        return campaign_from_row(self._transact(body))
+
+    def list_campaigns(self, flt: CampaignFilter) -> Page[Campaign]:
+        where = ["archived = %s"]
+        params: list[Any] = [int(flt.archived)]
+        if flt.since is not None:
+            where.append("created_at_us >= %s")
+            params.append(to_us(flt.since))
+        for column, values in (("status", flt.statuses), ("mode", flt.modes),
+                               ("kind", flt.kinds)):
+            if values:
+                where.append(f"{column} = ANY(%s)")
+                params.append(sorted(v.value for v in values))
+        if flt.search:
+            term = flt.search.strip().lower()
+            escaped = _like_escape(term)
+            where.append("(external_id LIKE %s OR sender_lower LIKE %s)")
+            params.extend([f"{escaped}%", f"%{escaped}%"])
+        clause = " AND ".join(where)
+        total = self._read_one(f"SELECT COUNT(*) FROM campaigns WHERE {clause}", params)
+        direction = "DESC" if flt.descending else "ASC"
+        column = _SORT_COLUMN[flt.sort]
+        # NULL start times sort last either way; id breaks ties so pages never overlap.
+        rows = self._read(
+            f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE {clause} "
+            f"ORDER BY ({column} IS NULL), {column} {direction}, id {direction} "
+            "LIMIT %s OFFSET %s", [*params, flt.limit, flt.offset])
+        return Page([campaign_from_row(r) for r in rows], int(total[0]) if total else 0)
+
+    def active_campaigns(self) -> list[Campaign]:
+        rows = self._read(f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE status = ANY(%s) "
+                          "AND archived = 0 ORDER BY id", (_ACTIVE,))
+        return [campaign_from_row(r) for r in rows]
+
+    def kpi(self) -> Kpi:
+        counts = dict(self._read("SELECT status, COUNT(*) FROM campaigns GROUP BY status"))
+        sums = self._read_one("SELECT COALESCE(SUM(sent), 0), COALESCE(SUM(delivered), 0) "
+                              "FROM campaign_counters") or (0, 0)
+        return Kpi(total=int(sum(counts.values())),
+                   active=int(sum(counts.get(s, 0) for s in _ACTIVE)),
+                   completed=int(counts.get(CampaignStatus.DONE.value, 0)),
+                   errors=int(counts.get(CampaignStatus.FAILED.value, 0)),
+                   sms_sent=int(sums[0]), sms_delivered=int(sums[1]))
+
+    def state_history(self, campaign_id: int) -> list[StateChange]:
+        rows = self._read(
+            "SELECT phase, event, reason, at_us, from_status FROM campaign_state_history "
+            "WHERE campaign_id = %s ORDER BY id", (campaign_id,))
+        return [StateChange(CampaignStatus(p), e, r, from_us(at),
+                            None if f is None else CampaignStatus(f)) for p, e, r, at, f in rows]
+
+    def audit_trail(self, campaign_id: int) -> list[AuditEntry]:
+        rows = self._read("SELECT actor, action, note, at_us FROM campaign_audit "
+                          "WHERE campaign_id = %s ORDER BY id", (campaign_id,))
+        return [AuditEntry(a, act, n, from_us(at)) for a, act, n, at in rows]
+
+    # ------------------------------------------------------------------ recipients, errors
+
+    def add_recipients(self, campaign_id: int, rows: Iterable[RecipientRow],
+                       now: datetime, held: bool = False) -> int:
+        """Bulk insert with ``COPY``, ``insert_batch_rows`` per transaction (counters with
+        it), so a huge file never holds the campaign's counter row locked for long.
+        ``held``: stage Held (a Trigger campaign's recipients wait for a trigger)."""
+        now_us = to_us(now)
+        stage, counter = ("Held", "held") if held else ("New", "pending")
+        it = iter(rows)
+        total = 0
+        while True:
+            batch = list(islice(it, self.config.insert_batch_rows))
+            if not batch:
+                return total
+
+            def body(cur: Cursor, batch: list[RecipientRow] = batch) -> None:
+                with cur.copy("COPY recipients (campaign_id, line_no, ctn_hash, masked, number, "
+                              "variables, stage, created_at_us) FROM STDIN") as copy:
+                    for r in batch:
+                        copy.write_row((campaign_id, r[4], r[1], r[2], r[0],
+                                        pack_variables(r[3]), stage, now_us))
+                cur.execute(_q(f"UPDATE campaign_counters SET total = total + %s, "
+                               f"{counter} = {counter} + %s WHERE campaign_id = %s"),
+                            (len(batch), len(batch), campaign_id))
+
+            self._transact(body)
+            total += len(batch)
+
+    def release_held(self, campaign_id: int, ctn_hashes: Sequence[bytes] | None, count: int,
+                     audit: AuditEntry) -> TriggerRelease:
+        """A trigger event: Held -> New, the named recipients (by keyed hash) or the next
+        ``count`` in file order; the audit row (note completed with the result) in the same
+        transaction. Concurrent triggers on two nodes lock disjoint rows (SKIP LOCKED) or the
+        same rows in id order, and a row already New is counted, never released twice."""
+
+        def body(cur: Cursor) -> TriggerRelease:
+            if ctn_hashes is None:
+                cur.execute(
+                    "WITH picked AS (SELECT id FROM recipients WHERE campaign_id = %s "
+                    "AND stage = 'Held' ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) "
+                    "UPDATE recipients r SET stage = 'New' FROM picked WHERE r.id = picked.id",
+                    (campaign_id, max(0, count)))
+                released, already, not_found = cur.rowcount, 0, 0
+            else:
+                wanted = sorted(set(ctn_hashes))
+                cur.execute("SELECT id, ctn_hash, stage FROM recipients WHERE campaign_id = %s "
+                            "AND ctn_hash = ANY(%s::bytea[]) ORDER BY id FOR UPDATE",
+                            (campaign_id, wanted))
+                found = {bytes(h): (rid, stage) for rid, h, stage in cur.fetchall()}
+                ids = sorted(rid for rid, stage in found.values() if stage == "Held")
+                if ids:
+                    cur.execute("UPDATE recipients SET stage = 'New' WHERE id = ANY(%s)",
+                                (ids,))
+                released, already = len(ids), len(found) - len(ids)
+                not_found = len(wanted) - len(found)
+            if released:
+                cur.execute("UPDATE campaign_counters SET held = held - %s, "
+                            "pending = pending + %s WHERE campaign_id = %s",
+                            (released, released, campaign_id))
+            result = TriggerRelease(released, already, not_found)
+            note = (f"released {released}, already released {already}, "
+                    f"not in campaign {not_found}")
+            full = replace(audit, note=f"{audit.note}; {note}" if audit.note else note)
+            cur.execute("INSERT INTO campaign_audit (campaign_id, at_us, actor, action, note) "
+                        "VALUES (%s, %s, %s, %s, %s)",
+                        (campaign_id, to_us(full.at), full.actor, full.action, full.note))
+            return result
+
+        return self._transact(body)
+
+    def delete_recipients(self, campaign_id: int) -> int:
+        """Drop a campaign's recipients and reset its counters (rebuilding after a crash in
+        Building). Refuses when any recipient has left stage New (or Held)."""
+
+        def body(cur: Cursor) -> int:
+            counters = self._counters_locked(cur, campaign_id)
+            if counters.total != counters.pending + counters.held:
+                raise Conflict("Recipients already dispatched; cannot rebuild")
+            cur.execute("DELETE FROM recipients WHERE campaign_id = %s", (campaign_id,))
+            n = cur.rowcount
+            cur.execute("DELETE FROM campaign_job_errors WHERE campaign_id = %s",
+                        (campaign_id,))
+            cur.execute("UPDATE campaign_counters SET total = 0, pending = 0, held = 0, "
+                        "job_errors = 0 WHERE campaign_id = %s", (campaign_id,))
+            return n
+
+        return self._transact(body)
+
+    def add_job_errors(self, campaign_id: int, errors: Iterable[JobError],
+                       now: datetime) -> int:
+        now_us = to_us(now)
+        batch = [(campaign_id, now_us, e[0], e[1], e[2]) for e in errors]
+        if not batch:
+            return 0
+
+        def body(cur: Cursor) -> None:
+            cur.executemany("INSERT INTO campaign_job_errors (campaign_id, at_us, line_no, "
+                            "reason, message) VALUES (%s, %s, %s, %s, %s)", batch)
+            cur.execute("UPDATE campaign_counters SET job_errors = job_errors + %s "
+                        "WHERE campaign_id = %s", (len(batch), campaign_id))
+
+        self._transact(body)
+        return len(batch)
+
+    def job_errors(self, campaign_id: int, offset: int, limit: int) -> Page[JobErrorView]:
+        rows = self._read(
+            "SELECT id, line_no, reason, message, at_us FROM campaign_job_errors "
+            "WHERE campaign_id = %s ORDER BY id LIMIT %s OFFSET %s",
+            (campaign_id, limit, offset))
+        total = self.counters(campaign_id).job_errors
+        return Page([JobErrorView(i, ln, r, m, from_us(at)) for i, ln, r, m, at in rows], total)
+
+    def list_recipients(self, campaign_id: int, flt: RecipientFilter) -> Page[RecipientView]:
+        where = ["campaign_id = %s"]
+        params: list[Any] = [campaign_id]
+        for column, values in (("stage", flt.stages), ("sms_result", flt.sms_results)):
+            if values:
+                where.append(f"{column} = ANY(%s)")
+                params.append(sorted(v.value for v in values))
+        if flt.stats:
+            stat_in = "receipt_stat = ANY(%s)"
+            where.append(f"({stat_in} OR receipt_stat IS NULL)" if flt.include_null_stat
+                         else stat_in)
+            params.append(sorted(flt.stats))
+        elif not flt.include_null_stat:
+            where.append("receipt_stat IS NOT NULL")
+        if flt.ctn_hash is not None:
+            where.append("ctn_hash = %s")
+            params.append(flt.ctn_hash)
+        clause = " AND ".join(where)
+        total_row = self._read_one(f"SELECT COUNT(*) FROM recipients WHERE {clause}", params)
+        rows = self._read(
+            f"SELECT {RECIPIENT_COLUMNS} FROM recipients WHERE {clause} AND id > %s "
+            "ORDER BY id LIMIT %s", [*params, flt.after_id, flt.limit + 1])
+        more = len(rows) > flt.limit
+        items = [recipient_from_row(r, flt.with_numbers) for r in rows[:flt.limit]]
+        return Page(items, int(total_row[0]) if total_row else 0,
+                    items[-1].id if more and items else None)
+
+    def find_by_ctn_hash(self, ctn_hash: bytes,
+                         campaign_id: int | None = None) -> list[RecipientView]:
+        sql = f"SELECT {RECIPIENT_COLUMNS} FROM recipients WHERE ctn_hash = %s"
+        params: list[Any] = [ctn_hash]
+        if campaign_id is not None:
+            sql += " AND campaign_id = %s"
+            params.append(campaign_id)
+        rows = self._read(sql + " ORDER BY id LIMIT 1000", params)
+        return [recipient_from_row(r, False) for r in rows]
+
+    # ------------------------------------------------------------------ counters
+
+    @staticmethod
+    def _counters_locked(cur: Cursor, campaign_id: int) -> Counters:
+        cur.execute(_q(f"SELECT {', '.join(COUNTER_FIELDS)} FROM campaign_counters "
+                       "WHERE campaign_id = %s FOR UPDATE"), (campaign_id,))
+        row = cur.fetchone()
+        if row is None:
+            raise NotFound("Campaign not found")
+        return Counters(*row)
+
+    def counters(self, campaign_id: int) -> Counters:
+        row = self._read_one(f"SELECT {', '.join(COUNTER_FIELDS)} FROM campaign_counters "
+                             "WHERE campaign_id = %s", (campaign_id,))
+        if row is None:
+            raise NotFound("Campaign not found")
+        return Counters(*row)
+
+    def daily_activity(self, campaign_id: int) -> list[DayActivity]:
+        rows = self._read("SELECT day, sent, delivered, failed FROM campaign_daily_activity "
+                          "WHERE campaign_id = %s ORDER BY day", (campaign_id,))
+        return [DayActivity(*r) for r in rows]
+
+    def pending_messages(self, kind: CampaignKind | None = None) -> int:
+        """Messages queued but not yet answered (New + Sending) in active campaigns."""
+        sql = ("SELECT COALESCE(SUM(k.pending + k.inflight), 0) FROM campaign_counters k "
+               "JOIN campaigns c ON c.id = k.campaign_id WHERE c.status = ANY(%s)")
+        params: list[Any] = [_ACTIVE]
+        if kind is not None:
+            sql += " AND c.kind = %s"
+            params.append(kind.value)
+        row = self._read_one(sql, params)
+        return int(row[0]) if row else 0
+
+
+def _one(cur: Cursor) -> tuple[Any, ...]:
+    row = cur.fetchone()
+    if row is None:  # pragma: no cover - the statement always returns a row
+        raise RuntimeError("expected a row")
+    return row
