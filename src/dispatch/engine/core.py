@@ -49,9 +49,9 @@ from dispatch.observability.ingest import IngestStatistics
 from dispatch.observability.registry import ObservabilityConfig, build_registry
 from dispatch.simulator import SmscSimulator
 from dispatch.simulator import run as run_simulator
+from dispatch.store import open_store
 from dispatch.store.asyncstore import AsyncStore, GroupCommitWriter
 from dispatch.store.base import Counters, RecoveryCounts
-from dispatch.store.sqlite import SqliteStore
 from dispatch.transport.config import EsmeConfig
 from dispatch.transport.pool import BindPool
 
@@ -125,7 +125,8 @@ class Engine:
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         cfg = self.config
-        store = AsyncStore(await trio.to_thread.run_sync(SqliteStore, cfg.store))
+        # SQLite, or PostgreSQL when [store] dsn is set (dispatch.store.open_store).
+        store = AsyncStore(await trio.to_thread.run_sync(open_store, cfg.store))
         self.store = store
         try:
             self.recovery = await store.recover_inflight(cfg.store.recovery_policy, self.clock())
@@ -182,7 +183,8 @@ class Engine:
                 if cfg.api_enabled:
                     await self._start_api(outer)
                 log_event(log, logging.INFO, "engine started", routes=list(self.routes),
-                          api_port=self.api_port, store=cfg.store.path)
+                          api_port=self.api_port,
+                          store="postgresql" if cfg.store.dsn else cfg.store.path)
                 task_status.started(self)
                 await self._stop.wait()
                 log_event(log, logging.INFO, "engine stopping")
