@@ -5,6 +5,7 @@
     dispatch demo [--recipients N]          the main job on embedded defaults (see README)
     dispatch simulate [options]             the SMSC simulator alone
     dispatch keys create --role ROLE        print a new API key once
+    dispatch migrate [--config FILE]        bring the store's schema up to date, then exit
     dispatch bench [--quick] [--out DIR]    the benchmark suite: JSON, plots, report
 """
 
@@ -178,6 +179,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Apply pending schema migrations (each node also does it at start; this lets an
+    operator do it once, before rolling out new nodes)."""
+    from dispatch.store import migrate_store
+
+    config = _config(args)
+    before, after = migrate_store(config.store)
+    where = "PostgreSQL" if config.store.dsn else config.store.path
+    print(f"store schema {where}: version {before} -> {after}"
+          + ("" if after > before else " (already current)"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dispatch", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -212,6 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("simulate", help="the SMSC simulator (options: --help)")
     sp.add_argument("rest", nargs=argparse.REMAINDER)
     sp.set_defaults(func=cmd_simulate)
+
+    sp = sub.add_parser("migrate", help="apply pending store schema migrations and exit")
+    common(sp)
+    sp.set_defaults(func=cmd_migrate)
 
     sp = sub.add_parser("keys", help="API keys: create --role ROLE | revoke KEY_ID | list")
     common(sp)
