@@ -5,7 +5,8 @@ Every resource says which :class:`Action` each of its methods performs (``Resour
 runs after routing, so an unknown path is a plain 404 whatever the key:
 
 1. no ``X-API-Key`` header, a malformed, unknown or revoked key -> 401;
-2. a key whose role is not in :data:`PERMISSIONS` for the action -> 403;
+2. a key whose role is not in :data:`PERMISSIONS` for the action -> 403, and so is any
+   responder (``on_<method>``) the resource forgot to declare in ``actions`` (fail closed);
 3. the key's token bucket is empty -> 429 with Retry-After.
 
 The clear-number right is not a role: it is a flag on a key (``clear_numbers``), checked where
@@ -78,7 +79,7 @@ class AuthMiddleware:
         if resource is None or getattr(resource, "public", False):
             return
         action = getattr(resource, "actions", {}).get(req.method)
-        if action is None:
+        if action is None and not callable(getattr(resource, f"on_{req.method.lower()}", None)):
             return  # falcon answers 405 for a method the resource lacks
         token = (req.get_header(API_KEY_HEADER) or "").strip()
         if not token:
@@ -86,6 +87,10 @@ class AuthMiddleware:
         key = self._keys.authenticate(token)
         if key is None:
             raise _INVALID
+        if action is None:
+            # A responder that declares no action is closed to every role (fail closed:
+            # forgetting the declaration must not open the route).
+            raise ApiError(403, "Forbidden", f"No role may {req.method} this resource")
         if not allowed(key, action):
             raise ApiError(403, "Forbidden", f"The {key.role.value} role may not {action.value}")
         retry_after_s = self._limiter.check(key.key_id)
