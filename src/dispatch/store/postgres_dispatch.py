@@ -279,8 +279,12 @@ class PostgresDispatchPath:
             by_esme[r[0]].add(r[1])
         found: dict[tuple[str, str], tuple[int, int]] = {}
         for esme, ids in by_esme.items():
-            cur.execute("SELECT message_id, recipient_id, segment FROM message_ids "
-                        "WHERE esme = %s AND message_id = ANY(%s::text[])", (esme, list(ids)))
+            # A join on the unnested ids, not ``message_id = ANY(..)``: the latter lets the
+            # planner scan the whole ESME's key range with a filter when its statistics are
+            # stale (a table that grew since the last ANALYZE); the join probes the key.
+            cur.execute("SELECT m.message_id, m.recipient_id, m.segment "
+                        "FROM unnest(%s::text[]) AS k(mid) JOIN message_ids m "
+                        "ON m.esme = %s AND m.message_id = k.mid", (list(ids), esme))
             for mid, rid, seg in cur.fetchall():
                 found[(esme, mid)] = (rid, seg)
         unmatched = [r for r in receipts if (r[0], r[1]) not in found]
