@@ -26,6 +26,7 @@ from control.config import ControlConfig
 from control.errors import install_error_handlers
 from control.exports import ExportRunner, service_source
 from control.keys import KeyStore
+from control.metrics_middleware import MetricsMiddleware
 from control.openapi import build_document
 from control.ratelimit import RateLimiter
 from control.resources import system
@@ -56,7 +57,7 @@ def create_app(service: CampaignService, config: ControlConfig, *,
     ``prepare_number``: the engine's number preparer (the one given to the service): normalise,
     ctn-hash and mask a phone number; needed by the lookup endpoint.
     ``diagnostics``: a sync or async callable returning component states for /diagnostics.
-    ``registry``: the Prometheus registry /metrics exposes.
+    ``registry``: the Prometheus registry /metrics exposes; API request metrics are added to it.
     ``exports``: the export runner (default: one over ``service``; start ``app.exports.run``).
     ``clock``: monotonic clock of the rate limiter (tests).
     """
@@ -66,7 +67,9 @@ def create_app(service: CampaignService, config: ControlConfig, *,
                                ttl_s=config.export_ttl_s, queue_size=config.export_queue_size)
     limiter = RateLimiter(config.rate_limit_per_s, config.rate_limit_burst,
                           clock=clock or time.monotonic)
-    app = ControlApp(middleware=[AuthMiddleware(keys, limiter)])
+    # Metrics first: it times and counts every request, the ones auth refuses too.
+    middleware: list[Any] = [MetricsMiddleware(registry)] if registry is not None else []
+    app = ControlApp(middleware=[*middleware, AuthMiddleware(keys, limiter)])
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.auto_parse_qs_csv = False
     install_error_handlers(app)
