@@ -40,6 +40,7 @@ from dispatch.campaigns.schedule import is_expired, may_start, window_open
 from dispatch.campaigns.service import CampaignService, ServiceConfig
 from dispatch.engine.builder import BuildFailed, build_recipients
 from dispatch.engine.config import SIMULATOR_ROUTE, EngineConfig
+from dispatch.engine.membership import ClusterMembership
 from dispatch.engine.route import Route
 from dispatch.ingest import IngestSummary, ctn_hash, mask_number, normalize_phone
 from dispatch.logs import log_event
@@ -49,7 +50,7 @@ from dispatch.observability.ingest import IngestStatistics
 from dispatch.observability.registry import ObservabilityConfig, build_registry
 from dispatch.simulator import SmscSimulator
 from dispatch.simulator import run as run_simulator
-from dispatch.store import open_store
+from dispatch.store import cluster_of, is_postgres, open_store
 from dispatch.store.asyncstore import AsyncStore, GroupCommitWriter
 from dispatch.store.base import Counters, RecoveryCounts
 from dispatch.transport.config import EsmeConfig
@@ -82,6 +83,7 @@ class Engine:
         self.writer: GroupCommitWriter | None = None
         self.simulator: SmscSimulator | None = None
         self.routes: dict[str, Route] = {}
+        self.membership: ClusterMembership | None = None  # PostgreSQL cluster node only
         self.api_port: int | None = None
         self.recovery: RecoveryCounts | None = None
         self._builders: set[int] = set()
@@ -179,6 +181,16 @@ class Engine:
                                   cfg.scheduler, self.clock)
                     self.routes[esme.name] = route
                     inner.start_soon(route.consume)
+                if is_postgres(cfg.store):
+                    # A cluster node (issue 8): register, take this node's TPS share and
+                    # start heartbeats/takeover before the first claim; see membership.py.
+                    store = self.store
+                    assert store is not None
+                    self.membership = ClusterMembership(
+                        store, cluster_of(store.sync),
+                        cfg.store, {n: r.pool for n, r in self.routes.items()}, self.clock,
+                        self.stop)
+                    await outer.start(self.membership.run)
                 inner.start_soon(self._feed_all, feeders)
                 if cfg.api_enabled:
                     await self._start_api(outer)
@@ -196,6 +208,8 @@ class Engine:
                 await route.release_unsent()
             await self.writer.aclose()
             await writer_done.wait()
+            if self.membership is not None:  # results are durable: leave the cluster
+                await self.membership.leave()
             outer.cancel_scope.cancel()
         log_event(log, logging.INFO, "engine stopped")
 

@@ -562,6 +562,11 @@ class BindPool:
             pass
 
     # -------------------------------------------------------------------- metrics
+    def set_tps(self, tps: float) -> None:
+        """Change the account's TPS at run time (issue 8): a cluster node sends its share of
+        the contract (``dispatch.store.cluster.share_of``), re-split as nodes join or die."""
+        self._limiter.set_rate(tps, burst=self.config.tps_burst)
+
     def statistics(self) -> PoolStatistics:
         cfg = self.config
         senders = [b for b in self._binds if b.sends]

@@ -1,0 +1,85 @@
+"""This engine node's membership in a PostgreSQL cluster (issue 8; the model is in
+``dispatch.store.cluster``).
+
+One task, every ``heartbeat_interval_s``: renew the node's lease (its heartbeat row), re-split
+each ESME's TPS contract by the number of live nodes, take over the in-flight rows of nodes
+that went silent (following the recovery policy: by default an ambiguous submit is counted,
+never resent), and retry parked receipts (a receipt whose message id another node stored in a
+transaction that raced ours). A node that finds it was declared dead (its heartbeat stalled
+past ``node_timeout_s``) stops the engine: the rows it holds in memory were given away, and a
+fresh start rejoins cleanly. At graceful shutdown ``leave`` marks the node stopped so the others
+take its share of the TPS at once.
+
+The embedded SQLite store has no cluster: the engine does not start this task for it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import trio
+
+from dispatch.logs import log_event
+from dispatch.store.asyncstore import AsyncStore
+from dispatch.store.base import StoreConfig
+from dispatch.store.cluster import Cluster, share_of
+from dispatch.transport.pool import BindPool
+
+log = logging.getLogger(__name__)
+
+
+class ClusterMembership:
+    def __init__(self, store: AsyncStore, cluster: Cluster, config: StoreConfig,
+                 pools: Mapping[str, BindPool], clock: Callable[[], datetime],
+                 on_fenced: Callable[[], None]) -> None:
+        self._store = store
+        self._cluster = cluster
+        self._config = config
+        self._pools = pools
+        self._contract_tps = {name: pool.config.tps for name, pool in pools.items()}
+        self._clock = clock
+        self._on_fenced = on_fenced
+        self.live_nodes = 0
+        self.taken_over = 0  # rows of dead nodes resolved by this node (plain-int statistic)
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Register and take the TPS share before the first claim, then keep the lease."""
+        await self._store.run_sync(self._cluster.register_node)
+        await self._resplit()
+        task_status.started()
+        while True:
+            await trio.sleep(self._config.heartbeat_interval_s)
+            if not await self._store.run_sync(self._cluster.heartbeat):
+                log_event(log, logging.ERROR, "cluster declared this node dead; stopping",
+                          node=self._cluster.node_id)
+                self._on_fenced()
+                return
+            await self._resplit()
+            result = await self._store.run_sync(self._cluster.take_over_dead_nodes,
+                                                self._config.recovery_policy, self._clock())
+            moved = result.counts.resent + result.counts.marked_unknown
+            if result.dead_nodes or moved:
+                self.taken_over += moved
+                log_event(log, logging.WARNING, "took over dead nodes",
+                          dead=list(result.dead_nodes), resent=result.counts.resent,
+                          marked_unknown=result.counts.marked_unknown,
+                          policy=self._config.recovery_policy.value)
+            await self._store.retry_unmatched_receipts(self._clock())
+
+    async def _resplit(self) -> None:
+        live = len(await self._store.run_sync(self._cluster.live_nodes))
+        if live != self.live_nodes:
+            log_event(log, logging.INFO, "live nodes changed", node=self._cluster.node_id,
+                      live=live)
+            self.live_nodes = live
+            for name, pool in self._pools.items():
+                pool.set_tps(share_of(self._contract_tps[name], live))
+
+    async def leave(self) -> None:
+        counts = await self._store.run_sync(self._cluster.leave_cluster,
+                                            self._config.recovery_policy, self._clock())
+        log_event(log, logging.INFO, "left the cluster", node=self._cluster.node_id,
+                  unresolved=counts.resent + counts.marked_unknown)
