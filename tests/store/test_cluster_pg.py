@@ -221,3 +221,17 @@ def test_single_node_stand_in() -> None:
     assert one.take_over_dead_nodes(RecoveryPolicy.MARK_UNKNOWN, T0).dead_nodes == ()
     assert share_of(300.0, 0) == 300.0 and share_of(300.0, 3) == 100.0
     assert share_of(0.0, 3) == 0.0  # unlimited stays unlimited
+
+
+def test_one_builder_per_campaign(nodes: Callable[[str], PostgresStore]) -> None:
+    a, b = nodes("a"), nodes("b")
+    a.register_node()
+    b.register_node()
+    cid = new_campaign(a).id or 0
+    assert a.claim_build(cid) and a.claim_build(cid)  # taken, and kept by its holder
+    assert not b.claim_build(cid)  # a is live: b must not ingest the same file
+    wait_past_timeout()
+    assert b.heartbeat()
+    assert b.claim_build(cid)  # a went silent: the build passes to b
+    assert not a.claim_build(cid)
+    assert SingleNode().claim_build(cid)

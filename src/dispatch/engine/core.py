@@ -338,6 +338,9 @@ class Engine:
     async def _build(self, campaign: Campaign) -> None:
         assert self.store is not None and self.service is not None and campaign.id is not None
         try:
+            if self.membership is not None and not await self.membership.claim_build(
+                    campaign.id):
+                return  # another live cluster node is building it (issue 8)
             if campaign.kind is CampaignKind.TRANSACTIONAL:
                 await self.service.mark_built(campaign.id, "transactional: messages arrive by API")
                 return

@@ -78,6 +78,10 @@ class ClusterMembership:
             for name, pool in self._pools.items():
                 pool.set_tps(share_of(self._contract_tps[name], live))
 
+    async def claim_build(self, campaign_id: int) -> bool:
+        """Whether this node builds the campaign (one builder per campaign in the cluster)."""
+        return await self._store.run_sync(self._cluster.claim_build, campaign_id)
+
     async def leave(self) -> None:
         counts = await self._store.run_sync(self._cluster.leave_cluster,
                                             self._config.recovery_policy, self._clock())

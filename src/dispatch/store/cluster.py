@@ -67,6 +67,12 @@ class Cluster(Protocol):
         """Graceful shutdown: resolve this node's remaining Sending rows, mark it stopped."""
         ...
 
+    def claim_build(self, campaign_id: int) -> bool:
+        """Whether this node may build the campaign's recipient list: True when no live node
+        holds the build (or this one does); the lease then stays this node's while it lives.
+        Every node sees a Building campaign; only one may ingest its file."""
+        ...
+
 
 class SingleNode:
     """The embedded store's cluster: one node, always live, nothing to take over (SQLite's
@@ -89,6 +95,9 @@ class SingleNode:
 
     def leave_cluster(self, policy: RecoveryPolicy, now: datetime) -> RecoveryCounts:
         return RecoveryCounts(0, 0, {})
+
+    def claim_build(self, campaign_id: int) -> bool:
+        return True
 
 
 def share_of(rate: float, live_nodes: int) -> float:

@@ -110,3 +110,20 @@ class PostgresCluster:
             return counts
 
         return self._transact(body)
+
+    def claim_build(self, campaign_id: int) -> bool:
+        """Take (or keep) the build lease of a campaign unless another live node holds it;
+        a dead builder's lease passes to the next node that asks (its build restarts)."""
+
+        def body(cur: Cursor) -> bool:
+            cur.execute(
+                "INSERT INTO campaign_builders (campaign_id, node_id, claimed_at_us) "
+                f"VALUES (%s, %s, {DB_NOW_US}) ON CONFLICT (campaign_id) DO UPDATE SET "
+                "node_id = excluded.node_id, claimed_at_us = excluded.claimed_at_us "
+                "WHERE campaign_builders.node_id = excluded.node_id "
+                "OR campaign_builders.node_id NOT IN (SELECT node_id FROM cluster_nodes "
+                f"WHERE state = 'live' AND heartbeat_at_us >= {DB_NOW_US} - %s) "
+                "RETURNING node_id", (campaign_id, self.node_id, self._timeout_us()))
+            return cur.fetchone() is not None
+
+        return self._transact(body)

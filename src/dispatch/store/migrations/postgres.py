@@ -54,6 +54,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     # whatever the database's collation.
     Migration(2, "cluster nodes and recipient leases", _split(_CLUSTER)),
     Migration(3, "Trigger mode: Held stage, held counter (shared schema v2)", _shared(2)),
+    # Which node builds a campaign's recipient list (one builder per campaign in a cluster).
+    Migration(4, "campaign build leases", _split(
+        "CREATE TABLE campaign_builders (campaign_id BIGINT PRIMARY KEY "
+        "REFERENCES campaigns (id), node_id TEXT NOT NULL, claimed_at_us BIGINT NOT NULL)")),
 )
 
 
