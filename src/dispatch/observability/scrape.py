@@ -3,7 +3,7 @@ free loopback port), run a short campaign through it, and fetch ``/metrics`` ove
 
 ``python -m dispatch.observability.scrape [--recipients N] [--out FILE]`` prints (or writes)
 the exposition text; ``.ci/check-deploy`` pipes it into ``promtool check metrics`` so the names
-are checked on what a running engine really serves, not on a hand-made sample. ``http_get`` is
+are checked on what a running engine really serves, not on a hand-made sample. ``http_request`` is
 the small HTTP/1.1 client the tests use too (no extra dependency).
 """
 
@@ -27,10 +27,19 @@ from dispatch.simulator import SimulatorConfig
 
 async def http_get(port: int, path: str, headers: dict[str, str] | None = None,
                    host: str = "127.0.0.1", timeout_s: float = 10.0) -> tuple[int, bytes]:
-    """``GET path`` on ``host:port`` with ``Connection: close``; returns (status, body)."""
-    lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close"]
+    """``GET path`` on ``host:port``; returns (status, body)."""
+    return await http_request(port, "GET", path, headers, host=host, timeout_s=timeout_s)
+
+
+async def http_request(port: int, method: str, path: str, headers: dict[str, str] | None = None,
+                       body: bytes = b"", host: str = "127.0.0.1",
+                       timeout_s: float = 10.0) -> tuple[int, bytes]:
+    """One HTTP/1.1 request with ``Connection: close``; returns (status, body)."""
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close"]
+    if body or method in ("POST", "PUT", "PATCH"):
+        lines.append(f"Content-Length: {len(body)}")
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
     with trio.fail_after(timeout_s):
         stream = await trio.open_tcp_stream(host, port)
         async with stream:
@@ -39,11 +48,11 @@ async def http_get(port: int, path: str, headers: dict[str, str] | None = None,
             while data := await stream.receive_some(65536):
                 chunks.append(data)
     raw = b"".join(chunks)
-    head, _, body = raw.partition(b"\r\n\r\n")
+    head, _, payload = raw.partition(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
     if b"transfer-encoding: chunked" in head.lower():
-        body = _unchunk(body)
-    return status, body
+        payload = _unchunk(payload)
+    return status, payload
 
 
 def _unchunk(data: bytes) -> bytes:
