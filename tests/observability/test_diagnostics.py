@@ -1,0 +1,122 @@
+"""/diagnostics for the Message Center banner: binds down with the last error, campaigns
+stalled by that fault, paused by window or by a user, and a store that does not answer."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time as wall
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import trio
+
+from dispatch.campaigns.model import Campaign, CampaignStatus, DailyWindow, PausedBy
+from dispatch.engine.core import Engine
+from dispatch.observability.diagnostics import engine_diagnostics
+from dispatch.observability.scrape import http_get
+from dispatch.transport.config import EsmeConfig, ReconnectConfig
+
+from .helpers import api_engine_config, parse, value, viewer_key
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _wait_status(engine: Engine, cid: int, *wanted: CampaignStatus) -> Campaign:
+    assert engine.service is not None
+    for _ in range(400):  # bounded: 20 s at most
+        c = await engine.service.get(cid)
+        if c.status in wanted:
+            return c
+        await trio.sleep(0.05)
+    raise AssertionError(f"campaign {cid} stayed {c.status}")
+
+
+async def test_binds_down_stalled_and_paused_campaigns(tmp_path: Path) -> None:
+    (tmp_path / "r.txt").write_text("".join(f"+4930{i:08d}\n" for i in range(50)))
+    down = EsmeConfig(name="down", host="127.0.0.1", port=_closed_port(), system_id="acct",
+                      password="pw", binds=2,
+                      reconnect=ReconnectConfig(initial_s=0.05, max_s=0.2, jitter=0.0))
+    config = replace(api_engine_config(tmp_path / "var"), esmes=(down,))
+    key = viewer_key(config)
+    engine = Engine(config)
+    now = datetime.now(UTC)
+    closed = DailyWindow(start=(now + timedelta(hours=2)).time().replace(microsecond=0),
+                         end=(now + timedelta(hours=3)).time().replace(microsecond=0))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(engine.run)
+        service = engine.service
+        assert service is not None and engine.api_port is not None
+        with trio.fail_after(60):
+            ids = []
+            for window in (None, closed, None):
+                c = await service.create(Campaign(sender="Shop", text="hi", author="t",
+                                                  esme="down", window=window,
+                                                  source_path=str(tmp_path / "r.txt")))
+                assert c.id is not None
+                await service.approve(c.id, "t", auto_start=True)
+                ids.append(c.id)
+            stalled_id, window_id, user_id = ids
+            await _wait_status(engine, stalled_id, CampaignStatus.SENDING)
+            await _wait_status(engine, window_id, CampaignStatus.PAUSED)
+            await _wait_status(engine, user_id, CampaignStatus.SENDING)
+            paused = await service.pause(user_id, "t")
+            assert paused.paused_by is PausedBy.USER
+            for _ in range(200):  # until the pool reported a failed bind attempt
+                if engine.routes["down"].pool.statistics().last_bind_error:
+                    break
+                await trio.sleep(0.05)
+            status, body = await http_get(engine.api_port, "/diagnostics", {"X-API-Key": key})
+            status_m, metrics = await http_get(engine.api_port, "/metrics")
+        engine.stop()
+        await engine.wait_stopped()
+
+    assert status == 200 and status_m == 200
+    report = json.loads(body)
+    assert report["status"] == "down" and report["up"] is False and report["core"] == "up"
+    esme = report["esmes"]["down"]
+    assert esme["up"] is False and esme["bindsUp"] == 0 and esme["bindsConfigured"] == 2
+    assert esme["lastBindError"] and esme["bindFailures"] >= 1
+    assert report["store"]["reachable"] is True
+    camps = report["campaigns"]
+    assert camps["stalledByFault"]["count"] == 1
+    stalled = camps["stalledByFault"]["campaigns"][0]
+    assert stalled["esme"] == "down" and stalled["reason"] == esme["lastBindError"]
+    assert camps["pausedByWindow"]["count"] == 1 and camps["pausedByUser"]["count"] == 1
+    assert len({stalled["campaign"], *camps["pausedByWindow"]["campaigns"],
+                *camps["pausedByUser"]["campaigns"]}) == 3
+    m = parse(metrics)
+    assert value(m, "dispatch_smpp_binds", esme="down", state="down") == 2
+    assert value(m, "dispatch_smpp_bind_failures_total", esme="down") >= 1
+
+
+async def test_a_store_that_does_not_answer_is_reported_unreachable(tmp_path: Path) -> None:
+    engine = Engine(api_engine_config(tmp_path / "var"))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(engine.run)
+        store = engine.store
+        assert store is not None
+        with trio.fail_after(30):
+            healthy = await engine_diagnostics(engine)
+            assert healthy["status"] == "ok" and healthy["store"]["reachable"] is True
+            assert healthy["esmes"]["sim"]["up"] is True
+            # Occupy the store's one thread slot, as a long commit or a hung disk would.
+            busy = trio.Event()
+
+            async def hold() -> None:
+                busy.set()
+                await store.run_sync(wall.sleep, 1.0)
+
+            nursery.start_soon(hold)
+            await busy.wait()
+            await trio.sleep(0.05)
+            report = await engine_diagnostics(engine, store_timeout_s=0.1)
+        engine.stop()
+        await engine.wait_stopped()
+    assert report["store"]["reachable"] is False and "0.1 s" in report["store"]["error"]
+    assert report["status"] == "down" and "campaigns" not in report
