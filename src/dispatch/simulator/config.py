@@ -42,10 +42,13 @@ class OutcomeRule:
 
 @dataclass(frozen=True, slots=True)
 class SubmitStatusRule:
-    """Answer submit_sm with ``status`` when the destination matches ``pattern``."""
+    """Answer submit_sm with ``status`` when the destination matches ``pattern``; with
+    ``times`` > 0 only for the first ``times`` matching submits (a queue-full or throttle storm
+    that passes, after which the rule no longer applies)."""
 
     pattern: str
     status: int = CommandStatus.ESME_RINVDSTADR
+    times: int = 0  # 0: every time
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,9 @@ class FaultConfig:
     # a well-framed PDU with an unknown (request) command id: answered by generic_nack
     garbage: bytes = b"\x00\x00\x00\x14\x00\x00\xbe\xef\x00\x00\x00\x00\x00\x00\x00\x07garb"
     faulty_sessions: int = 1
+    # the first ``silent_binds`` bind requests are read and never answered (a bind that
+    # accepts the connection, then hangs); the connection stays open
+    silent_binds: int = 0
 
 
 @dataclass(frozen=True, slots=True)

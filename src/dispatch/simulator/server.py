@@ -33,13 +33,11 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from dispatch.simulator.config import STAT_STATES, Account, SimulatorConfig
+from dispatch.simulator.multipart import concatenation_info, decoded_text
 from dispatch.simulator.stats import SimulatorStats, SubmitRecord, destination_hash
 from dispatch.simulator.tls import server_ssl_context
-from dispatch.smpp import text
 from dispatch.smpp.constants import (
-    DATA_CODING_UCS2,
     ESM_CLASS_DELIVERY_RECEIPT,
-    ESM_CLASS_UDHI,
     CommandId,
     CommandStatus,
     Tlv,
@@ -58,45 +56,14 @@ from dispatch.smpp.session import (
 if TYPE_CHECKING:
     from trio import TaskStatus
 
+__all__ = ["SmscSimulator", "decoded_text", "run"]
+
 log = logging.getLogger(__name__)
 _RECEIVERS = (BindMode.RECEIVER, BindMode.TRANSCEIVER)
 #: a deliver_sm waiting in the queue: (not before, order, system_id, deliver fields, sends)
 _Queued = tuple[float, int, str, tuple[Any, ...], int]
 #: retry later when nobody of the account is bound to receive
 _NO_RECEIVER_RETRY_S = 0.05
-
-
-def concatenation_info(esm_class: int, short_message: bytes,
-                       tlvs: dict[int, bytes]) -> tuple[int | None, int, int, bytes]:
-    """(reference, total, part, payload) from a UDH (TS 23.040 9.2.3.24.1/.8) or SAR TLVs
-    (SMPP 3.4 section 5.3.2.22-24); ``(None, 1, 1, short_message)`` for a single part."""
-    if esm_class & ESM_CLASS_UDHI and short_message:
-        udh_len = short_message[0]
-        udh, payload = short_message[1:1 + udh_len], short_message[1 + udh_len:]
-        i = 0
-        while i + 2 <= len(udh):
-            iei, length = udh[i], udh[i + 1]
-            value = udh[i + 2:i + 2 + length]
-            if iei == 0x00 and length == 3:
-                return value[0], value[1], value[2], payload
-            if iei == 0x08 and length == 4:
-                return (value[0] << 8) | value[1], value[2], value[3], payload
-            i += 2 + length
-        return None, 1, 1, payload
-    ref = tlvs.get(Tlv.SAR_MSG_REF_NUM)
-    if ref is not None:
-        total = tlvs.get(Tlv.SAR_TOTAL_SEGMENTS, b"\x01")
-        part = tlvs.get(Tlv.SAR_SEGMENT_SEQNUM, b"\x01")
-        return int.from_bytes(ref, "big"), total[0], part[0], short_message
-    return None, 1, 1, short_message
-
-
-def _decode_text(data_coding: int, payload: bytes) -> str:
-    if data_coding == DATA_CODING_UCS2:
-        return payload.decode("utf-16-be", "replace")
-    if data_coding == 0:
-        return text.gsm7_decode(payload)
-    return payload.decode("latin-1")
 
 
 class SmscSimulator:
@@ -119,6 +86,8 @@ class SmscSimulator:
         self._tps_window: dict[str, tuple[int, int]] = {}  # account -> (second, count)
         self._t0 = 0.0
         self._faulty_left = config.faults.faulty_sessions
+        self._silent_binds_left = config.faults.silent_binds
+        self._rule_uses = [0] * len(config.submit_status_rules)
         self._parts_seen: set[tuple[str, int | None, int]] = set()
 
     # ----------------------------------------------------------------------- service
@@ -211,10 +180,21 @@ class SmscSimulator:
         return s.rjust(cfg.message_id_width, "0")
 
     def submit_status(self, destination: str) -> int:
-        for rule in self.config.submit_status_rules:
+        used = self._rule_uses
+        for i, rule in enumerate(self.config.submit_status_rules):
+            if rule.times and used[i] >= rule.times:
+                continue
             if re.search(rule.pattern, destination):
+                used[i] += 1
                 return rule.status
         return CommandStatus.ESME_ROK
+
+    def take_silent_bind(self) -> bool:
+        """Whether this bind request is one of the ``silent_binds`` never answered."""
+        if self._silent_binds_left <= 0:
+            return False
+        self._silent_binds_left -= 1
+        return True
 
     def outcome(self, destination: str) -> tuple[str, str]:
         rules = self.config.outcomes
@@ -547,6 +527,10 @@ class _Connection:
 
     def _bind(self, request: BindRequest) -> None:
         sim = self.sim
+        if sim.take_silent_bind():
+            sim.stats.binds_ignored += 1
+            sim.stats.faults_injected += 1
+            return  # read, never answered: the ESME's bind timeout must handle it
         status = sim.authenticate(request)
         sim.stats.bind_log.append((trio.current_time(),
                                    request.system_id.decode("ascii", "replace"), status))
@@ -614,8 +598,3 @@ async def run(config: SimulatorConfig, *,
               task_status: TaskStatus[SmscSimulator] = trio.TASK_STATUS_IGNORED) -> None:
     """Run a simulator until cancelled; ``nursery.start(run, config)`` returns it listening."""
     await SmscSimulator(config).run(task_status=task_status)
-
-
-def decoded_text(data_coding: int, payload: bytes) -> str:
-    """Text of a reassembled multipart message (as stored in ``stats.multipart_texts``)."""
-    return _decode_text(data_coding, payload)

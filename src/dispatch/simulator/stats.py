@@ -39,6 +39,7 @@ class SimulatorStats:
     connections: int = 0
     binds_ok: int = 0
     binds_rejected: int = 0
+    binds_ignored: int = 0  # FaultConfig.silent_binds
     submits: int = 0
     submits_by_status: Counter[int] = field(default_factory=Counter)
     max_outstanding: int = 0  # over all sessions
