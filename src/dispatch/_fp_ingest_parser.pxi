@@ -242,10 +242,14 @@ cdef class RecipientParser:
             if lim > end:
                 lim = end
             if not self._csv:  # the common case in one pass; the rest below
+                if end - pos > 32:
+                    pos = self._txt_run(buf, pos, end)
+                    if pos >= end:
+                        return pos
                 record = self._digits_slot()
                 if record == NULL:
                     return end
-                code = dpi_txt_line(buf, pos, lim, &self._trunk, &packed, record, &t)
+                code = dpi_txt_line_any(buf, pos, lim, end, &self._trunk, &packed, record, &t)
                 if t >= 0:
                     if code != DPI_BLANK:
                         self._txt_result(buf, pos, t, code, packed)
@@ -282,6 +286,23 @@ cdef class RecipientParser:
                     self.lines += 1
                 return end
             pos = self._after_eol(buf, rec_end, end)
+
+    cdef Py_ssize_t _txt_run(self, const unsigned char* buf, Py_ssize_t pos,
+                             Py_ssize_t end) noexcept nogil:
+        """The common txt lines from ``pos`` in one C loop (dpi_txt_run); returns where it
+        stopped. Room is reserved first for every number the rest of the buffer can hold (a
+        valid line takes 11 bytes or more)."""
+        cdef size_t n = self._cand_num.n, room = n + <size_t>((end - pos) // 11) + 1
+        if dpi_vec_reserve(&self._cand_num, room) < 0 or \
+                dpi_vec_reserve(&self._cand_line, room) < 0 or \
+                dpi_vec_reserve(&self._cand_digits, 2 * room) < 0:
+            self._oom = True
+            return end
+        pos = dpi_txt_run(buf, pos, end, self._max_line, &self._trunk, &self.lines,
+                          self._cand_num.v, self._cand_line.v, self._cand_digits.v, &n, room)
+        self._cand_num.n = self._cand_line.n = n
+        self._cand_digits.n = 2 * n
+        return pos
 
     cdef inline unsigned char* _digits_slot(self) noexcept nogil:
         """Room for the next candidate's 16-byte digit record (NULL when out of memory)."""
@@ -507,9 +528,7 @@ cdef class RecipientParser:
     cdef int _finish_run(self, const unsigned char* buf) except -1:
         """Dedupe this run's candidates in file order, hash the survivors, flush errors, and
         (CSV) build the variables of the survivors."""
-        cdef size_t n = self._cand_num.n, i, kept = 0, base = self._out_num.n, ahead
-        cdef _ing_u64* nums = self._cand_num.v
-        cdef int added
+        cdef size_t n = self._cand_num.n, i, kept = 0, base = self._out_num.n
         cdef bint oom = False
         cdef unsigned char* hashes
         if n and (dpi_vec_reserve(&self._out_num, base + n) < 0
@@ -522,24 +541,13 @@ cdef class RecipientParser:
             self._out_hash = hashes
             self._out_hash_cap = (base + n) * 16 + 64
         with nogil:
-            for i in range(n):
-                ahead = i + 16
-                if ahead < n:
-                    dpi_set_prefetch(&self._seen, nums[ahead])
-                added = dpi_set_add(&self._seen, nums[i])
-                if added < 0:
-                    oom = True
-                    break
-                if added == 0:
-                    self.duplicates += 1
-                    continue
-                self._out_num.v[base + kept] = nums[i]
-                self._out_line.v[base + kept] = self._cand_line.v[i]
-                if self._csv:
-                    self._cand_span.v[kept] = self._cand_span.v[i]  # compacted in place
-                self._cand_digits.v[2 * kept] = self._cand_digits.v[2 * i]
-                self._cand_digits.v[2 * kept + 1] = self._cand_digits.v[2 * i + 1]
-                kept += 1
+            kept = dpi_dedupe(&self._seen, self._cand_num.v, self._cand_line.v, n,
+                              self._out_num.v + base, self._out_line.v + base,
+                              self._cand_digits.v, self._cand_span.v if self._csv else NULL)
+            if kept == <size_t>-1:
+                oom = True
+                kept = 0
+            self.duplicates += n - kept
             self.valid += kept
             self._out_num.n = self._out_line.n = base + kept
             dpi_hash_many(self._k0, self._k1, <unsigned char*>self._cand_digits.v, kept,
