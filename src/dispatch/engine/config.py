@@ -61,13 +61,23 @@ class SchedulerConfig:
     resolved on one route: it bounds memory and the number of submits a crash can leave
     ambiguous (under the default at-most-once recovery policy those are counted, not resent,
     even the ones that never left the pool's queue). It should be a small multiple of the
-    route's total window (binds x window): enough to keep the windows full, no more. ``control_interval_s`` is how often lifecycle conditions (start times, windows,
-    expiry, completion) are checked.
+    route's total window (binds x window): enough to keep the windows full, no more.
+
+    ``max_write_backlog`` is admission control: routes claim no new recipients while more
+    than this many submit results and receipts wait for the store's group commit. Without it
+    a store slower than the SMSC lets the backlog grow to the writer's whole queue, and since
+    deliver_sm is answered only after its receipt is committed, receipts would then wait
+    seconds for their ack (an SMSC times them out and redelivers). With it, sending slows to
+    the store's pace and the ack delay stays around a commit or two.
+
+    ``control_interval_s`` is how often lifecycle conditions (start times, windows, expiry,
+    completion) are checked.
     """
 
     tick_s: float = 0.02
     claim_batch: int = 2000
     max_claimed_per_route: int = 4096
+    max_write_backlog: int = 4000
     control_interval_s: float = 0.25
 
 

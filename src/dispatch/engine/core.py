@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -175,7 +175,8 @@ class Engine:
             async with trio.open_nursery() as inner:
                 feeders = trio.CancelScope()
                 for esme in esmes:
-                    pool = BindPool(esme)
+                    # Receipts are answered only after the store committed them (Route).
+                    pool = BindPool(replace(esme, defer_deliver_acks=True))
                     await inner.start(pool.run)
                     route = Route(esme.name, pool, self.store, self.writer,  # type: ignore[arg-type]
                                   cfg.scheduler, self.clock)

@@ -173,6 +173,9 @@ class Route:
                     await self._wakeup.wait()
                 last = trio.current_time()
                 continue
+            if self._writer.backlog >= self._config.max_write_backlog:
+                await self._writer.wait_backlog_below(self._config.max_write_backlog)
+                continue
             room = self._config.max_claimed_per_route - self._unresolved
             if room <= 0:
                 self._room_freed = trio.Event()
@@ -248,6 +251,10 @@ class Route:
                     self._mo += 1
                     log_event(log, logging.INFO, "mobile-originated message", esme=name,
                               bind=ev.bind_id, length=len(ev.short_message))
+                elif isinstance(ev, pool_events.DeliverAck):
+                    # deliver_sm_resp only once the receipts before it are committed: a crash
+                    # in between leaves them unanswered, and the SMSC delivers them again.
+                    writer.call_when_durable(writer.last_seq, ev.ack)
                 elif isinstance(ev, pool_events.BindFailure):
                     self._bind_failures += 1
                     self._last_bind_error = ev.reason

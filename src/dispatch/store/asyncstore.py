@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -195,6 +196,7 @@ class GroupCommitWriter:
         self._durable_upto = 0  # every item with seq <= this is committed
         self._committed_ahead: set[int] = set()  # committed seqs above it (queue reordering)
         self._flushed = trio.Event()
+        self._on_durable: deque[tuple[int, Callable[[], None]]] = deque()
         self._batches = self._outcomes = self._receipts = 0
         self._matched = self._stale = self._last_rows = 0
         self._last_commit_s = 0.0
@@ -214,6 +216,31 @@ class GroupCommitWriter:
         seq = self._seq
         await self._send.send((seq, item))
         return seq
+
+    @property
+    def backlog(self) -> int:
+        """Items queued or being committed, not yet durable."""
+        return self._seq - self._durable_upto
+
+    async def wait_backlog_below(self, limit: int) -> None:
+        """Return once fewer than ``limit`` items wait for a commit (admission control)."""
+        while self._seq - self._durable_upto >= limit:
+            await self._flushed.wait()
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the last item queued (0: none yet)."""
+        return self._seq
+
+    def call_when_durable(self, seq: int, callback: Callable[[], None]) -> None:
+        """Run ``callback`` (synchronous, quick: e.g. queue a deliver_sm_resp) once every item
+        up to ``seq`` is committed; at once if they already are. Callbacks run in ``seq``
+        order, in the writer's task. Never run if the store fails first: an SMSC then keeps
+        the unanswered deliver_sm and sends it again, which is the point."""
+        if seq <= self._durable_upto:
+            callback()
+        else:
+            self._on_durable.append((seq, callback))
 
     async def wait_durable(self, seq: int) -> None:
         """Return once item ``seq`` and every item numbered before it are committed."""
@@ -270,6 +297,9 @@ class GroupCommitWriter:
         while self._durable_upto + 1 in ahead:
             self._durable_upto += 1
             ahead.discard(self._durable_upto)
+        waiting = self._on_durable
+        while waiting and waiting[0][0] <= self._durable_upto:
+            waiting.popleft()[1]()
         self._flushed.set()
         self._flushed = trio.Event()
 

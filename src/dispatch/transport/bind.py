@@ -24,12 +24,14 @@ from __future__ import annotations
 import logging
 import ssl
 from collections import deque
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from dispatch.logs import log_event
 from dispatch.smpp.constants import CommandId, CommandStatus, status_name
+from dispatch.smpp.errors import LocalProtocolError
 from dispatch.smpp.session import (
     BindMode,
     BindResponse,
@@ -50,6 +52,28 @@ if TYPE_CHECKING:
     from dispatch.transport.pool import BindPool, _Job
 
 log = logging.getLogger(__name__)
+
+# deliver_sm_resp may still go out while we wait for unbind_resp (SMPP 3.4 section 2.9).
+_ACKING_STATES = frozenset({SessionState.BOUND_TX, SessionState.BOUND_RX,
+                            SessionState.BOUND_TRX, SessionState.UNBINDING})
+
+
+class DeliverAck:
+    """Ends a batch when ``EsmeConfig.defer_deliver_acks`` is set: the deliver_sm PDUs behind
+    the batch's ``ReceiptEvent``/``MoMessage`` events are answered only when the consumer
+    calls ``ack()``, once it has made them durable. If the connection is gone by then the ack
+    is dropped (counted) and the SMSC delivers them again: the store applies a receipt once.
+    """
+
+    __slots__ = ("_bind", "bind_id", "sequence_numbers")
+
+    def __init__(self, bind: Any, sequence_numbers: tuple[int, ...]) -> None:
+        self._bind = bind
+        self.bind_id: str = bind.bind_id
+        self.sequence_numbers = sequence_numbers
+
+    def ack(self) -> None:
+        self._bind.ack_delivers(self.sequence_numbers)
 
 
 class BindError(Exception):
@@ -311,6 +335,9 @@ class Bind:
                     ended = "unbound by the SMSC" if ev.by_peer else "stopped"
             if freed:
                 self._window_free.set()
+            if delivers and pool.config.defer_deliver_acks:
+                out.append(DeliverAck(self, tuple(delivers)))
+                delivers = []
             if out:
                 # even when the link just ended: what was answered before is settled
                 await pool._emit(out)  # backpressure: a slow consumer slows our reads
@@ -325,6 +352,19 @@ class Bind:
                 session.send_deliver_sm_resp(seq)
             if session.has_data_to_send:
                 self.kick()
+
+    def ack_delivers(self, sequence_numbers: Sequence[int]) -> None:
+        """Answer deferred deliver_sm PDUs (``DeliverAck.ack``); dropped when this connection
+        is no longer bound, since sequence numbers belong to one session."""
+        if not self.bound or self.session.state not in _ACKING_STATES:
+            self.pool.stats_deliver_acks_dropped += len(sequence_numbers)
+            return
+        for seq in sequence_numbers:
+            try:
+                self.session.send_deliver_sm_resp(seq)
+            except LocalProtocolError:  # the session ended between the check and now
+                self.pool.stats_deliver_acks_dropped += 1
+        self.kick()
 
     async def _submitter(self) -> None:
         pool, session, held, inflight = self.pool, self.session, self.held, self.inflight

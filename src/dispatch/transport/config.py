@@ -127,6 +127,10 @@ class EsmeConfig:
     read_size: int = 256 * 1024
     queue_size: int = 10_000  # messages waiting for a bind (submit() blocks above)
     outcome_queue_batches: int = 256  # outcome batches waiting for the consumer
+    # False: deliver_sm_resp goes out once the event is on ``outcomes``. True: the batch ends
+    # with a ``DeliverAck`` the consumer calls after making the events durable (the engine
+    # does, after the store commit), so a crash never loses a receipt the SMSC saw answered.
+    defer_deliver_acks: bool = False
 
     def __post_init__(self) -> None:
         if self.bind_mode is BindMode.RECEIVER:

@@ -67,7 +67,7 @@ from dispatch.smpp.constants import (
 )
 from dispatch.smpp.receipt import Receipt, SmsResult
 from dispatch.smpp.session import BindMode
-from dispatch.transport.bind import Bind, BindError
+from dispatch.transport.bind import Bind, BindError, DeliverAck
 from dispatch.transport.config import EsmeConfig, InflightPolicy
 from dispatch.transport.ratelimit import RateLimiter
 
@@ -164,7 +164,7 @@ class BindFailure:
     retry_in_s: float
 
 
-PoolEvent = SubmitOutcome | ReceiptEvent | MoMessage | BindFailure
+PoolEvent = SubmitOutcome | ReceiptEvent | MoMessage | BindFailure | DeliverAck
 
 
 def aggregate_segments(results: Iterable[SmsResult | None]) -> SmsResult | None:
@@ -267,6 +267,7 @@ class BindPool:
         self._closing = False
         self._binds: list[Bind] = []
         self._lost_outcomes: list[PoolEvent] = []
+        self.stats_deliver_acks_dropped = 0
         self.paused_until = 0.0
         self._out_send, self.outcomes = trio.open_memory_channel[list[PoolEvent]](
             config.outcome_queue_batches)
