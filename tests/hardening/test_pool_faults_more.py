@@ -34,7 +34,7 @@ from dispatch.simulator import (
     run,
 )
 from dispatch.smpp.constants import CommandStatus
-from dispatch.transport.config import InflightPolicy, StatusPolicy
+from dispatch.transport.config import EsmeConfig, InflightPolicy, StatusPolicy
 from dispatch.transport.pool import BindPool, SubmitStatus
 
 THROTTLE_FAST = StatusPolicy(throttle_pause_s=0.05)
@@ -253,16 +253,12 @@ def test_deliver_window_is_respected_by_a_pool_under_load() -> None:
     with_simulator(body, SimulatorConfig(port=0, deliver_window=4))
 
 
-@pytest.mark.xfail(strict=True, raises=BaseException,
-                   reason="EsmeConfig accepts a password over 8 octets (SMPP 3.4 section "
-                          "4.1.1); the bind then raises ValueError out of BindPool.run instead "
-                          "of a BindError. Reported to the lead (transport/config.py, pool.py).")
-def test_overlong_password_is_a_bind_error_not_a_crash() -> None:
-    async def body(sim: SmscSimulator, nursery: trio.Nursery) -> None:
-        pool = await start_pool(nursery, esme_config(sim, password="123456789",
-                                                     reconnect=FAST_RECONNECT), bound=0)
-        got = await collect(pool, bind_failures=1)
-        assert "password" in got.bind_failures[0].reason
-        pool.close()
-
-    with_simulator(body, SimulatorConfig(port=0), limit_s=5)
+def test_overlong_bind_fields_are_refused_at_config_load() -> None:
+    """SMPP 3.4 section 4.1.1 sizes: refused when the config is built, naming the field, so
+    a pool never starts with a bind it cannot encode."""
+    base = dict(name="op", host="127.0.0.1", port=1, system_id="dispatch", password="secret")
+    for name, value in (("password", "123456789"), ("system_id", "x" * 16),
+                        ("system_type", "y" * 13), ("address_range", "7" * 41)):
+        with pytest.raises(ValueError, match=name):
+            EsmeConfig(**{**base, name: value})
+    EsmeConfig(**{**base, "password": "12345678", "system_id": "x" * 15})

@@ -139,3 +139,10 @@ class EsmeConfig:
             raise ValueError("binds and window must be at least 1")
         if self.tps < 0 or self.per_bind_tps < 0:
             raise ValueError("tps must be >= 0")
+        # bind_* C-Octet String sizes, NUL included (SMPP 3.4 section 4.1.1): refused here,
+        # at config load, rather than as an encoding error inside a running pool.
+        for name, limit in (("system_id", 16), ("password", 9), ("system_type", 13),
+                            ("address_range", 41)):
+            if len(getattr(self, name).encode("latin-1", "replace")) > limit - 1:
+                raise ValueError(f"ESME {self.name!r}: {name} is longer than {limit - 1} "
+                                 "characters (SMPP 3.4 section 4.1.1)")
