@@ -20,7 +20,7 @@ import trio
 from control.config import ControlConfig
 from dispatch.benchsuite.progress import Progress
 from dispatch.benchsuite.results import histogram_percentile
-from dispatch.benchsuite.sampler import PoolSampler, rss_bytes
+from dispatch.benchsuite.sampler import LoopLagProbe, PoolSampler, rss_bytes
 from dispatch.campaigns.model import Campaign, CampaignStatus
 from dispatch.engine.config import EngineConfig, SchedulerConfig
 from dispatch.engine.core import Engine
@@ -72,6 +72,7 @@ class CampaignRun:
     p50_submit_resp_ms: float = 0.0
     p99_submit_resp_ms: float = 0.0
     sampler: PoolSampler = field(default_factory=PoolSampler)
+    loop_lag: LoopLagProbe = field(default_factory=LoopLagProbe)
 
     @property
     def msgs_per_s(self) -> float:
@@ -99,6 +100,7 @@ async def run_campaign(engine: Engine, source: Path, progress: Progress | None, 
     rss_before = rss_bytes()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(out.sampler.run, pool.statistics)
+        nursery.start_soon(out.loop_lag.run)
         await service.approve(created.id, ACTOR, auto_start=True, note="bench")
         with trio.fail_after(timeout_s):
             while True:

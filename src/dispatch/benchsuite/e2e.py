@@ -23,14 +23,15 @@ from dispatch.benchsuite.campaign import CampaignRun, engine_config, run_campaig
 from dispatch.benchsuite.campaign import write_recipients as write_recipients
 from dispatch.benchsuite.options import SuiteConfig
 from dispatch.benchsuite.progress import Progress
-from dispatch.benchsuite.results import SectionResult
+from dispatch.benchsuite.results import SectionResult, percentile
 from dispatch.benchsuite.simproc import SimulatorProcess
 from dispatch.engine.core import Engine
 from dispatch.fastpath import IMPLEMENTATION
 
-RECIPIENTS = {"quick": 10_000, "full": 200_000}
+RECIPIENTS = {"quick": 5_000, "full": 200_000}
 BINDS = 2
 WINDOW = 512
+VARIANT = f"engine+sqlite ({BINDS}x{WINDOW})"
 
 
 def run_e2e(work: Path, count: int, progress: Progress | None, *, binds: int = BINDS,
@@ -49,16 +50,16 @@ def run_e2e(work: Path, count: int, progress: Progress | None, *, binds: int = B
     return run
 
 
-def run(config: SuiteConfig, progress: Progress) -> SectionResult:
+def measure(count: int, progress: Progress | None, *, seed: int = 3) -> SectionResult:
+    """The section's figures for one campaign of ``count`` recipients."""
     result = SectionResult("e2e")
-    count = RECIPIENTS[config.profile]
     result.config = {"recipients": count, "binds": BINDS, "window": WINDOW,
                      "store": "sqlite", "receipts": True, "simulator": "own process",
                      "codec": IMPLEMENTATION}
     with tempfile.TemporaryDirectory(prefix="dispatch-bench-e2e-") as tmp:
-        run = run_e2e(Path(tmp), count, progress, seed=config.seed)
+        run = run_e2e(Path(tmp), count, progress, seed=seed)
     c = run.counters
-    variant = f"engine+sqlite ({BINDS}x{WINDOW})"
+    variant = VARIANT
     result.add("throughput", variant, run.msgs_per_s, "msg/s", recipients=c.total, sent=c.sent,
                failed=c.failed, delivered=c.delivered, status=run.status,
                send_s=round(run.send_s, 3),
@@ -66,6 +67,9 @@ def run(config: SuiteConfig, progress: Progress) -> SectionResult:
     result.add("receipts settled after the last submit", variant, run.receipts_settled_s, "s")
     result.add("p50 submit->resp", variant, run.p50_submit_resp_ms, "ms", estimate="bucket bound")
     result.add("p99 submit->resp", variant, run.p99_submit_resp_ms, "ms", estimate="bucket bound")
+    lags = sorted(run.loop_lag.lags_ms)
+    result.add("p99 event-loop lag", variant, percentile(lags, 99), "ms")
+    result.add("max event-loop lag", variant, lags[-1] if lags else float("nan"), "ms")
     result.add("RSS growth per recipient", variant, run.rss_growth_bytes / max(1, count), "B")
     result.series.append(run.sampler.throughput(variant, "e2e throughput"))
     result.series.append(run.sampler.occupancy(variant, "e2e window occupancy"))
@@ -74,3 +78,7 @@ def run(config: SuiteConfig, progress: Progress) -> SectionResult:
         result.reason = (f"campaign ended {run.status} with sent {c.sent}/{count}, "
                          f"delivered {c.delivered}")
     return result
+
+
+def run(config: SuiteConfig, progress: Progress) -> SectionResult:
+    return measure(RECIPIENTS[config.profile], progress, seed=config.seed)

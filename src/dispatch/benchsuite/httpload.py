@@ -7,8 +7,8 @@ Requests go out at a fixed offered rate (cycling over the paths) on keep-alive c
 taken from a small pool (a new one is opened when all are busy, up to ``--max-connections``).
 Latency is measured from the moment a request was *due*, not when a connection became free,
 so a stalled server shows up in the figures instead of slowing the generator down (no
-coordinated omission). It prints ``ready`` once the first request was answered, runs until its stdin is closed,
-then prints one JSON document:
+coordinated omission). It prints ``ready`` once the first request was answered, runs until
+its stdin is closed, then prints one JSON document:
 ``{"records": [[due_monotonic, latency_s, path_index, status], ...], "errors": N}``.
 ``time.monotonic`` is system-wide on Linux, so the parent can line the records up with its
 own timeline.
@@ -31,6 +31,7 @@ import trio
 CONNECT_TIMEOUT_S = 5.0
 REQUEST_TIMEOUT_S = 30.0
 KEY_ENV = "DISPATCH_BENCH_API_KEY"
+MAX_CONNECTIONS = 32
 
 
 class HttpConnection:
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--rps", type=float, required=True, help="offered requests per second")
-    p.add_argument("--max-connections", type=int, default=32)
+    p.add_argument("--max-connections", type=int, default=MAX_CONNECTIONS)
     p.add_argument("paths", nargs="+")
     a = p.parse_args(argv)
     if a.rps <= 0:

@@ -62,6 +62,23 @@ def _summary(section: SectionResult) -> str:
     return "; ".join(parts)
 
 
+def _cross_section_ratios(results: dict[str, SectionResult]) -> None:
+    """e2e beside the pool alone (same run): what the store, scheduler and receipts cost."""
+    pool_section, e2e_section = results.get("pool"), results.get("e2e")
+    if pool_section is None or e2e_section is None:
+        return
+    if pool_section.status != "ok" or e2e_section.status != "ok":
+        return
+    pools = [f for f in pool_section.figures
+             if f.metric == "throughput" and f.variant.startswith("BindPool")]
+    if not pools or e2e_section.figure("throughput", e2e.VARIANT) is None:
+        return
+    best = max(pools, key=lambda f: f.value)
+    e2e_section.add("throughput", "BindPool alone (best pool case)", best.value, "msg/s",
+                    case=best.variant)
+    e2e_section.ratio("throughput", e2e.VARIANT, "BindPool alone (best pool case)")
+
+
 def run_suite(config: SuiteConfig, progress: Progress,
               command: str = "dispatch bench") -> dict[str, Any]:
     """Run the sections; return the result document (not yet written)."""
@@ -95,6 +112,9 @@ def run_suite(config: SuiteConfig, progress: Progress,
         progress.end(section.status, section.reason if section.status != "ok"
                      else _summary(section))
         gc.collect()
+    _cross_section_ratios(results)
+    for name, section in results.items():
+        doc["sections"][name] = section.to_json()
     if config.target is not None:
         doc["target_messages_granted"] = budget.granted
     doc["targets"] = evaluate(results)

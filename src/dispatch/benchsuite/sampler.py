@@ -86,6 +86,23 @@ class PoolSampler:
         return sum(busy) / len(busy) if busy else 0.0
 
 
+@dataclass(slots=True)
+class LoopLagProbe:
+    """How late the trio loop wakes a task that asked to sleep ``interval_s``: the time any
+    other task (an API handler, a timer) waits for the loop when something runs on it
+    without yielding. Seconds of lag here mean seconds of API latency, whatever the handler
+    itself costs."""
+
+    interval_s: float = 0.01
+    lags_ms: list[float] = field(default_factory=list)
+
+    async def run(self) -> None:
+        while True:
+            t0 = time.monotonic()
+            await trio.sleep(self.interval_s)
+            self.lags_ms.append(max(0.0, (time.monotonic() - t0 - self.interval_s) * 1e3))
+
+
 def distribution(name: str, group: str, values_ms: list[float], points: int = 400) -> Series:
     """A latency distribution kept as ``points`` quantiles of the sorted values (enough to
     draw the CDF; the JSON stays small however many messages were sent)."""
