@@ -18,8 +18,11 @@ from control.openapi import Docs, Op
 
 log = logging.getLogger("control.system")
 
-#: What the engine passes to report diagnostics: a mapping such as
-#: ``{"status": "ok"|"degraded"|"down", "store": {...}, "binds": {esme: {...}}, "scheduler": {...}}``.
+#: What the engine passes to report diagnostics: a sync or async callable returning a mapping,
+#: ``Engine.diagnostics`` -> ``dispatch.observability.diagnostics.engine_diagnostics``:
+#: ``{"status": "ok"|"degraded"|"down", "up": bool, "core": "up", "store": {"reachable": ...},
+#: "esmes": {name: {"up", "bindsUp", "lastBindError", ...}}, "campaigns": {"pausedByWindow",
+#: "pausedByUser", "stalledByFault", ...}, "scheduler": {...}}`` (docs/OBSERVABILITY.md).
 DiagnosticsSource = Callable[[], Mapping[str, Any] | Awaitable[Mapping[str, Any]]]
 
 
@@ -55,6 +58,7 @@ class DiagnosticsResource:
             log.error("diagnostics failed", exc_info=exc)
             raise ApiError(503, "Service Unavailable", "Diagnostics are unavailable") from None
         body = {"status": "ok", "core": "up", **dict(report)}
+        resp.cache_control = ["no-store"]  # a banner must never show a cached state
         render(req, resp, body)
 
 
