@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
+import signal
 import sys
+from pathlib import Path
 
 import trio
 
@@ -16,7 +20,7 @@ from dispatch.simulator.config import (
     SubmitStatusRule,
     TlsServerConfig,
 )
-from dispatch.simulator.server import run
+from dispatch.simulator.server import SmscSimulator
 
 
 def _account(text: str) -> Account:
@@ -38,7 +42,7 @@ def _rejection(text: str) -> SubmitStatusRule:
     return SubmitStatusRule(pattern, int(status, 0) if status else 0x0B)
 
 
-def parse_args(argv: list[str] | None = None) -> SimulatorConfig:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dispatch.simulator",
                                 description="SMPP 3.4 SMSC simulator")
     p.add_argument("--host", default="127.0.0.1")
@@ -70,7 +74,19 @@ def parse_args(argv: list[str] | None = None) -> SimulatorConfig:
                    help="redeliver a deliver_sm not answered within this (0: never)")
     p.add_argument("--redelivery-delay-s", type=float, default=1.0)
     p.add_argument("--deliver-max-attempts", type=int, default=10)
-    a = p.parse_args(argv)
+    p.add_argument("--port-file", help="write the listening port here once listening "
+                   "(with --port 0: a test or bench starting the simulator as a process)")
+    p.add_argument("--stats-json", help="write the statistics (submit log included) here "
+                   "when stopped (SIGINT or SIGTERM), so a test in another process can reconcile")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> SimulatorConfig:
+    p = _parser()
+    return _config(p.parse_args(argv), p)
+
+
+def _config(a: argparse.Namespace, p: argparse.ArgumentParser) -> SimulatorConfig:
     if (a.tls_key or a.tls_client_ca) and not a.tls_cert:
         p.error("--tls-key and --tls-client-ca need --tls-cert")
     tls = (TlsServerConfig(certfile=a.tls_cert, keyfile=a.tls_key, cafile=a.tls_client_ca)
@@ -92,13 +108,49 @@ def parse_args(argv: list[str] | None = None) -> SimulatorConfig:
         redelivery_delay_s=a.redelivery_delay_s, deliver_max_attempts=a.deliver_max_attempts)
 
 
+def stats_document(sim: SmscSimulator) -> dict[str, object]:
+    """The statistics as JSON-able data: plain counters, per-account maxima, the submit log
+    (one list per record, ``SubmitRecord`` field order; destinations are hashes)."""
+    st = sim.stats
+    return {
+        "port": sim.port, "submits": st.submits, "duplicates": st.duplicates,
+        "submits_by_status": {str(k): v for k, v in st.submits_by_status.items()},
+        "max_tps": st.max_tps, "max_tps_by_account": dict(st.max_tps_by_account),
+        "receipts_sent": st.receipts_sent, "redeliveries": st.redeliveries,
+        "binds_ok": st.binds_ok, "connections": st.connections,
+        "submit_log_fields": list(st.submit_log[0]._fields) if st.submit_log else [],
+        "submit_log": [list(r) for r in st.submit_log],
+    }
+
+
+def _write_atomically(path: str, text: str) -> None:
+    tmp = Path(f"{path}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    config = parse_args(argv)
+    p = _parser()
+    args = p.parse_args(argv)
+    sim = SmscSimulator(_config(args, p))
+
+    async def serve() -> None:
+        # SIGINT and SIGTERM end the run cleanly, so the statistics are complete when written.
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(sim.run)
+                if args.port_file:
+                    _write_atomically(args.port_file, f"{sim.port}\n")
+                async for _ in signals:
+                    nursery.cancel_scope.cancel()
+                    break
+
     try:
-        trio.run(run, config)
-    except KeyboardInterrupt:
-        return 0
+        trio.run(serve)
+    finally:
+        if args.stats_json:
+            _write_atomically(args.stats_json, json.dumps(stats_document(sim)))
     return 0
 
 
