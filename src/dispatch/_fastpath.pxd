@@ -6,6 +6,8 @@
 # helpers are static C in a verbatim block, so they are compiled into the cimporting module).
 # Python-level names and signatures are in _fastpath.pyi.
 
-# Recipients: SipHash-2-4-128, growable uint64 arrays, the dedupe set, line scanning and phone
-# normalisation (types dpi_vec, dpi_set, dpi_trunk; functions dpi_*).
+# ctn hashing: SipHash-2-4-128, one at a time and in batches (dpi_siphash128, dpi_hash_many).
+include "_fp_hash_c.pxi"
+# Recipients: growable uint64 arrays, the dedupe set, line scanning and phone normalisation
+# (types dpi_vec, dpi_set, dpi_trunk; functions dpi_*).
 include "_fp_ingest_c.pxi"

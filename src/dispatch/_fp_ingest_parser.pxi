@@ -23,9 +23,11 @@ cdef class RecipientParser:
     # per run: candidates (packed, line, first variable span) and CSV field spans (start, end,
     # has doubled quotes) of the current record and of the accepted records' variables
     cdef dpi_vec _cand_num, _cand_line, _cand_span, _cand_digits, _fields, _var_spans
-    cdef dpi_vec _out_num, _out_line, _err_line, _err_code
-    cdef unsigned char* _out_hash
-    cdef size_t _out_hash_cap
+    cdef dpi_vec _err_line, _err_code
+    # the batch being built: filled in place by the C loops, handed out whole (no copy)
+    cdef _ing_carray.array _batch_numbers, _batch_lines
+    cdef PyObject* _batch_hashes  # a bytes object we hold the only reference to, or NULL
+    cdef size_t _batch_n
     cdef Py_ssize_t _pend_end, _pend_line, _errors_flushed
     cdef long long _reason_counts[8]
     cdef list _variables
@@ -36,7 +38,7 @@ cdef class RecipientParser:
 
     def __cinit__(self):
         self._carry = NULL
-        self._out_hash = NULL
+        self._batch_hashes = NULL
 
     def __init__(self, hash_key, *, str fmt="txt", delimiter=None, has_header=None,
                  phone_column=None, str trunk_prefix="", int trunk_national_length=0,
@@ -70,7 +72,7 @@ cdef class RecipientParser:
 
     def __dealloc__(self):
         _ing_free(self._carry)
-        _ing_free(self._out_hash)
+        Py_XDECREF(self._batch_hashes)
         dpi_set_free(&self._seen)
         dpi_vec_free(&self._cand_num)
         dpi_vec_free(&self._cand_line)
@@ -78,8 +80,6 @@ cdef class RecipientParser:
         dpi_vec_free(&self._cand_digits)
         dpi_vec_free(&self._fields)
         dpi_vec_free(&self._var_spans)
-        dpi_vec_free(&self._out_num)
-        dpi_vec_free(&self._out_line)
         dpi_vec_free(&self._err_line)
         dpi_vec_free(&self._err_code)
 
@@ -156,17 +156,41 @@ cdef class RecipientParser:
         self._carry_len = n
 
     cdef void _start_batch(self):
-        self._out_num.n = 0
-        self._out_line.n = 0
+        self._batch_n = 0
+        self._batch_numbers = _ing_carray.clone(_ING_Q_TEMPLATE, 0, False)
+        self._batch_lines = _ing_carray.clone(_ING_Q_TEMPLATE, 0, False)
+        Py_CLEAR(self._batch_hashes)
         self._variables = [] if self._csv else None
 
+    cdef int _reserve_batch(self, size_t count) except -1:
+        """Room for ``count`` recipients in the batch being built (the bytes object is ours
+        alone until handed out, so it may be resized in place)."""
+        cdef bytes fresh
+        if <size_t>len(self._batch_numbers) < count:
+            _ing_carray.resize(self._batch_numbers, <Py_ssize_t>count)
+            _ing_carray.resize(self._batch_lines, <Py_ssize_t>count)
+        if self._batch_hashes == NULL:
+            fresh = _ing_bytes(NULL, <Py_ssize_t>(16 * count))
+            Py_INCREF(fresh)
+            self._batch_hashes = <PyObject*>fresh
+        elif <size_t>PyBytes_GET_SIZE(<object>self._batch_hashes) < 16 * count:
+            _PyBytes_Resize(&self._batch_hashes, <Py_ssize_t>(16 * count))
+        return 0
+
     cdef object _build_batch(self):
-        cdef Py_ssize_t n = <Py_ssize_t>self._out_num.n
-        return RecipientBatch(
-            _ing_q_array(self._out_num.v, n),
-            _ing_bytes(<char*>self._out_hash, n * 16) if n else b"",
-            _ing_q_array(self._out_line.v, n),
-            self.variable_names, self._variables)
+        cdef Py_ssize_t n = <Py_ssize_t>self._batch_n
+        cdef object hashes = b""
+        _ing_carray.resize(self._batch_numbers, n)
+        _ing_carray.resize(self._batch_lines, n)
+        if self._batch_hashes != NULL and n:
+            if PyBytes_GET_SIZE(<object>self._batch_hashes) != 16 * n:
+                _PyBytes_Resize(&self._batch_hashes, 16 * n)
+            hashes = <object>self._batch_hashes
+        Py_CLEAR(self._batch_hashes)
+        batch = RecipientBatch(self._batch_numbers, hashes, self._batch_lines,
+                               self.variable_names, self._variables)
+        self._batch_numbers = self._batch_lines = None
+        return batch
 
     cdef Py_ssize_t _run(self, const unsigned char* buf, Py_ssize_t pos, Py_ssize_t end,
                          bint eof) except -1:
@@ -238,14 +262,14 @@ cdef class RecipientParser:
                 continue
             if pos >= end:
                 return pos
+            if not self._csv and end - pos > 32:  # the common lines in one C loop
+                pos = self._txt_run(buf, pos, end)
+                if pos >= end:
+                    return pos
             lim = pos + self._max_line + 1
             if lim > end:
                 lim = end
-            if not self._csv:  # the common case in one pass; the rest below
-                if end - pos > 32:
-                    pos = self._txt_run(buf, pos, end)
-                    if pos >= end:
-                        return pos
+            if not self._csv:  # a txt line in one pass; the rest below
                 record = self._digits_slot()
                 if record == NULL:
                     return end
@@ -528,30 +552,30 @@ cdef class RecipientParser:
     cdef int _finish_run(self, const unsigned char* buf) except -1:
         """Dedupe this run's candidates in file order, hash the survivors, flush errors, and
         (CSV) build the variables of the survivors."""
-        cdef size_t n = self._cand_num.n, i, kept = 0, base = self._out_num.n
+        cdef size_t n = self._cand_num.n, i, kept = 0, base = self._batch_n
         cdef bint oom = False
+        cdef _ing_u64* numbers
+        cdef _ing_u64* lines
         cdef unsigned char* hashes
-        if n and (dpi_vec_reserve(&self._out_num, base + n) < 0
-                  or dpi_vec_reserve(&self._out_line, base + n) < 0):
-            raise MemoryError()
-        if (base + n) * 16 > self._out_hash_cap:
-            hashes = <unsigned char*>_ing_realloc(self._out_hash, (base + n) * 16 + 64)
-            if hashes == NULL:
-                raise MemoryError()
-            self._out_hash = hashes
-            self._out_hash_cap = (base + n) * 16 + 64
+        if n:
+            self._reserve_batch(base + n)
+        numbers = <_ing_u64*>self._batch_numbers.data.as_ulonglongs
+        lines = <_ing_u64*>self._batch_lines.data.as_ulonglongs
+        hashes = <unsigned char*>PyBytes_AS_STRING(<object>self._batch_hashes) if n else NULL
         with nogil:
-            kept = dpi_dedupe(&self._seen, self._cand_num.v, self._cand_line.v, n,
-                              self._out_num.v + base, self._out_line.v + base,
-                              self._cand_digits.v, self._cand_span.v if self._csv else NULL)
+            if n:
+                kept = dpi_dedupe(&self._seen, self._cand_num.v, self._cand_line.v, n,
+                                  numbers + base, lines + base, self._cand_digits.v,
+                                  self._cand_span.v if self._csv else NULL)
             if kept == <size_t>-1:
                 oom = True
                 kept = 0
             self.duplicates += n - kept
             self.valid += kept
-            self._out_num.n = self._out_line.n = base + kept
-            dpi_hash_many(self._k0, self._k1, <unsigned char*>self._cand_digits.v, kept,
-                          self._out_hash + 16 * base)
+            self._batch_n = base + kept
+            if kept:
+                dpi_hash_many(self._k0, self._k1, <unsigned char*>self._cand_digits.v, kept,
+                              hashes + 16 * base)
         if oom or self._oom:
             raise MemoryError("recipient parser out of memory")
         for i in range(self._err_line.n):
@@ -593,11 +617,3 @@ cdef str _ing_field_str(const unsigned char* buf, _ing_u64 start, _ing_u64 stop,
 
 
 cdef _ing_carray.array _ING_Q_TEMPLATE = _ing_array_module.array("Q")
-
-
-cdef _ing_carray.array _ing_q_array(_ing_u64* values, Py_ssize_t n):
-    """An array('Q') of n values, filled with one copy (no intermediate bytes)."""
-    cdef _ing_carray.array out = _ing_carray.clone(_ING_Q_TEMPLATE, n, False)
-    if n:
-        _ing_memcpy(out.data.as_voidptr, values, <size_t>n * 8)
-    return out
