@@ -52,7 +52,8 @@ from dispatch.simulator import SmscSimulator
 from dispatch.simulator import run as run_simulator
 from dispatch.store import cluster_of, is_postgres, open_store
 from dispatch.store.asyncstore import AsyncStore, GroupCommitWriter
-from dispatch.store.base import Counters, RecoveryCounts
+from dispatch.store.base import Counters, JobError, RecoveryCounts
+from dispatch.store.faults import STORE_FAULTS, describe
 from dispatch.transport.config import EsmeConfig
 from dispatch.transport.pool import BindPool
 
@@ -91,6 +92,7 @@ class Engine:
         self._stopped = trio.Event()
         self._active = 0
         self._control_errors = 0
+        self._sending: dict[int, Campaign] = {}  # Sending at the last tick that read them
         self._ingest_options = config.ingest_options(self.hash_key)
         # Metrics: collectors read the components' statistics() at scrape time.
         self.observability = ObservabilityConfig()
@@ -244,15 +246,50 @@ class Engine:
     # ------------------------------------------------------------------ control loop
 
     async def _control_loop(self) -> None:
+        """Ticks until cancelled. A tick that meets a store outage (``STORE_FAULTS``) is
+        abandoned and reported to the writer's ``StoreHealth`` (source ``"control"``); every
+        store step of a tick is one transaction or a read, so the next tick simply redoes what
+        is still due. After an outage, each campaign it paused gets a job error saying when."""
         interval = self.config.scheduler.control_interval_s
+        assert self.writer is not None
+        health = self.writer.health
         async with trio.open_nursery() as builders:
             while True:
+                delay = interval
                 try:
                     await self._control_tick(builders)
+                    health.ok("control")
+                    await self._report_outages()
                 except (Conflict, InvalidTransition, NotFound) as exc:
                     # A user action raced the engine's; the next tick sees the new state.
                     log_event(log, logging.INFO, "lifecycle race", error=str(exc))
-                await trio.sleep(interval)
+                except STORE_FAULTS as exc:
+                    self._control_errors += 1
+                    delay = max(interval, health.fault("control", exc, self._sending))
+                await trio.sleep(delay)
+
+    async def _report_outages(self) -> None:
+        """One job error per campaign paused by each finished store outage ("store unavailable
+        from T1 to T2"); kept in memory and tried again while the store refuses it."""
+        assert self.store is not None and self.writer is not None
+        health = self.writer.health
+        outages = health.take_ended()
+        for i, outage in enumerate(outages):
+            done: set[int] = set()
+            try:
+                for cid in sorted(outage.campaigns):
+                    await self.store.add_job_errors(
+                        cid, [JobError(0, "store_unavailable", outage.message())], self.clock())
+                    done.add(cid)
+            except STORE_FAULTS:
+                # The errors already written are not kept: writing them twice would
+                # duplicate them.
+                health.requeue([replace(outage, campaigns=outage.campaigns - done),
+                                *outages[i + 1:]])
+                raise
+            log_event(log, logging.WARNING, "store outage recorded as job errors",
+                      campaigns=len(outage.campaigns), failures=outage.failures,
+                      started=outage.started_at.isoformat(), ended=outage.ended_at.isoformat())
 
     async def _control_tick(self, builders: trio.Nursery) -> None:
         assert self.store is not None and self.service is not None
@@ -261,6 +298,13 @@ class Engine:
         self._active = len(campaigns)
         sending: dict[str, list[Campaign]] = defaultdict(list)
         remaining: dict[int, int] = {}
+        self._sending = {c.id: c for c in campaigns
+                         if c.id is not None and c.status is CampaignStatus.SENDING}
+        assert self.writer is not None
+        health = self.writer.health
+        health.affect(self._sending)  # no-op unless the store is down
+        if not self._sending:
+            health.ok("claims")  # nothing to claim: a failed claim no longer matters
         for c in campaigns:
             assert c.id is not None
             route = self.routes.get(c.esme)
@@ -361,6 +405,13 @@ class Engine:
         except (Conflict, InvalidTransition) as exc:
             log_event(log, logging.INFO, "build outcome not applied",
                       campaign=str(campaign.external_id), error=str(exc))
+        except STORE_FAULTS as exc:
+            # Still Building: the next control tick starts the build over (it deletes the
+            # partial rows first), once the store takes writes again.
+            if self.writer is not None:
+                self.writer.health.fault("control", exc)
+            log_event(log, logging.WARNING, "build interrupted by a store fault",
+                      campaign=str(campaign.external_id), error=describe(exc))
         finally:
             self._builders.discard(campaign.id)
 
@@ -369,4 +420,22 @@ class Engine:
     async def diagnostics(self) -> dict[str, Any]:
         """What the Message Center banner needs: core up, store reachable, binds per ESME with
         the last error, campaigns paused or stalled (``dispatch.observability.diagnostics``)."""
-        return await engine_diagnostics(self)
+        report = await engine_diagnostics(self)
+        if self.writer is not None and self.writer.health.down:
+            # A store that reads but cannot write (a full disk) is not reachable for the
+            # banner; the campaigns it holds up are paused by the fault (kept in memory: the
+            # store cannot record it) and resume by themselves (dispatch.store.faults).
+            st = self.writer.health.statistics()
+            since = st.failing_since.isoformat() if st.failing_since else None
+            report["store"].update({"reachable": False, "writable": False,
+                                    "error": st.last_error, "failingSince": since,
+                                    "failedWrites": st.failures})
+            known = self._sending
+            paused = [str(known[i].external_id) for i in st.affected_campaigns if i in known]
+            campaigns = report.setdefault("campaigns", {})
+            campaigns["pausedByFault"] = {"count": len(paused), "campaigns": paused[:50],
+                                          "reason": f"store unavailable: {st.last_error}",
+                                          "since": since}
+            report["status"] = "down"
+            report["up"] = False
+        return report

@@ -31,6 +31,7 @@ from dispatch.engine.messages import MessageFactory
 from dispatch.logs import log_event
 from dispatch.store.asyncstore import AsyncStore, GroupCommitWriter
 from dispatch.store.base import Receipt, SubmitKind, SubmitOutcome
+from dispatch.store.faults import STORE_FAULTS
 from dispatch.transport import pool as pool_events
 from dispatch.transport.pool import BindPool, SubmitStatus
 
@@ -195,7 +196,19 @@ class Route:
         feed = self._feeds.get(campaign_id)
         if feed is None:
             return
-        claimed = await self._store.claim_for_send(campaign_id, n, now)
+        health = self._writer.health
+        if health.blocks("claims"):
+            # The store cannot record results now (dispatch.store.faults): send nothing more
+            # until it can; the claim below is the probe once only claims are failing.
+            health.affect((campaign_id,))
+            return
+        try:
+            claimed = await self._store.claim_for_send(campaign_id, n, now)
+        except STORE_FAULTS as exc:
+            # The claim's transaction rolled back: nothing was leased, nothing is lost.
+            await trio.sleep(health.fault("claims", exc, (campaign_id,)))
+            return
+        health.ok("claims")
         if campaign_id not in self._feeds:
             # Paused or cancelled while the claim ran: give the claim back at once.
             await self._release([r.id for r in claimed])

@@ -51,6 +51,7 @@ from dispatch.store.base import (
     SubmitTally,
     TriggerRelease,
 )
+from dispatch.store.faults import STORE_FAULTS, StoreHealth
 
 R = TypeVar("R")
 
@@ -180,14 +181,18 @@ class GroupCommitWriter:
     """Collects submit results and receipts and commits them in batches (see module doc).
 
     Start with ``await nursery.start(writer.run)``; stop with ``await writer.aclose()``, which
-    lets ``run`` commit everything already queued and return. A store error propagates out of
-    ``run`` (the engine stops; startup recovery makes the durable state whole again).
+    lets ``run`` commit everything already queued and return. A store outage (``STORE_FAULTS``:
+    a full disk, a lost connection) does not stop it: the failed batch is kept and applied again
+    with backoff until it commits, reported to ``health`` (source ``"writer"``) meanwhile, so
+    the routes stop claiming and the SMSC keeps the receipts it has not had an answer for
+    (``dispatch.store.faults``). Other errors propagate out of ``run``.
     """
 
     def __init__(self, store: AsyncStore, config: StoreConfig,
                  clock: Callable[[], datetime]) -> None:
         self._store = store
         self._clock = clock
+        self.health = StoreHealth(clock)  # shared with the routes and the control loop
         self._max_rows = max(1, config.group_commit_rows)
         self._interval_s = config.group_commit_interval_s
         self._send, self._recv = trio.open_memory_channel[tuple[int, SubmitOutcome | Receipt]](
@@ -277,14 +282,14 @@ class GroupCommitWriter:
         outcomes = [i for _, i in batch if isinstance(i, SubmitOutcome)]
         receipts = [i for _, i in batch if isinstance(i, Receipt)]
         started = trio.current_time()
-        now = self._clock()
-        with trio.CancelScope(shield=True):  # never abandon a batch half-way through a commit
-            if outcomes:
-                tally = await self._store.record_submit_results(outcomes, now)
-                self._matched += tally.receipts_matched
-                self._stale += tally.stale
-            if receipts:
-                self._matched += await self._store.record_receipts(receipts, now)
+        now = self._clock()  # kept across retries: the time the results came in
+        if outcomes:
+            tally = await self._until_committed(self._store.record_submit_results, outcomes, now)
+            self._matched += tally.receipts_matched
+            self._stale += tally.stale
+        if receipts:  # its own transaction: a retry never applies the outcomes twice
+            self._matched += await self._until_committed(self._store.record_receipts, receipts,
+                                                         now)
         self._batches += 1
         self._outcomes += len(outcomes)
         self._receipts += len(receipts)
@@ -302,6 +307,24 @@ class GroupCommitWriter:
             waiting.popleft()[1]()
         self._flushed.set()
         self._flushed = trio.Event()
+
+    async def _until_committed(self, write: Callable[[Any, datetime], Any], rows: Any,
+                               now: datetime) -> Any:
+        """Apply one store write, again and again with backoff while the store is out.
+
+        The transaction is all-or-nothing (a failed one rolled back), so each retry is the
+        first application; it runs shielded so a cancel never abandons it half-way. Only the
+        waits between attempts are cancellable: an engine stopped during an outage loses the
+        uncommitted batch from memory, exactly as a kill -9 would, and recovery applies."""
+        while True:
+            try:
+                with trio.CancelScope(shield=True):
+                    result = await write(rows, now)
+            except STORE_FAULTS as exc:
+                await trio.sleep(self.health.fault("writer", exc))
+                continue
+            self.health.ok("writer")
+            return result
 
     def statistics(self) -> WriterStatistics:
         queued = self._recv.statistics().current_buffer_used

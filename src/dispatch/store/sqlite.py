@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -88,17 +88,29 @@ class SqliteStore(SqliteDispatchPath):
     def close(self) -> None:
         self._db.close()
 
+    #: Fault injection for tests of store outages (tests/hardening/test_store_faults.py):
+    #: when set, called inside every write transaction just before its COMMIT; whatever it
+    #: raises (e.g. ``sqlite3.OperationalError("database or disk is full")``) takes the path a
+    #: real failing commit takes: the transaction's writes are rolled back, the error reaches
+    #: the caller. ``None`` (the default) costs one attribute test per transaction.
+    fault_hook: Callable[[], None] | None = None
+
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Cursor]:
         cur = self._db.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
             yield cur
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
-        else:
+            if self.fault_hook is not None:
+                self.fault_hook()
             cur.execute("COMMIT")
+        except BaseException:
+            # A failed COMMIT (SQLITE_FULL, SQLITE_BUSY, an I/O error) may leave the
+            # transaction open; roll it back so the next BEGIN starts clean and the caller's
+            # retry is the first application of its writes.
+            if self._db.in_transaction:
+                cur.execute("ROLLBACK")
+            raise
         finally:
             cur.close()
 
