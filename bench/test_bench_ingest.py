@@ -80,10 +80,13 @@ def head(data: bytes, size: int) -> bytes:
     return data[:cut + 1] if cut >= 0 else data
 
 
-def parse_all(impl: ModuleType, data: bytes, fmt: str) -> int:
-    """The work measured: the whole file through one parser in 1 MiB chunks."""
+def parse_all(impl: ModuleType, data: bytes, fmt: str, *, sized: bool = True) -> int:
+    """The work measured: the whole file through one parser in 1 MiB chunks. ``sized`` passes
+    the file size as ``expected_bytes``, as ``dispatch.ingest.RecipientStream`` does for a file
+    whose size it knows (the dedupe set is then sized once instead of grown)."""
     parser = impl.RecipientParser(KEY, fmt=fmt, trunk_prefix="8", trunk_national_length=11,
-                                  trunk_country_code="7")
+                                  trunk_country_code="7",
+                                  expected_bytes=len(data) if sized else None)
     view = memoryview(data)
     accepted = 0
     for pos in range(0, len(data), CHUNK_BYTES):

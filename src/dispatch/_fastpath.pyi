@@ -71,7 +71,8 @@ class RecipientParser:
                  has_header: bool | None = ..., phone_column: int | str | None = ...,
                  trunk_prefix: str = ..., trunk_national_length: int = ...,
                  trunk_country_code: str = ..., max_line_bytes: int = ...,
-                 max_errors: int = ...) -> None: ...
+                 max_errors: int = ..., expected_bytes: int | None = ...) -> None:
+        """``expected_bytes``: the input's total size when known, a capacity hint only."""
     @property
     def delimiter(self) -> str | None: ...
     @property

@@ -38,6 +38,10 @@ cdef enum:
     _ING_NEED_COLUMNS = -2  # first well-formed CSV record: read the header with the GIL
     _ING_HEADER_DIGITS = 7
 
+# At most this many numbers are reserved from an ``expected_bytes`` hint: a 4M-slot table (32 MB
+# of address space, touched page by page), whatever the hint; a bigger file grows past it.
+DEF _ING_RESERVE_MAX = 3 << 20
+
 
 cdef inline _ing_u64 _ing_key_word(const unsigned char* p) noexcept nogil:
     cdef _ing_u64 v = 0

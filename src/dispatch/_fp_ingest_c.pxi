@@ -91,6 +91,12 @@ cdef extern from *:
         s->slots = slots; s->mask = cap - 1; s->shift = shift;
         return 0;
     }
+    /* Room for count numbers without growing (a capacity hint; -1 out of memory). */
+    static int dpi_set_reserve(dpi_set *s, size_t count) {
+        while (!s->slots || count * 4 > (s->mask + 1) * 3)
+            if (dpi_set_grow(s) < 0) return -1;
+        return 0;
+    }
     static inline void dpi_set_prefetch(const dpi_set *s, uint64_t key) {
         if (s->slots) __builtin_prefetch(&s->slots[dpi_slot(key, s->shift)]);
     }
@@ -440,6 +446,7 @@ cdef extern from *:
     int dpi_vec_push(dpi_vec* a, _ing_u64 x) noexcept nogil
     void dpi_vec_free(dpi_vec* a) noexcept nogil
     void dpi_set_prefetch(const dpi_set* s, _ing_u64 key) noexcept nogil
+    int dpi_set_reserve(dpi_set* s, size_t count) noexcept nogil
     int dpi_set_add(dpi_set* s, _ing_u64 key) noexcept nogil
     void dpi_set_free(dpi_set* s) noexcept nogil
     size_t dpi_dedupe(dpi_set* s, const _ing_u64* nums, const _ing_u64* lines, size_t n,

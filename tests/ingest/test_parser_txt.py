@@ -92,3 +92,33 @@ def test_bad_options_are_refused(impl) -> None:
             impl.RecipientParser(KEY, **kwargs)
     with pytest.raises(ValueError):
         impl.RecipientParser(b"short")
+
+
+@pytest.mark.parametrize("expected_bytes", [None, 0, -5, 1, 100, 10**12])
+def test_expected_bytes_is_only_a_capacity_hint(impl, expected_bytes: int | None) -> None:
+    """A wrong or absurd size hint changes nothing but the dedupe set's first size."""
+    data = b"".join(b"79%09d\n" % (i % 700) for i in range(3000)) + SAMPLE
+    assert (parse(impl, data, [1000, 20000], expected_bytes=expected_bytes)
+            == parse(impl, data, [1000, 20000]))
+
+
+def test_many_distinct_numbers_grow_the_dedupe_set(impl) -> None:
+    """Enough distinct numbers to double the set several times, each seen twice."""
+    count = 20000 if impl.__name__.endswith("_fastpath") else 3000
+    data = b"".join(b"7912%07d\n" % (i * 7919 % 10**7) for i in range(count)) * 2
+    r = parse(impl, data, [len(data) // 3])
+    assert (r["valid"], r["duplicates"], r["invalid"]) == (count, count, 0)
+    assert numbers(r)[:2] == ["79120000000", "79120007919"]
+
+
+@pytest.mark.parametrize("line", [b"0123456789", b"+0123456789", b"000123456789",
+                                  b"0 (12) 345-67-89", b"+00123456789"])
+def test_a_normalised_number_never_starts_with_zero(impl, line: bytes) -> None:
+    """Numbers are deduplicated and stored packed as the integer value of their digits, which
+    would drop a leading 0 ("0123456789" and "123456789" would collide, and the stored number
+    lose a digit). No E.164 country code starts with 0, so such a number is rejected before it
+    is packed, whatever the prefix rule that produced it."""
+    r = parse(impl, line + b"\n" + b"123456789\n",
+              trunk_prefix="8", trunk_national_length=11, trunk_country_code="7")
+    assert r["recipients"] == []
+    assert r["errors"][0] == (1, "bad_country_code")

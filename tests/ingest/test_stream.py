@@ -142,3 +142,26 @@ def test_ingest_in_a_trio_worker_thread_while_the_loop_runs(tmp_path: Path) -> N
 
     trio.run(main)
     assert len(stored) > 1 and ticks > 0
+
+
+def test_a_file_size_reaches_the_parser_as_a_hint(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A regular file's remaining size is passed as ``expected_bytes``; a pipe-like stream
+    (no size) passes None."""
+    seen: list[object] = []
+    real = fastpath.impl.RecipientParser
+
+    def recording(*args: object, **kwargs: object) -> object:
+        seen.append(kwargs.get("expected_bytes"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fastpath.impl, "RecipientParser", recording)
+    path = tmp_path / "list.txt"
+    path.write_bytes(TXT)
+    options = IngestOptions(hash_key=KEY, format="txt")
+    assert sum(len(b) for b in RecipientStream(path, options)) == 2
+    with open(path, "rb") as stream:
+        stream.read(5)
+        assert sum(len(b) for b in RecipientStream(stream, options)) == 2
+    assert sum(len(b) for b in RecipientStream(io.BytesIO(TXT), options)) == 2
+    assert seen == [len(TXT), len(TXT) - 5, None]

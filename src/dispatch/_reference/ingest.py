@@ -311,13 +311,17 @@ class RecipientParser:
     Each call returns a ``RecipientBatch`` of the recipients completed by it; counters and errors
     accumulate on the parser. A configuration problem found in the file (a named phone column
     missing from the header, an index out of range) raises ValueError.
+
+    ``expected_bytes``, when the size of the whole input is known, is only a capacity hint: the
+    extension sizes its dedupe set from it (bounded) instead of growing it step by step. It
+    never changes a result; the reference ignores it.
     """
 
     def __init__(self, hash_key: bytes, *, fmt: str = "txt", delimiter: str | None = None,
                  has_header: bool | None = None, phone_column: int | str | None = None,
                  trunk_prefix: str = "", trunk_national_length: int = 0,
                  trunk_country_code: str = "", max_line_bytes: int = 65536,
-                 max_errors: int = 1000) -> None:
+                 max_errors: int = 1000, expected_bytes: int | None = None) -> None:
         if len(hash_key) != 16:
             raise ValueError("hash_key must be 16 bytes")
         if fmt not in ("txt", "csv"):

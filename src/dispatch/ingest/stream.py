@@ -8,7 +8,9 @@ the GIL, so the trio loop keeps sending while a 1 GB file is parsed.
 
 from __future__ import annotations
 
+import io
 import os
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +104,7 @@ class RecipientStream:
 
     def _read(self, stream: BinaryIO, name: str | None) -> Iterator[RecipientBatch]:
         opts = self._options
+        expected_bytes = _remaining_bytes(stream)
         first = stream.read(opts.chunk_bytes)
         fmt = _resolve_format(opts, name if isinstance(name, str) else None, first)
         trunk = opts.trunk
@@ -111,7 +114,8 @@ class RecipientStream:
             trunk_prefix=trunk.trunk_prefix if trunk else "",
             trunk_national_length=trunk.national_length if trunk else 0,
             trunk_country_code=trunk.country_code if trunk else "",
-            max_line_bytes=opts.max_line_bytes, max_errors=opts.max_errors)
+            max_line_bytes=opts.max_line_bytes, max_errors=opts.max_errors,
+            expected_bytes=expected_bytes)
         chunk = first
         try:
             while chunk:
@@ -136,6 +140,18 @@ class RecipientStream:
             errors=tuple(LineError(n, r) for n, r in parser.errors),
             error_counts=dict(parser.error_counts), header=parser.header,
             delimiter=parser.delimiter)
+
+
+def _remaining_bytes(stream: BinaryIO) -> int | None:
+    """What is left to read of a regular file (the parser's capacity hint), else None: pipes,
+    sockets and in-memory streams have no size worth trusting."""
+    try:
+        info = os.fstat(stream.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        return max(info.st_size - stream.tell(), 0)
+    except (OSError, AttributeError, ValueError, io.UnsupportedOperation):
+        return None
 
 
 def ingest_file(source: str | os.PathLike[str] | BinaryIO, options: IngestOptions,
