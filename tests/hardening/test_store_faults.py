@@ -1,0 +1,230 @@
+"""Store outages against a real engine: a real SQLite file, the real built-in simulator over
+loopback, and faults from inside the real store (DESIGN.md, Reliability; issue 9).
+
+Two kinds of fault:
+
+* the store's fault-injection hook (``SqliteStore.fault_hook``): every write transaction fails
+  at its COMMIT with ``sqlite3.OperationalError("database or disk is full")`` and is rolled
+  back, exactly as a real failing commit is -- total and deterministic;
+* a real full database: ``PRAGMA max_page_count`` lowered to the file's current size on the
+  engine's own connection, so SQLite itself answers SQLITE_FULL to every write that needs a new
+  page (and lets the others through, as a nearly full disk does).
+
+Either way the engine must lose nothing and not crash: it stops claiming, keeps what it could
+not write, reports the fault in /diagnostics with the campaigns it holds up, answers no receipt
+before it is committed (the simulator keeps and redelivers them), and when the fault clears it
+resumes by itself, records a job error per paused campaign and completes with counters equal to
+the simulator's, nothing sent twice.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from dispatch.campaigns.model import Campaign, CampaignStatus
+from dispatch.engine.config import EmbeddedSimulator, EngineConfig, SchedulerConfig
+from dispatch.engine.core import Engine
+from dispatch.simulator import SimulatorConfig, destination_hash
+from dispatch.store.sqlite import SqliteStore
+
+COUNT = 4000
+TPS = 1500  # the route's contract: the campaign lasts ~3 s, so a fault lands mid-campaign
+MAX_CLAIMED = 600
+
+
+def _numbers(path: Path, count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    digits = sorted({f"7900{rng.randrange(10**7):07d}" for _ in range(count * 2)})[:count]
+    rng.shuffle(digits)
+    path.write_text("".join(f"+{d}\n" for d in digits))
+    return digits
+
+
+def _config(data_dir: Path) -> EngineConfig:
+    sim = SimulatorConfig(port=0, response_latency_s=0.001, receipt_delay_s=0.05,
+                          # an unanswered receipt comes back after 1 s, like a real SMSC's
+                          deliver_resp_timeout_s=1.0, redelivery_delay_s=0.2,
+                          deliver_max_attempts=0)
+    config = EngineConfig(
+        data_dir=str(data_dir), api_enabled=False,
+        hash_key_hex="00112233445566778899aabbccddeeff",
+        simulator=EmbeddedSimulator(settings=sim, binds=2, window=64, tps=TPS),
+        scheduler=SchedulerConfig(control_interval_s=0.05, claim_batch=200,
+                                  max_claimed_per_route=MAX_CLAIMED),
+    )
+    return replace(config).resolved()
+
+
+def _disk_full() -> None:
+    raise sqlite3.OperationalError("database or disk is full")
+
+
+async def _wait_for(what: Callable[[], Any], limit_s: float, step_s: float = 0.02) -> None:
+    with trio.fail_after(limit_s):
+        while not what():
+            await trio.sleep(step_s)
+
+
+async def _start_campaign(engine: Engine, source: Path) -> int:
+    assert engine.service is not None
+    created = await engine.service.create(Campaign(
+        sender="Shop", text="Store fault hello", author="t", esme="sim",
+        source_path=str(source)))
+    assert created.id is not None
+    await engine.service.approve(created.id, "t", auto_start=True)
+    return created.id
+
+
+async def _finish(engine: Engine, cid: int, limit_s: float = 60) -> None:
+    """Wait for Done and for every accepted message's receipt."""
+    assert engine.service is not None
+    with trio.fail_after(limit_s):
+        while (await engine.service.get(cid)).status is not CampaignStatus.DONE:
+            await trio.sleep(0.1)
+        while True:
+            c = await engine.service.counters(cid)
+            if c.delivered + c.undelivered + c.unknown >= c.sent:
+                break
+            await trio.sleep(0.1)
+
+
+def _reconcile(engine: Engine, cid: int, numbers: list[str]) -> None:
+    """Counters equal the simulator's counts; every recipient sent exactly once."""
+    sim = engine.simulator
+    assert sim is not None
+    store = SqliteStore(engine.config.store)
+    try:
+        c = store.counters(cid)
+        rows = store._db.execute(  # every row: a reconciliation, no public bulk read needed
+            "SELECT number, stage, sms_result FROM recipients WHERE campaign_id = ?",
+            (cid,)).fetchall()
+    finally:
+        store.close()
+    accepted = Counter(r.destination_hash for r in sim.stats.submit_log if r.command_status == 0)
+    assert len(rows) == c.total == len(numbers)
+    assert set(accepted) == {destination_hash(n) for n in numbers}
+    assert set(accepted.values()) == {1}, "a recipient was sent twice"
+    assert sim.stats.submits == len(numbers)
+    assert {(stage, result) for _, stage, result in rows} == {("Delivered", "delivered")}
+    assert c.sent == c.delivered == sim.stats.receipts_sent == len(numbers)
+    assert c.failed == c.ambiguous == c.pending == c.inflight == 0
+    assert sim.stats.deliver_abandoned == 0
+
+
+async def test_store_write_errors_pause_sending_and_lose_nothing(tmp_path: Path) -> None:
+    numbers = _numbers(tmp_path / "r.txt", COUNT, seed=11)
+    engine = Engine(_config(tmp_path / "var"))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(engine.run)
+        assert engine.simulator is not None and engine.writer is not None
+        assert engine.store is not None and engine.service is not None
+        sim, health = engine.simulator, engine.writer.health
+        store = engine.store.sync
+        assert isinstance(store, SqliteStore)
+        cid = await _start_campaign(engine, tmp_path / "r.txt")
+        await _wait_for(lambda: sim.stats.submits >= COUNT // 4, 30)
+
+        store.fault_hook = _disk_full  # from now on every commit fails and rolls back
+        await _wait_for(lambda: health.down, 10)
+        # The pool finishes what was claimed before the fault, then nothing more goes out.
+        await trio.sleep(1.0)
+        submits_at_fault = sim.stats.submits
+        await trio.sleep(1.5)
+        assert sim.stats.submits == submits_at_fault, "dispatching went on without a store"
+        assert submits_at_fault < COUNT
+        report = await engine.diagnostics()
+        assert report["status"] == "down" and report["store"]["reachable"] is False
+        assert "database or disk is full" in report["store"]["error"]
+        assert report["store"]["failedWrites"] >= 2  # retried with backoff, not given up
+        campaign = await engine.service.get(cid)
+        paused = report["campaigns"]["pausedByFault"]
+        assert paused["campaigns"] == [str(campaign.external_id)]
+        assert "store unavailable" in paused["reason"]
+        # The SMSC got no answer for the receipts it sent meanwhile, so it sends them again.
+        assert sim.stats.redeliveries > 0
+        # The writer, routes and control loop are all still running: nothing crashed.
+        assert campaign.status is CampaignStatus.SENDING
+
+        store.fault_hook = None
+        await _finish(engine, cid)
+        assert not health.down and health.outages == 1
+        report = await engine.diagnostics()
+        assert report["store"]["reachable"] is True and "pausedByFault" not in report["campaigns"]
+        errors = await engine.service.job_errors(cid)
+        outage_errors = [e for e in errors.items if e.reason == "store_unavailable"]
+        assert len(outage_errors) == 1
+        assert outage_errors[0].message.startswith("store unavailable from ")
+        assert "database or disk is full" in outage_errors[0].message
+        engine.stop()
+        await engine.wait_stopped()
+    _reconcile(engine, cid, numbers)
+
+
+async def test_a_really_full_database_pauses_and_resumes(tmp_path: Path) -> None:
+    """SQLite's own SQLITE_FULL: the file may not grow by a page (PRAGMA max_page_count)."""
+    numbers = _numbers(tmp_path / "r.txt", COUNT, seed=12)
+    engine = Engine(_config(tmp_path / "var"))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(engine.run)
+        assert engine.simulator is not None and engine.writer is not None
+        assert engine.store is not None and engine.service is not None
+        sim, health, astore = engine.simulator, engine.writer.health, engine.store
+        store = astore.sync
+        assert isinstance(store, SqliteStore)
+        db = store._db  # the engine's own connection, used in its own thread slot
+
+        def cap(pages: int | None) -> int:
+            if pages is None:
+                pages = int(db.execute("PRAGMA page_count").fetchone()[0])
+            return int(db.execute(f"PRAGMA max_page_count = {int(pages)}").fetchone()[0])
+
+        cid = await _start_campaign(engine, tmp_path / "r.txt")
+        await _wait_for(lambda: sim.stats.submits >= COUNT // 4, 30)
+        full_at = await astore.run_sync(cap, None)
+        await _wait_for(lambda: health.down, 10)
+        assert "full" in health.statistics().last_error
+        await trio.sleep(1.0)
+        assert health.down and not (await engine.service.get(cid)).status.is_terminal
+        assert await astore.run_sync(cap, 1 << 30) > full_at  # space freed
+        await _finish(engine, cid)
+        assert not health.down and health.outages >= 1
+        errors = await engine.service.job_errors(cid)
+        assert any(e.reason == "store_unavailable" for e in errors.items)
+        engine.stop()
+        await engine.wait_stopped()
+    _reconcile(engine, cid, numbers)
+
+
+async def test_store_fault_while_building_retries_the_build(tmp_path: Path) -> None:
+    """The build and the control loop's transitions fail too: the campaign stays where it was
+    and goes on once the store takes writes again."""
+    numbers = _numbers(tmp_path / "r.txt", 500, seed=13)
+    engine = Engine(_config(tmp_path / "var"))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(engine.run)
+        assert engine.writer is not None and engine.store is not None
+        health, store = engine.writer.health, engine.store.sync
+        assert isinstance(store, SqliteStore)
+        # No checkpoint between the approval and the hook: the next control tick, which
+        # begins the build, already meets the fault.
+        cid = await _start_campaign(engine, tmp_path / "r.txt")
+        store.fault_hook = _disk_full
+        await _wait_for(lambda: health.down, 10)
+        await trio.sleep(0.5)
+        assert engine.service is not None
+        assert (await engine.service.get(cid)).status is CampaignStatus.PENDING
+        assert engine.statistics().control_errors >= 2
+        store.fault_hook = None
+        await _finish(engine, cid)
+        assert not health.down
+        engine.stop()
+        await engine.wait_stopped()
+    _reconcile(engine, cid, numbers)
