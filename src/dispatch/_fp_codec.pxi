@@ -293,6 +293,58 @@ cdef object _cd_body(unsigned int command_id, const unsigned char* d, Py_ssize_t
     return PyBytes_FromStringAndSize(<const char*>(d + pos), end - pos)
 
 
+cdef extern from "Python.h":
+    # Raw-reference twins of the CPython calls (new references, NULL on error), for the
+    # per-PDU hot path where Cython's object temporaries would add refcount traffic.
+    PyObject* _cd_raw_bytes "PyBytes_FromStringAndSize" (const char* v, Py_ssize_t n)
+    PyObject* _cd_raw_int "PyLong_FromUnsignedLong" (unsigned long v)
+    PyObject* _cd_raw_tuple "PyTuple_New" (Py_ssize_t n)
+    void _cd_raw_set "PyTuple_SET_ITEM" (PyObject* t, Py_ssize_t i, PyObject* v)
+    int _cd_raw_append "PyList_Append" (object lst, PyObject* item)
+    void _cd_raw_incref "Py_INCREF" (PyObject* o)
+    void _cd_raw_decref "Py_DECREF" (PyObject* o)
+
+
+cdef int _cd_append_id_resp(list pdus, unsigned int command_id, unsigned int status,
+                            unsigned int sequence, const unsigned char* message_id,
+                            Py_ssize_t n) except -1:
+    """Append ``(command_id, command_status, sequence_number, message_id)`` for a
+    submit_sm_resp / deliver_sm_resp (SMPP 3.4 sections 4.4.2, 4.6.2)."""
+    cdef PyObject* t = _cd_raw_tuple(4)
+    cdef PyObject* item
+    if t == NULL:
+        raise MemoryError()
+    # both response ids have the response bit and a low id below 0x200: a cached int
+    item = PyTuple_GET_ITEM(_cd_ID_OBJECTS, (command_id & 0x1FF) | 0x200)
+    _cd_raw_incref(item)
+    _cd_raw_set(t, 0, item)
+    if status < 256:
+        item = PyTuple_GET_ITEM(_cd_OCTETS, status)
+        _cd_raw_incref(item)
+    else:
+        item = _cd_raw_int(status)
+    _cd_raw_set(t, 1, item)
+    if item == NULL:
+        _cd_raw_decref(t)
+        raise MemoryError()
+    item = _cd_raw_int(sequence)
+    _cd_raw_set(t, 2, item)
+    if item == NULL:
+        _cd_raw_decref(t)
+        raise MemoryError()
+    item = _cd_raw_bytes(<const char*>message_id, n)
+    _cd_raw_set(t, 3, item)
+    if item == NULL:
+        _cd_raw_decref(t)
+        raise MemoryError()
+    PyObject_GC_UnTrack(<void*>t)
+    if _cd_raw_append(pdus, t) < 0:
+        _cd_raw_decref(t)
+        return -1
+    _cd_raw_decref(t)
+    return 0
+
+
 def decode_pdus(data, Py_ssize_t max_pdu_length=_CD_DEFAULT_MAX_PDU):
     """Decode every complete PDU at the start of ``data``; return them and the bytes consumed.
 
@@ -333,18 +385,19 @@ def decode_pdus(data, Py_ssize_t max_pdu_length=_CD_DEFAULT_MAX_PDU):
         command_id = _cd_u32(d + pos + 4)
         status = _cd_u32(d + pos + 8)
         sequence = _cd_u32(d + pos + 12)
-        body = None
         if (command_id == _CD_SUBMIT_SM_RESP or command_id == _CD_DELIVER_SM_RESP) \
                 and length > 16:
-            # The hot response (section 4.4.2): a message_id C-string, found inline; anything
-            # unusual falls through to the general decoder for the exact error.
+            # The hot response (section 4.4.2): a message_id C-string, found inline and built
+            # into its tuple with raw references (no refcount round trips, no try block);
+            # anything unusual falls through to the general decoder for the exact error.
             nul = memchr(d + pos + 16, 0, <size_t>(length - 16 if length < 16 + 65 else 65))
             if nul != NULL:
-                body = PyBytes_FromStringAndSize(<const char*>(d + pos + 16),
-                                                 <const unsigned char*>nul - (d + pos + 16))
+                _cd_append_id_resp(pdus, command_id, status, sequence, d + pos + 16,
+                                   <const unsigned char*>nul - (d + pos + 16))
+                pos += length
+                continue
         try:
-            if body is None:
-                body = _cd_body(command_id, d, pos + 16, pos + length)
+            body = _cd_body(command_id, d, pos + 16, pos + length)
         except _CdBodyError as exc:
             if pdus:
                 break

@@ -106,6 +106,20 @@ def test_message_id_resp_batch(impl: ModuleType) -> None:
     assert pdus == [(CommandId.SUBMIT_SM_RESP, s, q, m) for s, q, m in responses]
 
 
+@pytest.mark.parametrize("command_id", [CommandId.SUBMIT_SM_RESP, CommandId.DELIVER_SM_RESP])
+def test_message_id_resp_with_any_status_and_sequence(impl: ModuleType, command_id: int) -> None:
+    """The decoder's inline response path: a body sent with an error status (some SMSCs do),
+    statuses above one octet, sequence numbers up to 0x7FFFFFFF, an empty message_id."""
+    cases = [(0, 1, b"1"), (0x58, 2, b"X"), (0x400, 0x7FFFFFFF, b"abc"), (0xFFFFFFFF, 3, b""),
+             (0, 0x12345678, b"F" * 64)]
+    data = b"".join(header(16 + len(m) + 1, command_id, st, sq) + m + b"\x00"
+                    for st, sq, m in cases)
+    pdus, used = impl.decode_pdus(data)
+    assert used == len(data)
+    assert pdus == [(command_id, st, sq, m) for st, sq, m in cases]
+    assert pdus == reference.decode_pdus(data)[0]
+
+
 @pytest.mark.parametrize("command_id", [CommandId.ENQUIRE_LINK, CommandId.ENQUIRE_LINK_RESP,
                                         CommandId.UNBIND, CommandId.UNBIND_RESP,
                                         CommandId.GENERIC_NACK])
