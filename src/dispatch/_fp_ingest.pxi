@@ -16,6 +16,10 @@ from cpython.bytes cimport PyBytes_FromStringAndSize as _ing_bytes
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, _PyBytes_Resize
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF, Py_CLEAR
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+
+cdef extern from "Python.h":
+    void PyObject_GC_UnTrack(void* op)
 from cpython.unicode cimport PyUnicode_DecodeUTF8 as _ing_decode
 from cpython cimport array as _ing_carray
 import array as _ing_array_module

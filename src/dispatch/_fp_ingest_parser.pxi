@@ -593,13 +593,23 @@ cdef class RecipientParser:
         return 0
 
     cdef void _build_variables(self, const unsigned char* buf, size_t kept) except *:
+        """One tuple of str per kept CSV recipient, built in place and untracked by the cyclic
+        GC (it holds only str, so it can never be in a cycle; tracked, every young-generation
+        collection would walk the batch's tuples again)."""
         cdef size_t r, j, first, width = <size_t>len(self.variable_names)
         cdef _ing_u64* s = self._var_spans.v
-        append = self._variables.append
+        cdef tuple row
+        cdef list out = self._variables
         for r in range(kept):
             first = <size_t>self._cand_span.v[r]
-            append(tuple([_ing_field_str(buf, s[first + 3 * j], s[first + 3 * j + 1],
-                                         s[first + 3 * j + 2]) for j in range(width)]))
+            row = PyTuple_New(<Py_ssize_t>width)
+            for j in range(width):
+                value = _ing_field_str(buf, s[first + 3 * j], s[first + 3 * j + 1],
+                                       s[first + 3 * j + 2])
+                Py_INCREF(value)
+                PyTuple_SET_ITEM(row, <Py_ssize_t>j, value)
+            PyObject_GC_UnTrack(<void*>row)
+            out.append(row)
 
 
 cdef inline bint _ing_bom_prefix(const unsigned char* buf, Py_ssize_t pos, Py_ssize_t end) noexcept nogil:
