@@ -23,6 +23,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import math
 import random
 import re
 import time
@@ -79,7 +80,9 @@ class SmscSimulator:
         self._rng = random.Random(config.seed)
         self._receivers: dict[str, list[_Connection]] = {}
         self._rr = itertools.count()
-        self._receipts: list[_Queued] = []  # heap
+        self._receipts: list[_Queued] = []  # heap of deliver_sm not yet due
+        # due deliver_sm per account, in order, waiting for room in a receiver's window
+        self._ready: dict[str, deque[_Queued]] = {}
         self._receipt_seq = itertools.count()
         self._receipt_wakeup = trio.Event()
         self._parts: dict[tuple[str, str, int], dict[int, tuple[int, bytes]]] = {}
@@ -224,7 +227,7 @@ class SmscSimulator:
 
     def schedule_receipt(self, system_id: str, fields: tuple[Any, ...], message_num: int,
                          now: float) -> None:
-        if len(self._receipts) >= self.config.receipt_queue_max:
+        if self.pending_deliveries() >= self.config.receipt_queue_max:
             return
         cfg = self.config
         destination = fields[6].decode("ascii", "replace")
@@ -265,61 +268,58 @@ class SmscSimulator:
 
     def pending_deliveries(self) -> int:
         """deliver_sm queued (first time or again) and not yet written to a session."""
-        return len(self._receipts)
+        return len(self._receipts) + sum(len(q) for q in self._ready.values())
 
     def window_opened(self) -> None:
         """A session got deliver_sm_resp: queued deliveries may fit in its window now."""
-        if self._receipts:
-            self._receipt_wakeup.set()
+        self._receipt_wakeup.set()
 
     async def _receipt_loop(self) -> None:
         """Hand due deliver_sm to receiver sessions of their account, round robin, as far as
-        their windows allow; what does not fit waits (in order) for a deliver_sm_resp."""
-        heap = self._receipts
+        their windows allow; what does not fit waits (in order) for a deliver_sm_resp.
+
+        Each item moves once from the time heap to its account's ready queue, and a wake-up
+        only looks at the front of the ready queues: with windows full and a long backlog, a
+        deliver_sm_resp costs O(1) here, not a pass over the backlog."""
+        heap, ready = self._receipts, self._ready
         while True:
-            if not heap:
-                self._receipt_wakeup = trio.Event()
-                await self._receipt_wakeup.wait()
-                continue
             now = trio.current_time()
-            if heap[0][0] > now:
-                with trio.move_on_at(heap[0][0]):
-                    self._receipt_wakeup = trio.Event()
-                    await self._receipt_wakeup.wait()
-                continue
-            due: dict[str, list[_Queued]] = {}
             while heap and heap[0][0] <= now:
                 item = heapq.heappop(heap)
-                due.setdefault(item[2], []).append(item)
+                queue = ready.get(item[2])
+                if queue is None:
+                    queue = ready[item[2]] = deque()
+                queue.append(item)
             handed = 0
-            for system_id, items in due.items():
-                conns = [c for c in self._receivers.get(system_id, ()) if c.can_deliver]
-                if not conns:
-                    # nobody to deliver to: keep them (in order) and try again shortly
-                    for _, seq, sid, deliver, sends in items:
-                        heapq.heappush(heap, (now + _NO_RECEIVER_RETRY_S, seq, sid, deliver,
-                                              sends))
+            for system_id, queue in ready.items():
+                if not queue:
                     continue
+                conns = [c for c in self._receivers.get(system_id, ()) if c.can_deliver]
                 start = next(self._rr)
                 for k in range(len(conns)):
-                    if not items:
+                    if not queue:
                         break
-                    n = conns[(start + k) % len(conns)].deliver(items)
+                    conn = conns[(start + k) % len(conns)]
+                    take = [queue.popleft() for _ in range(min(conn.room, len(queue)))]
+                    n = conn.deliver(take)
+                    queue.extendleft(reversed(take[n:]))  # not taken: first in line again
                     handed += n
-                    items = items[n:]
-                for item in items:  # windows full: still due, first in line
-                    heapq.heappush(heap, item)
-            if not handed:
-                # every window is full: wait for a deliver_sm_resp (bounded, in case the
-                # waiting ones are for an account whose sessions all went away)
-                with trio.move_on_after(_NO_RECEIVER_RETRY_S):
-                    self._receipt_wakeup = trio.Event()
-                    await self._receipt_wakeup.wait()
-            else:
+            if handed:
                 await trio.sleep(0)
+                continue
+            # Nothing could be handed: wait for a deliver_sm_resp, a new item or a receiver,
+            # the next due time, or (items waiting for an account without a free session) a
+            # short bounded retry.
+            deadline = heap[0][0] if heap else math.inf
+            if any(ready.values()):
+                deadline = min(deadline, now + _NO_RECEIVER_RETRY_S)
+            self._receipt_wakeup = trio.Event()
+            with trio.move_on_at(deadline):
+                await self._receipt_wakeup.wait()
 
     def register_receiver(self, conn: _Connection) -> None:
         self._receivers.setdefault(conn.system_id, []).append(conn)
+        self._receipt_wakeup.set()
 
     def unregister_receiver(self, conn: _Connection) -> None:
         conns = self._receivers.get(conn.system_id)
@@ -352,9 +352,13 @@ class _Connection:
 
     @property
     def can_deliver(self) -> bool:
+        return self.alive and not self.stalled and self.room > 0
+
+    @property
+    def room(self) -> int:
+        """deliver_sm this session may still have unacknowledged (no window: unbounded)."""
         window = self.sim.config.deliver_window
-        return (self.alive and not self.stalled
-                and (not window or len(self.unacked) < window))
+        return window - len(self.unacked) if window else 1 << 30
 
     def deliver(self, items: list[_Queued]) -> int:
         """Send as many of ``items`` as the deliver window has room for; return how many."""

@@ -138,6 +138,7 @@ class Bind:
         self._writing = False
         self._unanswered_probes = 0
         self._cancel: trio.CancelScope | None = None
+        self._after_bind_resp: list[Any] = []  # events read in the same chunk as bind_resp
 
     @property
     def sends(self) -> bool:
@@ -224,11 +225,15 @@ class Bind:
                     data = await stream.receive_some(cfg.read_size)
                     if not data:
                         raise BindError("connection closed by the SMSC during bind")
-                    for ev in session.receive_data(data):
+                    events = session.receive_data(data)
+                    for i, ev in enumerate(events):
                         if isinstance(ev, BindResponse):
                             if ev.command_status:
                                 raise BindError(f"bind refused: {status_name(ev.command_status)}",
                                                 ev.command_status)
+                            # An SMSC may send queued deliver_sm right behind the bind_resp,
+                            # in the same read: the reader handles them first.
+                            self._after_bind_resp = list(events[i + 1:])
                             return
                         if isinstance(ev, GenericNack):
                             raise BindError(f"bind answered by generic_nack "
@@ -292,10 +297,15 @@ class Bind:
         read_size = self.config.read_size
         inflight = self.inflight
         submit_resp = CommandId.SUBMIT_SM_RESP
+        early, self._after_bind_resp = self._after_bind_resp, []
         while True:
-            data = await stream.receive_some(read_size)
-            if not data:
-                raise _Down("connection closed by the SMSC")
+            if early:
+                events, early = early, []
+            else:
+                data = await stream.receive_some(read_size)
+                if not data:
+                    raise _Down("connection closed by the SMSC")
+                events = session.receive_data(data)
             now = trio.current_time()
             self._last_rx = now
             self._unanswered_probes = 0
@@ -303,7 +313,7 @@ class Bind:
             delivers: list[int] = []
             freed = 0
             ended = ""
-            for ev in session.receive_data(data):
+            for ev in events:
                 if type(ev) is Response:
                     if ev.command_id == submit_resp:
                         job = inflight.pop(ev.sequence_number, None)
