@@ -8,8 +8,9 @@ submit -> submit_sm_resp latency in ``extra_info`` (and prints a line; run with 
 
 With ``--benchmark-disable`` every case runs once with a tiny N (a smoke test).
 The simulator runs in the same process and trio loop as the pool (2-core machine: the
-numbers include the simulator's own cost). The smpplib sender is smpplib's blocking client in
-a worker thread, pipelining ``window`` submits before reading responses.
+numbers include the simulator's own cost; ``dispatch bench --only pool`` runs it in its own
+process instead). The smpplib sender is smpplib's blocking client in a worker thread,
+pipelining ``window`` submits before reading responses (``dispatch.benchsuite.pool``).
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ import time
 from typing import Any
 
 import pytest
-import smpplib.client
-import smpplib.consts
 import trio
 
+from dispatch.benchsuite.pool import smpplib_send
 from dispatch.fastpath import IMPLEMENTATION
 from dispatch.simulator import SimulatorConfig, SmscSimulator, run
 from dispatch.smpp.text import split_text
@@ -96,38 +96,6 @@ def test_pool_throughput(benchmark: Any, window: int, binds: int) -> None:
             out["latencies"])
 
 
-def _smpplib_sender(port: int, count: int, window: int) -> tuple[float, list[float]]:
-    """smpplib's blocking client: keep ``window`` submits outstanding, read the resps."""
-    sent_at: dict[int, float] = {}
-    latencies: list[float] = []
-
-    def on_resp(pdu: Any) -> None:
-        latencies.append(time.perf_counter() - sent_at.pop(pdu.sequence))
-
-    client = smpplib.client.Client("127.0.0.1", port, timeout=30, allow_unknown_opt_params=True)
-    client.set_message_sent_handler(on_resp)
-    client.connect()
-    try:
-        client.bind_transmitter(system_id="dispatch", password="secret")
-        start = time.perf_counter()
-        for i in range(count):
-            while len(sent_at) >= window:
-                client.read_once()
-            pdu = client.send_message(
-                source_addr_ton=smpplib.consts.SMPP_TON_ALNUM, source_addr="Shop",
-                dest_addr_ton=smpplib.consts.SMPP_TON_INTL, dest_addr_npi=1,
-                destination_addr=f"4915{i:09d}", short_message=b"benchmark message",
-                registered_delivery=True)
-            sent_at[pdu.sequence] = time.perf_counter()
-        while sent_at:
-            client.read_once()
-        seconds = time.perf_counter() - start
-        client.unbind()
-    finally:
-        client.disconnect()
-    return seconds, latencies
-
-
 @pytest.mark.parametrize("window", [1, 10, 100])
 def test_smpplib_sender_throughput(benchmark: Any, window: int) -> None:
     count = _count(benchmark, 3_000 if window == 1 else 10_000)
@@ -136,8 +104,9 @@ def test_smpplib_sender_throughput(benchmark: Any, window: int) -> None:
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             sim: SmscSimulator = await nursery.start(run, SIM)
-            out["seconds"], out["latencies"] = await trio.to_thread.run_sync(
-                _smpplib_sender, sim.port, count, window)
+            seconds, latencies_ms = await trio.to_thread.run_sync(
+                smpplib_send, sim.port, count, window, "dispatch", "secret")
+            out["seconds"], out["latencies"] = seconds, [ms / 1e3 for ms in latencies_ms]
             nursery.cancel_scope.cancel()
 
     benchmark.pedantic(lambda: trio.run(main), rounds=1, iterations=1)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from types import TracebackType
+from typing import IO
 
 
 def free_port() -> int:
@@ -41,19 +43,33 @@ class SimulatorProcess:
         self.start_timeout_s = start_timeout_s
         self.port = 0
         self._proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
 
     def __enter__(self) -> SimulatorProcess:
         self.port = free_port()
         argv = [sys.executable, "-m", "dispatch.simulator", "--port", str(self.port), "--no-log"]
         if not self.receipts:
             argv.append("--no-receipts")
-        self._proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._log = tempfile.TemporaryFile()  # its stderr: why it died, if it does
+        self._proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=self._log)
         try:
             wait_port(self.port, self.start_timeout_s)
         except BaseException:
             self.close()
             raise
         return self
+
+    def failure(self) -> str | None:
+        """``None`` while the simulator runs; else its exit status and the end of its stderr
+        (a crashed simulator must show up in the results, not as a mysterious bind timeout)."""
+        if self._proc is None or self._proc.poll() is None:
+            return None
+        tail = b""
+        if self._log is not None:
+            self._log.seek(0)
+            tail = self._log.read()[-1500:]
+        return (f"simulator exited with status {self._proc.returncode}: "
+                + tail.decode("utf-8", "replace").strip())
 
     def close(self) -> None:
         if self._proc is None:
@@ -65,6 +81,9 @@ class SimulatorProcess:
             self._proc.kill()
             self._proc.wait(timeout=10)
         self._proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
