@@ -127,7 +127,18 @@ COMPONENTS: dict[str, Any] = {
                     "rows": _NINT, "bytes": _NINT, "error": _NSTR, "downloadUrl": _NSTR},
                    ["id", "status", "format"]),
     "Health": _obj({"status": _STR}, ["status"]),
-    "Diagnostics": _obj({"status": _STR, "core": _STR}, ["status"]),
+    "Diagnostics": _obj({
+        "status": {"type": "string", "enum": ["ok", "degraded", "down"]}, "core": _STR,
+        "fastpath": _STR,
+        "store": {"type": "object", "description": "reachable, backend, latencySeconds, "
+                  "queuedWrites, lastCommitSeconds, lastError (path for SQLite)"},
+        "esmes": {"type": "object", "description": "Per ESME route: up, bindsUp, "
+                  "bindsConfigured, lastBindError, inFlight, windowSize, queued, tpsLimit",
+                  "additionalProperties": {"type": "object"}},
+        "scheduler": _obj({"activeCampaigns": _INT, "building": _INT}),
+        "campaigns": {"type": "object", "description": "active, byStatus, pausedByWindow, "
+                      "pausedByUser, stalledByFault ({count, campaigns})"},
+    }, ["status"]),
 }
 
 _COMMON_ERRORS = {

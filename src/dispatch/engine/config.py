@@ -16,6 +16,7 @@ from pathlib import Path
 from control.config import ControlConfig
 from dispatch.configload import ConfigError, apply_env, build, load_toml
 from dispatch.ingest import IngestOptions, TrunkRule
+from dispatch.observability.registry import ObservabilityConfig
 from dispatch.simulator.config import SimulatorConfig
 from dispatch.store.base import StoreConfig
 from dispatch.transport.config import EsmeConfig
@@ -94,6 +95,7 @@ class EngineConfig:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     ingest: IngestSection = field(default_factory=IngestSection)
     control: ControlConfig = field(default_factory=ControlConfig)
+    observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
 
     def resolved(self) -> EngineConfig:
         """Fill the paths that default to the data directory."""

@@ -47,7 +47,7 @@ from dispatch.logs import log_event
 from dispatch.observability.campaigns import CampaignSampler
 from dispatch.observability.diagnostics import engine_diagnostics
 from dispatch.observability.ingest import IngestStatistics
-from dispatch.observability.registry import ObservabilityConfig, build_registry
+from dispatch.observability.registry import build_registry
 from dispatch.simulator import SmscSimulator
 from dispatch.simulator import run as run_simulator
 from dispatch.store import cluster_of, is_postgres, open_store
@@ -95,7 +95,7 @@ class Engine:
         self._sending: dict[int, Campaign] = {}  # Sending at the last tick that read them
         self._ingest_options = config.ingest_options(self.hash_key)
         # Metrics: collectors read the components' statistics() at scrape time.
-        self.observability = ObservabilityConfig()
+        self.observability = config.observability
         self.ingest_stats = IngestStatistics()
         self.campaign_sampler: CampaignSampler | None = None
         self.metrics_registry = build_registry(self)

@@ -206,8 +206,8 @@ class SqliteStore(SqliteDispatchPath):
             if values:
                 where.append(f"{column} IN ({','.join('?' * len(values))})")
                 params.extend(sorted(v.value for v in values))
-        if flt.search:
-            term = flt.search.strip().lower()
+        term = (flt.search or "").strip().lower()
+        if term:  # a blank search filters nothing
             where.append("((external_id >= ? AND external_id < ?) "
                          "OR sender_lower LIKE ? ESCAPE '\\')")
             params.extend([term, _prefix_upper_bound(term), f"%{_like_escape(term)}%"])
