@@ -27,12 +27,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
-from dispatch.campaigns.model import Campaign, CampaignStatus
+from dispatch.campaigns.model import Campaign, CampaignStatus, SmsResult
+from dispatch.campaigns.service import CampaignService, ServiceConfig
 from dispatch.engine.config import EmbeddedSimulator, EngineConfig, SchedulerConfig
-from dispatch.engine.core import Engine
+from dispatch.engine.core import Engine, utc_now
 from dispatch.simulator import SimulatorConfig, destination_hash
+from dispatch.store.asyncstore import AsyncStore
+from dispatch.store.base import Receipt, RecipientRow, StoreConfig, SubmitKind, SubmitOutcome
 from dispatch.store.sqlite import SqliteStore
 
 COUNT = 4000
@@ -228,3 +232,44 @@ async def test_store_fault_while_building_retries_the_build(tmp_path: Path) -> N
         engine.stop()
         await engine.wait_stopped()
     _reconcile(engine, cid, numbers)
+
+
+async def test_a_failed_batch_leaves_nothing_and_its_retry_applies_once(tmp_path: Path) -> None:
+    """What the writer's retry stands on, at the store: a write failing at COMMIT leaves no
+    trace, the retry applies it once, and replaying an applied batch changes nothing."""
+    sync = SqliteStore(StoreConfig(path=str(tmp_path / "s.sqlite3")))
+    store = AsyncStore(sync)
+    service = CampaignService(store, ServiceConfig(), utc_now)
+    c = await service.create(Campaign(sender="Shop", text="hi", author="t", esme="sim",
+                                      source_path=str(tmp_path / "r.txt")))
+    assert c.id is not None
+    now = utc_now()
+    rows = [RecipientRow(f"7900{i:07d}", i.to_bytes(16, "big"), f"*{i:04d}", None, i + 1)
+            for i in range(50)]
+    await store.add_recipients(c.id, rows, now)
+    claimed = await store.claim_for_send(c.id, 50, now)
+    outcomes = [SubmitOutcome(r.id, SubmitKind.ACCEPTED, "sim", (f"m{r.id}",), "ESME_ROK")
+                for r in claimed]
+    receipts = [Receipt("sim", f"m{r.id}", "DELIVRD", "000", SmsResult.DELIVERED, now)
+                for r in claimed]
+    before = await store.counters(c.id)
+
+    sync.fault_hook = _disk_full
+    with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+        await store.record_submit_results(outcomes, now)
+    assert await store.counters(c.id) == before  # rolled back whole
+    with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+        await store.record_receipts(receipts, now)
+    assert await store.counters(c.id) == before
+    sync.fault_hook = None
+
+    tally = await store.record_submit_results(outcomes, now)
+    assert tally.accepted == 50 and tally.stale == 0
+    assert await store.record_receipts(receipts, now) == 50
+    once = await store.counters(c.id)
+    assert once.sent == once.delivered == 50 and once.inflight == 0
+    # A replay of the same batch (what a retry after an unreported success would be).
+    assert (await store.record_submit_results(outcomes, now)).stale == 50
+    await store.record_receipts(receipts, now)
+    assert await store.counters(c.id) == once
+    await store.aclose()
