@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 DISTRIBUTION_Y = "percentile"
+#: timelines of more series than this get one small panel each (overlaid they are unreadable)
+SMALL_MULTIPLES_ABOVE = 3
 
 
 def human(value: float | None, unit: str = "") -> str:
@@ -49,6 +51,27 @@ def _groups(doc: dict[str, Any]) -> dict[tuple[str, str], list[dict[str, Any]]]:
     return groups
 
 
+def _small_multiples(plt: Any, group: str, series: list[dict[str, Any]], path: Path) -> None:
+    cols = 2
+    rows = (len(series) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(9, 1.9 * rows + 0.6), dpi=100,
+                             squeeze=False)
+    unit = series[0]["unit"]
+    for ax, s in zip(axes.flat, series, strict=False):
+        ax.plot(s["x"], s["y"], linewidth=1.0)
+        ax.set_title(s["name"], fontsize=8)
+        ax.grid(True, alpha=0.3)
+        ax.tick_params(labelsize=7)
+        if unit == "%":
+            ax.set_ylim(0, 105)
+    for ax in list(axes.flat)[len(series):]:
+        ax.set_visible(False)
+    fig.suptitle(f"{group} ({unit}; x: seconds since start)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def make_plots(doc: dict[str, Any], out: Path) -> list[dict[str, str]]:
     """Write the PNGs; returns ``[{"title", "file"}]`` in display order."""
     import matplotlib
@@ -58,10 +81,15 @@ def make_plots(doc: dict[str, Any], out: Path) -> list[dict[str, str]]:
 
     plots: list[dict[str, str]] = []
     for (group, kind), series in _groups(doc).items():
-        fig, ax = plt.subplots(figsize=(8, 4.2), dpi=100)
+        name = f"{_slug(group)}.png"
         unit = series[0]["unit"]
+        scatter = group.endswith("over time") and unit == "ms"
+        if kind == "timeline" and not scatter and len(series) > SMALL_MULTIPLES_ABOVE:
+            _small_multiples(plt, group, series, out / name)
+            plots.append({"title": group, "file": name})
+            continue
+        fig, ax = plt.subplots(figsize=(8, 4.2), dpi=100)
         if kind == "timeline":
-            scatter = group.endswith("over time") and unit == "ms"
             for s in series:
                 if scatter:
                     ax.plot(s["x"], s["y"], ".", markersize=2, label=s["name"])
@@ -85,7 +113,6 @@ def make_plots(doc: dict[str, Any], out: Path) -> list[dict[str, str]]:
         ax.grid(True, alpha=0.3)
         if len(series) > 1:
             ax.legend(fontsize=7, ncol=2 if len(series) > 6 else 1)
-        name = f"{_slug(group)}.png"
         fig.tight_layout()
         fig.savefig(out / name)
         plt.close(fig)
