@@ -82,6 +82,8 @@ class Route:
         self._room_freed = trio.Event()
         self._claimed = self._outcomes = self._receipts = self._mo = self._bind_failures = 0
         self._released = 0
+        self._campaign_of: dict[int, int] = {}  # claimed, unresolved recipient -> campaign
+        self._withdrawn_pending: list[int] = []  # taken back from the pool, to release
         self._last_bind_error = ""
 
     # ------------------------------------------------------------------ campaign set
@@ -89,9 +91,11 @@ class Route:
     def set_campaigns(self, campaigns: list[Campaign], remaining: dict[int, int]) -> None:
         """The control loop's view of this route's Sending campaigns (called every interval)."""
         wanted = {c.id: c for c in campaigns if c.id is not None}
-        for cid in list(self._feeds):
-            if cid not in wanted:
-                del self._feeds[cid]
+        gone = [cid for cid in self._feeds if cid not in wanted]
+        for cid in gone:
+            del self._feeds[cid]
+        if gone:
+            self._withdraw(set(gone))
         for cid, campaign in wanted.items():
             feed = self._feeds.get(cid)
             if feed is None:
@@ -104,6 +108,21 @@ class Route:
                 if feed.exhausted and feed.remaining_hint > 0:
                     feed.exhausted = False
                     self._wakeup.set()
+
+    def _withdraw(self, campaign_ids: set[int]) -> None:
+        """Campaigns left the Sending set (paused, cancelled, expired): messages of theirs
+        still queued in the pool are taken back and released to New at once, so a pause
+        stops sending within one window's worth of in-flight submits."""
+        refs = {rid for rid, cid in self._campaign_of.items() if cid in campaign_ids}
+        taken = self.pool.withdraw(refs)
+        if taken:
+            ids = [m.ref for m in taken]
+            for rid in ids:
+                self._campaign_of.pop(rid, None)
+            self._unresolved -= len(ids)
+            self._room_freed.set()
+            self._withdrawn_pending.extend(ids)
+            self._wakeup.set()
 
     def wake(self, campaign_id: int) -> None:
         """New recipients appeared for a campaign (trigger event, transactional add): claim
@@ -168,6 +187,9 @@ class Route:
         tick = self._config.tick_s
         last = trio.current_time()
         while True:
+            if self._withdrawn_pending:
+                ids, self._withdrawn_pending = self._withdrawn_pending, []
+                await self._release(ids)
             if not any(not f.exhausted for f in self._feeds.values()):
                 self._wakeup = trio.Event()
                 with trio.move_on_after(1.0):
@@ -219,6 +241,9 @@ class Route:
         if not claimed:
             return
         self._claimed += len(claimed)
+        campaign_of = self._campaign_of
+        for r in claimed:
+            campaign_of[r.id] = campaign_id
         self._unresolved += len(claimed)
         await self.pool.submit_many(feed.factory.build(claimed))
 
@@ -231,9 +256,18 @@ class Route:
 
     async def release_unsent(self) -> None:
         """After the pool closed: everything it never fully submitted goes back to New."""
+        ids, self._withdrawn_pending = self._withdrawn_pending, []
+        await self._release(ids)  # withdrawn at a pause, not yet released
         refs = [m.ref for m in self.pool.unsent()]
         await self._release(refs)
         self._unresolved -= len(refs)
+        # Half-sent multipart: its first segments reached the handset's SMSC, so it is never
+        # sent again (that would duplicate them); counted as ambiguous, like a lost response.
+        for msg, accepted in self.pool.interrupted():
+            await self._writer.submit_result(SubmitOutcome(
+                msg.ref, SubmitKind.UNKNOWN, self.name,
+                error=f"shutdown after {accepted} of {len(msg.segments)} segments accepted"))
+            self._unresolved -= 1
 
     # ------------------------------------------------------------------ outcomes
 
@@ -241,6 +275,7 @@ class Route:
         """Pool events -> store writes, until the pool's outcome channel closes."""
         name = self.name
         writer = self._writer
+        campaign_of = self._campaign_of
         async for batch in self.pool.outcomes:
             resolved = 0
             # done_at is when the receipt reached us: an SMSC's "done date" has no time zone
@@ -249,6 +284,7 @@ class Route:
             for ev in batch:
                 if isinstance(ev, pool_events.SubmitOutcome):
                     resolved += 1
+                    campaign_of.pop(ev.ref, None)
                     ok = ev.status is SubmitStatus.ACCEPTED
                     await writer.submit_result(SubmitOutcome(
                         ev.ref, _KIND[ev.status], name, ev.message_ids, ev.status_name,
