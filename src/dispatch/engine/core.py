@@ -59,6 +59,10 @@ from dispatch.transport.pool import BindPool
 
 log = logging.getLogger(__name__)
 
+#: A graceful stop waits at most this long for a store that cannot write (then see
+#: ``Engine._abandon_drain_if_store_down``).
+SHUTDOWN_STORE_GRACE_S = 5.0
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -203,6 +207,7 @@ class Engine:
                 task_status.started(self)
                 await self._stop.wait()
                 log_event(log, logging.INFO, "engine stopping")
+                outer.start_soon(self._abandon_drain_if_store_down, outer.cancel_scope)
                 feeders.cancel()
                 for route in self.routes.values():
                     route.pool.close()
@@ -215,6 +220,22 @@ class Engine:
                 await self.membership.leave()
             outer.cancel_scope.cancel()
         log_event(log, logging.INFO, "engine stopped")
+
+    async def _abandon_drain_if_store_down(self, scope: trio.CancelScope) -> None:
+        """During shutdown: if the store stays unwritable for ``SHUTDOWN_STORE_GRACE_S``, stop
+        waiting for the drain (which would wait for the store) and cancel the rest. What was
+        not committed is then exactly what a kill -9 leaves, which start-up recovery handles:
+        claimed recipients follow the recovery policy, unanswered receipts come again."""
+        assert self.writer is not None
+        health = self.writer.health
+        down_s = 0.0
+        step_s = 0.1
+        while down_s < SHUTDOWN_STORE_GRACE_S:
+            await trio.sleep(step_s)
+            down_s = down_s + step_s if health.down else 0.0
+        log_event(log, logging.ERROR, "store still unavailable: shutdown without draining",
+                  grace_s=SHUTDOWN_STORE_GRACE_S, error=health.statistics().last_error)
+        scope.cancel()
 
     def _simulator_esme(self) -> EsmeConfig:
         sim_cfg = self.config.simulator
