@@ -21,6 +21,7 @@ Outcome mapping (stat -> sms_result), per PRODUCT.md "sms_result: delivered / fa
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -105,9 +106,11 @@ def normalize_message_id(message_id: str | bytes, id_format: IdFormat = IdFormat
     return text
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_receipt_date(value: bytes | str | None) -> datetime | None:
     """``YYMMDDhhmm`` or ``YYMMDDhhmmss`` (Appendix B) -> naive datetime in the SMSC's clock;
-    ``None`` when absent or not a valid date."""
+    ``None`` when absent or not a valid date. Cached: receipts arriving together share their
+    minute, so most calls are repeats (datetime is immutable, sharing it is safe)."""
     if value is None:
         return None
     digits = value.decode("latin-1") if isinstance(value, bytes) else value
