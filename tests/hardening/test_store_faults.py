@@ -167,6 +167,9 @@ async def test_store_write_errors_pause_sending_and_lose_nothing(tmp_path: Path)
         assert len(outage_errors) == 1
         assert outage_errors[0].message.startswith("store unavailable from ")
         assert "database or disk is full" in outage_errors[0].message
+        print(f"submits before the fault {submits_at_fault}/{COUNT}, failed writes "
+              f"{health.failures}, outage {outage_errors[0].message!r}, redeliveries "
+              f"{sim.stats.redeliveries}")  # figures for RELIABILITY.md (-s)
         engine.stop()
         await engine.wait_stopped()
     _reconcile(engine, cid, numbers)
@@ -202,6 +205,8 @@ async def test_a_really_full_database_pauses_and_resumes(tmp_path: Path) -> None
         assert not health.down and health.outages >= 1
         errors = await engine.service.job_errors(cid)
         assert any(e.reason == "store_unavailable" for e in errors.items)
+        print(f"max_page_count {full_at}: outages {health.outages}, failed writes "
+              f"{health.failures}, redeliveries {sim.stats.redeliveries}")
         engine.stop()
         await engine.wait_stopped()
     _reconcile(engine, cid, numbers)
@@ -332,3 +337,4 @@ async def test_stop_during_an_outage_ends_and_a_restart_loses_nothing(
         if not is_ambiguous:
             assert stage == "Delivered" and accepted[destination_hash(number)] == 1
     assert c.sent == COUNT - ambiguous and c.pending == c.inflight == 0
+    print(f"stopped mid-outage: {ambiguous} ambiguous, {sum(accepted.values())} accepted once")
