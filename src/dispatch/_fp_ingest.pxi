@@ -1,13 +1,16 @@
 # Recipient file parsing, normalisation, dedupe and ctn hashing. Included by _fastpath.pyx; the
-# C helpers it calls (dpi_*) are declared in _fastpath.pxd (see _fp_ingest_c.pxi).
+# C helpers it calls (dpi_*) are declared in _fastpath.pxd (_fp_hash_c.pxi, _fp_ingest_c.pxi).
 #
 # The rules are specified (and explained) in dispatch/_reference/ingest.py; this file gives the
 # same batches, counters and errors, faster. Layout of the work for one fed chunk:
 #   1. _consume (GIL released) splits lines/CSV records, normalises phone fields and appends
-#      candidates (packed number, line) to C arrays; line errors go to a C array too.
+#      candidates (packed number, line, 16-byte digit record) to C arrays; line errors go to a C
+#      array too. Common txt lines (a valid number or blank, under 32 bytes) are decided by one
+#      C loop (dpi_txt_run, SSE2); anything else takes the general path one line at a time.
 #   2. _finish_run dedupes the candidates in file order against an open-addressing set of 64-bit
-#      packed numbers (prefetching slots ahead, since a big set misses the cache), then
-#      SipHash-128s the survivors into one bytes buffer (GIL released for both).
+#      packed numbers (dpi_dedupe: prefetching slots ahead, since a big set misses the cache),
+#      then SipHash-128s the survivors (AVX2, 8 at a time, when the CPU has it), writing
+#      straight into the batch's array('Q')s and bytes (GIL released for both).
 #   3. Only CSV builds Python objects per recipient (its variables), with the GIL.
 # The first well-formed CSV record stops step 1 once so its header can be read with the GIL.
 
