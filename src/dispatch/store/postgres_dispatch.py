@@ -279,12 +279,15 @@ class PostgresDispatchPath:
             by_esme[r[0]].add(r[1])
         found: dict[tuple[str, str], tuple[int, int]] = {}
         for esme, ids in by_esme.items():
-            # A join on the unnested ids, not ``message_id = ANY(..)``: the latter lets the
-            # planner scan the whole ESME's key range with a filter when its statistics are
-            # stale (a table that grew since the last ANALYZE); the join probes the key.
-            cur.execute("SELECT m.message_id, m.recipient_id, m.segment "
-                        "FROM unnest(%s::text[]) AS k(mid) JOIN message_ids m "
-                        "ON m.esme = %s AND m.message_id = k.mid", (list(ids), esme))
+            # One primary-key probe per id: a LATERAL subquery with LIMIT 1 cannot be
+            # flattened into a join, so neither a stale-statistics range scan
+            # (``message_id = ANY(..)``) nor a generic plan's hash join over the whole
+            # table (a plain join, once psycopg prepares it) can be chosen; both cost
+            # O(table) per batch, which grows with every message sent.
+            cur.execute("SELECT k.mid, m.recipient_id, m.segment "
+                        "FROM unnest(%s::text[]) AS k(mid), LATERAL (SELECT recipient_id, "
+                        "segment FROM message_ids WHERE esme = %s AND message_id = k.mid "
+                        "LIMIT 1) AS m", (list(ids), esme))
             for mid, rid, seg in cur.fetchall():
                 found[(esme, mid)] = (rid, seg)
         unmatched = [r for r in receipts if (r[0], r[1]) not in found]
