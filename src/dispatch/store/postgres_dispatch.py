@@ -240,6 +240,18 @@ class PostgresDispatchPath:
                     (now_us, *_columns(unknown, 4)))
             if retried:
                 cur.execute(_RETRY_SQL, _columns(retried, 4))
+                # A retry (or a release of messages never sent) that comes back after its
+                # campaign expired must not leave a New row in an Expired campaign.
+                cids = sorted({cid for cid, kind in per_kind if kind is SubmitKind.RETRY})
+                cur.execute("SELECT id FROM campaigns WHERE id = ANY(%s) "
+                            "AND status = 'Expired'", (cids,))
+                for (cid,) in cur.fetchall():
+                    cur.execute("UPDATE recipients SET stage = 'Failed', "
+                                "error = 'campaign expired', done_at_us = %s "
+                                "WHERE campaign_id = %s AND stage = 'New'", (now_us, cid))
+                    n = cur.rowcount
+                    deltas.counters[cid].update(pending=-n, failed=n, expired=n)
+                    deltas.daily[(cid, day)]["failed"] += n
             if mids:
                 tally["receipts_matched"] = self._replay_unmatched(cur, list(mids), now_us,
                                                                    deltas)

@@ -199,6 +199,13 @@ class SqliteDispatchPath:
                 cur.executemany(
                     "UPDATE recipients SET stage = 'New', esme = ?, submit_status = ?, "
                     "error = ? WHERE id = ?", retried)
+                # A retry (or a release of messages never sent) that comes back after its
+                # campaign expired must not leave a New row in an Expired campaign.
+                cids = sorted({cid for cid, kind in per_kind if kind is SubmitKind.RETRY})
+                for (cid,) in cur.execute(
+                        f"SELECT id FROM campaigns WHERE id IN ({_placeholders(len(cids))}) "
+                        "AND status = 'Expired'", cids).fetchall():
+                    self._expire_new(cur, cid, now_us, deltas)
             if mids and cur.execute("SELECT 1 FROM unmatched_receipts LIMIT 1").fetchone():
                 tally["receipts_matched"] = self._replay_unmatched(
                     cur, [(e, m) for e, m, _, _ in mids], now_us, deltas)
@@ -397,18 +404,24 @@ class SqliteDispatchPath:
         (a Trigger campaign's, never triggered) "not triggered". Both count as expired."""
         now_us = to_us(now)
         with self._tx() as cur:
-            cur.execute("UPDATE recipients SET stage = 'Failed', error = 'campaign expired', "
-                        "done_at_us = ? WHERE campaign_id = ? AND stage = 'New'",
-                        (now_us, campaign_id))
-            n_new = cur.rowcount
+            deltas = _Deltas()
+            n = self._expire_new(cur, campaign_id, now_us, deltas)
             cur.execute("UPDATE recipients SET stage = 'Failed', error = 'not triggered', "
                         "done_at_us = ? WHERE campaign_id = ? AND stage = 'Held'",
                         (now_us, campaign_id))
             n_held = cur.rowcount
-            n = n_new + n_held
-            deltas = _Deltas()
-            deltas.counters[campaign_id].update(pending=-n_new, held=-n_held, failed=n,
-                                                expired=n)
-            deltas.daily[(campaign_id, day_of(now_us))]["failed"] += n
+            deltas.counters[campaign_id].update(held=-n_held, failed=n_held, expired=n_held)
+            deltas.daily[(campaign_id, day_of(now_us))]["failed"] += n_held
             deltas.flush(cur)
+        return n + n_held
+
+    @staticmethod
+    def _expire_new(cur: sqlite3.Cursor, campaign_id: int, now_us: int,
+                    deltas: _Deltas) -> int:
+        cur.execute("UPDATE recipients SET stage = 'Failed', error = 'campaign expired', "
+                    "done_at_us = ? WHERE campaign_id = ? AND stage = 'New'",
+                    (now_us, campaign_id))
+        n = cur.rowcount
+        deltas.counters[campaign_id].update(pending=-n, failed=n, expired=n)
+        deltas.daily[(campaign_id, day_of(now_us))]["failed"] += n
         return n
