@@ -349,6 +349,7 @@ class _Connection:
         # insertion order is send order, so the first one is the oldest
         self.unacked: dict[int, tuple[float, tuple[Any, ...], int]] = {}
         self._unacked_added = trio.Event()
+        self._writing = False
 
     @property
     def can_deliver(self) -> bool:
@@ -426,7 +427,11 @@ class _Connection:
             self._kick = trio.Event()
             data = session.data_to_send()
             if data and not self.stalled:
-                await stream.send_all(data)
+                self._writing = True
+                try:
+                    await stream.send_all(data)
+                finally:
+                    self._writing = False
 
     async def _deliver_timer(self) -> None:
         """deliver_sm unanswered after ``deliver_resp_timeout_s`` are given up on this session
@@ -509,7 +514,12 @@ class _Connection:
                         return
                 elif type(ev) is Unbound:
                     self.detach()
-                    await self.stream.send_all(session.data_to_send())
+                    # The unbind_resp goes out through the writer: two tasks sending on one
+                    # stream at once is an error that would end the whole simulator.
+                    self._kick.set()
+                    with trio.move_on_after(5):
+                        while session.has_data_to_send or self._writing:
+                            await trio.sleep(0.001)
                     return
             self._respond(immediate)
             self._kick.set()
