@@ -2,7 +2,7 @@
 one simulated SMSC: every recipient goes out exactly once, both nodes do part of the work, and
 each node's pool runs at its share of the ESME's TPS contract (split by live nodes).
 
-(The 3-process SIGKILL test of issue 8 builds on this; see the report.)"""
+(The 3-process SIGKILL test of issue 8 is tests/engine/test_cluster_crash_pg.py.)"""
 
 from __future__ import annotations
 
