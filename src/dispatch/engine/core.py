@@ -134,7 +134,12 @@ class Engine:
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         cfg = self.config
         # SQLite, or PostgreSQL when [store] dsn is set (dispatch.store.open_store).
-        store = AsyncStore(await trio.to_thread.run_sync(open_store, cfg.store))
+        primary = await trio.to_thread.run_sync(open_store, cfg.store)
+        # SQLite: a second connection for reads (API, control loop), so they never queue
+        # behind group commits. PostgreSQL's store already has a connection pool.
+        reader = (await trio.to_thread.run_sync(open_store, cfg.store)
+                  if not is_postgres(cfg.store) else None)
+        store = AsyncStore(primary, reader)
         self.store = store
         try:
             self.recovery = await store.recover_inflight(cfg.store.recovery_policy, self.clock())

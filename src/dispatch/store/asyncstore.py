@@ -57,18 +57,32 @@ R = TypeVar("R")
 
 
 class AsyncStore:
-    """Async facade over a ``Store``: same methods, awaited, serialised on one thread slot."""
+    """Async facade over a ``Store``: same methods, awaited, serialised on one thread slot.
 
-    def __init__(self, store: Store) -> None:
+    ``reader``: an optional second store on the same data (for SQLite, a second connection:
+    WAL readers never wait for the writer) with its own thread slot. The read methods that
+    the API and the control loop use go there, so a campaign detail does not queue behind
+    group commits, and reads do not delay them. Every write returns after its commit, so a
+    read that follows it on the reader sees it."""
+
+    def __init__(self, store: Store, reader: Store | None = None) -> None:
         self.sync = store
+        self.reader = reader if reader is not None else store
         self._limiter = trio.CapacityLimiter(1)
+        self._read_limiter = trio.CapacityLimiter(1) if reader is not None else self._limiter
 
     async def run_sync(self, fn: Callable[..., R], *args: Any) -> R:
         """Run any store callable in the store's thread slot (for calls not wrapped below)."""
         return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
 
+    async def run_read(self, fn: Callable[..., R], *args: Any) -> R:
+        """Run a read-only store callable on the reader's thread slot."""
+        return await trio.to_thread.run_sync(fn, *args, limiter=self._read_limiter)
+
     async def aclose(self) -> None:
         await self.run_sync(self.sync.close)
+        if self.reader is not self.sync:
+            await self.run_read(self.reader.close)
 
     # campaigns
     async def create_campaign(self, campaign: Campaign, change: StateChange,
@@ -76,10 +90,10 @@ class AsyncStore:
         return await self.run_sync(self.sync.create_campaign, campaign, change, audit)
 
     async def get_campaign(self, campaign_id: int) -> Campaign | None:
-        return await self.run_sync(self.sync.get_campaign, campaign_id)
+        return await self.run_read(self.reader.get_campaign, campaign_id)
 
     async def get_campaign_by_external_id(self, external_id: uuid.UUID) -> Campaign | None:
-        return await self.run_sync(self.sync.get_campaign_by_external_id, external_id)
+        return await self.run_read(self.reader.get_campaign_by_external_id, external_id)
 
     async def apply_transition(self, campaign_id: int, transition: Transition,
                                change: StateChange, audit: AuditEntry | None,
@@ -88,19 +102,19 @@ class AsyncStore:
                                    audit, auto_start)
 
     async def list_campaigns(self, flt: CampaignFilter) -> Page[Campaign]:
-        return await self.run_sync(self.sync.list_campaigns, flt)
+        return await self.run_read(self.reader.list_campaigns, flt)
 
     async def active_campaigns(self) -> list[Campaign]:
         return await self.run_sync(self.sync.active_campaigns)
 
     async def kpi(self) -> Kpi:
-        return await self.run_sync(self.sync.kpi)
+        return await self.run_read(self.reader.kpi)
 
     async def state_history(self, campaign_id: int) -> list[StateChange]:
-        return await self.run_sync(self.sync.state_history, campaign_id)
+        return await self.run_read(self.reader.state_history, campaign_id)
 
     async def audit_trail(self, campaign_id: int) -> list[AuditEntry]:
-        return await self.run_sync(self.sync.audit_trail, campaign_id)
+        return await self.run_read(self.reader.audit_trail, campaign_id)
 
     # recipients and errors
     async def add_recipients(self, campaign_id: int, rows: Iterable[RecipientRow],
@@ -121,15 +135,15 @@ class AsyncStore:
 
     async def job_errors(self, campaign_id: int, offset: int,
                          limit: int) -> Page[JobErrorView]:
-        return await self.run_sync(self.sync.job_errors, campaign_id, offset, limit)
+        return await self.run_read(self.reader.job_errors, campaign_id, offset, limit)
 
     async def list_recipients(self, campaign_id: int,
                               flt: RecipientFilter) -> Page[RecipientView]:
-        return await self.run_sync(self.sync.list_recipients, campaign_id, flt)
+        return await self.run_read(self.reader.list_recipients, campaign_id, flt)
 
     async def find_by_ctn_hash(self, ctn_hash: bytes,
                                campaign_id: int | None = None) -> list[RecipientView]:
-        return await self.run_sync(self.sync.find_by_ctn_hash, ctn_hash, campaign_id)
+        return await self.run_read(self.reader.find_by_ctn_hash, ctn_hash, campaign_id)
 
     # dispatch path
     async def claim_for_send(self, campaign_id: int, limit: int,
@@ -154,10 +168,10 @@ class AsyncStore:
 
     # counters
     async def counters(self, campaign_id: int) -> Counters:
-        return await self.run_sync(self.sync.counters, campaign_id)
+        return await self.run_read(self.reader.counters, campaign_id)
 
     async def daily_activity(self, campaign_id: int) -> list[DayActivity]:
-        return await self.run_sync(self.sync.daily_activity, campaign_id)
+        return await self.run_read(self.reader.daily_activity, campaign_id)
 
     async def pending_messages(self, kind: CampaignKind | None = None) -> int:
         return await self.run_sync(self.sync.pending_messages, kind)
