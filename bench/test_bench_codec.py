@@ -21,12 +21,18 @@ from typing import Any
 import pytest
 
 from dispatch._reference import codec as reference
+from dispatch.benchsuite.codec import (
+    BATCH,
+    receipt_stream,
+    split_frames,
+    submit_messages,
+    submit_resp_stream,
+)
 from dispatch.fastpath import implementations
-from dispatch.smpp.constants import CommandId, Tlv
+from dispatch.smpp.constants import CommandId
 
 smpp = pytest.importorskip("smpplib.smpp")
 
-BATCH = 1000
 RATES: dict[tuple[str, str], float] = {}
 IMPLS = sorted(implementations())
 
@@ -39,42 +45,8 @@ class _Client:
 CLIENT = _Client()
 
 
-def submit_messages() -> list[tuple[Any, ...]]:
-    """A campaign window: alphanumeric sender, 11-digit numbers, receipts requested, a 120-char
-    GSM text, a user_message_reference TLV."""
-    text = b"Your order 12345 has shipped and will arrive tomorrow between 10:00 and 14:00. " \
-           b"Track it at example.com/t/12345 ok"
-    return [(i + 1, b"", 5, 0, b"SHOPNAME", 1, 1, b"7999%07d" % i, 0, 0, 0, b"", b"", 1, 0, 0, 0,
-             text, [(Tlv.USER_MESSAGE_REFERENCE, (i & 0xFFFF).to_bytes(2, "big"))])
-            for i in range(BATCH)]
-
-
-def submit_resp_stream() -> bytes:
-    return reference.encode_message_id_resp_batch(
-        CommandId.SUBMIT_SM_RESP, [(0, i + 1, b"%016X" % (0x5F3A0000 + i)) for i in range(BATCH)])
-
-
-def receipt_stream() -> bytes:
-    messages = []
-    for i in range(BATCH):
-        mid = b"%016X" % (0x5F3A0000 + i)
-        text = (b"id:" + mid + b" sub:001 dlvrd:001 submit date:2311230101 done date:2311230102"
-                b" stat:DELIVRD err:000 text:Your order 12345 ha")
-        messages.append((i + 1, b"", 1, 1, b"7999%07d" % i, 5, 0, b"SHOPNAME", 0x04, 0, 0, b"",
-                         b"", 0, 0, 0, 0, text,
-                         [(Tlv.RECEIPTED_MESSAGE_ID, mid + b"\x00"), (Tlv.MESSAGE_STATE, b"\x02"),
-                          (Tlv.NETWORK_ERROR_CODE, b"\x03\x00\x00")]))
-    return reference.encode_sm_batch(CommandId.DELIVER_SM, messages)
-
-
-def _split(data: bytes) -> list[bytes]:
-    out = []
-    pos = 0
-    while pos < len(data):
-        length = int.from_bytes(data[pos:pos + 4], "big")
-        out.append(data[pos:pos + length])
-        pos += length
-    return out
+# The workloads are the bench suite's (``dispatch bench``), so both measure the same PDUs.
+_split = split_frames
 
 
 def _run(benchmark: Any, key: tuple[str, str], fn: Callable[[], Any], slow: bool) -> Any:

@@ -13,7 +13,6 @@ Under ``--benchmark-disable`` the files are small, so the suite stays quick.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from types import ModuleType
 
 import pytest
 
+from dispatch.benchsuite.ingest import csv_file, head, txt_file
 from dispatch.fastpath import IMPLEMENTATION, implementations
 from dispatch.ingest import IngestOptions, RecipientStream, TrunkRule
 
@@ -29,55 +29,10 @@ CHUNK_BYTES = 1 << 20
 FULL_BYTES = 32 << 20
 REFERENCE_BYTES = 2 << 20
 QUICK_BYTES = 256 << 10
-INVALID_SHARE = 0.07
-DUPLICATE_SHARE = 0.05
-_INVALID = [b"12345", b"7912abc4567", b"+7 912 345 67 89 00 00 0", b"n/a", b"0123456789", b"x"]
 IMPLS = implementations()
 
 
-def _formatted(rng: random.Random, national: int) -> bytes:
-    s = b"%010d" % national
-    style = rng.randrange(5)
-    if style == 0:
-        return b"+7 (%s) %s-%s-%s" % (s[:3], s[3:6], s[6:8], s[8:])
-    return (b"8", b"007", b"+7", b"7")[style - 1] + s
-
-
-def phone_lines(target_bytes: int, seed: int = 2026) -> list[bytes]:
-    rng = random.Random(seed)
-    lines: list[bytes] = []
-    seen: list[int] = []
-    size = 0
-    while size < target_bytes:
-        roll = rng.random()
-        if roll < INVALID_SHARE:
-            line = rng.choice(_INVALID)
-        elif roll < INVALID_SHARE + DUPLICATE_SHARE and seen:
-            line = _formatted(rng, rng.choice(seen))
-        else:
-            national = 9_000_000_000 + rng.randrange(999_999_999)
-            seen.append(national)
-            line = _formatted(rng, national)
-        lines.append(line)
-        size += len(line) + 2
-    return lines
-
-
-def txt_file(target_bytes: int) -> bytes:
-    return b"".join(line + (b"\r\n" if i % 3 == 0 else b"\n")
-                    for i, line in enumerate(phone_lines(target_bytes)))
-
-
-def csv_file(target_bytes: int) -> bytes:
-    rows = [b"%s;%s;%d\n" % (b'"Ivanov; Ivan"' if i % 4 == 0 else b"Petr", line, i % 1000)
-            for i, line in enumerate(phone_lines(target_bytes * 2 // 3))]
-    return b"name;phone;amount\n" + b"".join(rows)
-
-
-def head(data: bytes, size: int) -> bytes:
-    """The first ``size`` bytes, cut after a line end."""
-    cut = data.rfind(b"\n", 0, size)
-    return data[:cut + 1] if cut >= 0 else data
+# The generated files are the bench suite's (``dispatch bench``): both measure the same data.
 
 
 def parse_all(impl: ModuleType, data: bytes, fmt: str, *, sized: bool = True) -> int:
