@@ -192,10 +192,13 @@ def _receipt_ledger(db: str, cid: int, accepted_ids: list[str]) -> tuple[int, in
 
 
 async def crash_soak(workdir: Path, *, kills: int, count: int, seed: int = 1,
-                     min_delay_s: float = 0.3, max_delay_s: float = 2.5,
+                     min_delay_s: float = 0.1, max_delay_s: float = 2.5,
+                     early_kill_share: float = 0.2,
                      limit_s: float = 300.0, log: TextIO | None = None) -> CrashSoakReport:
     """Kill -9 a real engine ``kills`` times at random moments over one campaign of ``count``
-    recipients, let the last one finish it, and reconcile (see the module doc)."""
+    recipients, let the last one finish it, and reconcile (see the module doc). A kill comes
+    ``min_delay_s``..``max_delay_s`` after the campaign is seen Sending, or, for
+    ``early_kill_share`` of them, 0.05 s..``max_delay_s`` after the engine was started."""
     rng = random.Random(seed)
     workdir.mkdir(parents=True, exist_ok=True)
     numbers = write_numbers(workdir / "r.txt", count, seed)
@@ -217,7 +220,15 @@ async def crash_soak(workdir: Path, *, kills: int, count: int, seed: int = 1,
                     proc = await trio.lowlevel.open_process(cmd, stdout=engine_log,
                                                             stderr=engine_log, env=engine_env())
                     try:
-                        delay = rng.uniform(min_delay_s, max_delay_s)
+                        # Most kills land while the campaign sends; one in five anywhere
+                        # from start-up on (recovery, building, binding).
+                        anywhere = rng.random() < early_kill_share
+                        delay = rng.uniform(0.05 if anywhere else min_delay_s, max_delay_s)
+                        if not anywhere:
+                            with trio.move_on_after(limit_s / 4):
+                                while (campaign_status(db, cid) != CampaignStatus.SENDING.value
+                                       and proc.poll() is None):
+                                    await trio.sleep(0.05)
                         report.kill_delays_s.append(round(delay, 3))
                         await trio.sleep(delay)
                         if proc.poll() is not None:
