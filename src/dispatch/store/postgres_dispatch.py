@@ -41,12 +41,11 @@ from dispatch.store.base import (
     SubmitOutcome,
     SubmitTally,
 )
-from dispatch.store.rows import day_of, opt_us, to_us, unpack_variables
+from dispatch.store.rows import ReceiptRow, day_of, merge_receipts, opt_us, to_us, unpack_variables
 
 Cursor = psycopg.Cursor[tuple[Any, ...]]
 R = TypeVar("R")
 
-_US_PER_DAY = 86_400_000_000
 _MAX_SEGMENTS = 63  # bits of the per-recipient receipt mask (a signed 64-bit column)
 _REPLAY_BATCH = 10_000
 #: The database server's clock in UTC microseconds: one clock for every node's heartbeat.
@@ -61,10 +60,7 @@ _DAILY_SQL = (
     "sent = campaign_daily_activity.sent + excluded.sent, "
     "delivered = campaign_daily_activity.delivered + excluded.delivered, "
     "failed = campaign_daily_activity.failed + excluded.failed")
-_RESULT_COUNTER = {"delivered": "delivered", "failed": "undelivered", "unknown": "unknown"}
 
-# A receipt as the backend handles it: (esme, message_id, stat, err, sms_result, done_at_us).
-_Rcpt = tuple[str, str, str | None, str | None, str | None, int | None]
 
 _CLAIM_SQL = (
     "WITH picked AS (SELECT id FROM recipients WHERE campaign_id = %s AND stage = 'New' "
@@ -267,7 +263,7 @@ class PostgresDispatchPath:
         receipt may arrive on any node's bind; return how many matched. Unmatched ones are
         parked in ``unmatched_receipts`` (not lost)."""
         now_us = to_us(now)
-        rows: list[_Rcpt] = [
+        rows: list[ReceiptRow] = [
             (r.esme, r.message_id, r.stat, r.err,
              None if r.sms_result is None else r.sms_result.value, opt_us(r.done_at))
             for r in receipts]
@@ -284,8 +280,8 @@ class PostgresDispatchPath:
 
         return self._transact(body)
 
-    def _apply_receipts(self, cur: Cursor, receipts: Sequence[_Rcpt], now_us: int,
-                        deltas: Deltas) -> tuple[int, list[_Rcpt]]:
+    def _apply_receipts(self, cur: Cursor, receipts: Sequence[ReceiptRow], now_us: int,
+                        deltas: Deltas) -> tuple[int, list[ReceiptRow]]:
         by_esme: dict[str, set[str]] = defaultdict(set)
         for r in receipts:
             by_esme[r[0]].add(r[1])
@@ -312,47 +308,8 @@ class PostgresDispatchPath:
                     "WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
                     (sorted({v[0] for v in found.values()}),))
         state: dict[int, list[Any]] = {row[0]: list(row[1:]) for row in cur.fetchall()}
-        matched = 0
-        changed: set[int] = set()
-        moves: Counter[tuple[int, str | None, str | None, int]] = Counter()
-        for esme, mid, stat, err, result, done_us in receipts:
-            entry = found.get((esme, mid))
-            if entry is None:
-                continue
-            matched += 1
-            s = state.get(entry[0])
-            bit = 1 << entry[1]
-            if s is None or s[2] & bit:
-                continue  # recipient gone, or this segment already resolved (duplicate receipt)
-            changed.add(entry[0])
-            old = s[4]
-            if result is None:  # intermediate state (ENROUTE, ACCEPTED): keep the stat only
-                if old is None:
-                    s[5], s[6] = stat, err
-                continue
-            s[2] |= bit
-            if result == "delivered":
-                s[3] += 1
-            if old == "failed":
-                continue  # the first failing segment decides; keep its stat
-            s[5], s[6] = stat, err
-            if result == "failed":
-                new = "failed"
-            elif s[2].bit_count() >= s[1]:
-                new = "delivered" if s[3] >= s[1] else "unknown"
-            else:
-                new = None
-            if new != old:
-                s[4] = new
-                s[7] = done_us if done_us is not None else now_us
-                moves[(s[0], old, new, s[7] // _US_PER_DAY)] += 1
-        for (cid, old, new, day_number), n in moves.items():
-            if old is not None:
-                deltas.counters[cid][_RESULT_COUNTER[old]] -= n
-            if new is not None:
-                deltas.counters[cid][_RESULT_COUNTER[new]] += n
-                if new in ("delivered", "failed"):
-                    deltas.daily[(cid, day_of(day_number * _US_PER_DAY))][new] += n
+        matched, changed = merge_receipts(receipts, found, state, now_us, deltas.counters,
+                                          deltas.daily)
         if changed:
             cur.execute(_RECEIPT_UPDATE_SQL, _columns(
                 [(rid, s[4], s[5], s[6], s[2], s[3], s[7])

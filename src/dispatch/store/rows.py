@@ -4,7 +4,8 @@ values, variables as msgpack), shared by the SQL backends."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
@@ -122,3 +123,71 @@ def recipient_from_row(r: Sequence[Any], with_number: bool) -> RecipientView:
         created_at=from_us(r[10]), sent_at=opt_dt(r[11]), done_at=opt_dt(r[12]),
         sms_result=None if r[13] is None else SmsResult(r[13]), receipt_stat=r[14],
         receipt_err=r[15], error=r[16], attempts=r[17], segments=r[18], ambiguous=bool(r[19]))
+
+
+#: sms_result -> the counter that counts it
+_RESULT_COUNTER = {"delivered": "delivered", "failed": "undelivered", "unknown": "unknown"}
+
+#: A receipt as the backends handle it: (esme, message_id, stat, err, sms_result, done_at_us).
+ReceiptRow = tuple[str, str, str | None, str | None, str | None, int | None]
+
+
+def merge_receipts(receipts: Sequence[ReceiptRow],
+                   found: Mapping[tuple[str, str], tuple[int, int]],
+                   state: Mapping[int, list[Any]], now_us: int,
+                   counters: Mapping[int, Counter[str]],
+                   daily: Mapping[tuple[int, str], Counter[str]]) -> tuple[int, set[int]]:
+    """Apply matched receipts to recipient state in memory, the same for every backend.
+
+    ``found``: (esme, message id) -> (recipient id, segment). ``state``: recipient id ->
+    [campaign_id, segments, dlr_mask, delivered_segs, sms_result, stat, err, done_at_us],
+    updated in place. A multipart recipient is delivered when every segment's receipt says
+    so, failed at the first failing segment (whose stat it keeps), unknown when all reported
+    and some are unknown; intermediate states (result ``None``) keep the stat only; a second
+    receipt for a resolved segment changes nothing. Counter and daily-activity changes are
+    added to ``counters`` / ``daily``. Returns (receipts matched, recipient ids changed)."""
+    matched = 0
+    changed: set[int] = set()
+    # (campaign id, old result, new result, UTC day number) -> recipients; folded into the
+    # counter deltas after the loop, which is the hot path.
+    moves: Counter[tuple[int, str | None, str | None, int]] = Counter()
+    for esme, mid, stat, err, result, done_us in receipts:
+        entry = found.get((esme, mid))
+        if entry is None:
+            continue
+        matched += 1
+        s = state.get(entry[0])
+        bit = 1 << entry[1]
+        if s is None or s[2] & bit:
+            continue  # recipient gone, or this segment already resolved (duplicate receipt)
+        changed.add(entry[0])
+        old = s[4]
+        if result is None:  # intermediate state (ENROUTE, ACCEPTED): keep the stat only
+            if old is None:
+                s[5], s[6] = stat, err
+            continue
+        s[2] |= bit
+        if result == "delivered":
+            s[3] += 1
+        if old == "failed":
+            continue  # the first failing segment decides; keep its stat
+        s[5], s[6] = stat, err
+        new: str | None
+        if result == "failed":
+            new = "failed"
+        elif s[2].bit_count() >= s[1]:
+            new = "delivered" if s[3] >= s[1] else "unknown"
+        else:
+            new = None
+        if new != old:
+            s[4] = new
+            s[7] = done_us if done_us is not None else now_us
+            moves[(s[0], old, new, s[7] // _US_PER_DAY)] += 1
+    for (cid, old, new, day_number), n in moves.items():
+        if old is not None:
+            counters[cid][_RESULT_COUNTER[old]] -= n
+        if new is not None:
+            counters[cid][_RESULT_COUNTER[new]] += n
+            if new in ("delivered", "failed"):
+                daily[(cid, _day_name(day_number))][new] += n
+    return matched, changed
