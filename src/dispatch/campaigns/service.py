@@ -332,20 +332,8 @@ class CampaignService:
         limit = self._config.max_messages_per_request
         if len(phone_numbers) > limit or count > limit:
             raise BadRequest(f"Maximum {limit} recipients allowed per request")
-        hashes: list[bytes] | None = None
-        if phone_numbers:
-            if self._prepare_number is None:
-                raise RuntimeError("CampaignService needs prepare_number for trigger events")
-            hashes = []
-            errors: dict[str, str] = {}
-            for i, number in enumerate(phone_numbers):
-                try:
-                    hashes.append(self._prepare_number(number)[1])
-                except ValueError:
-                    if len(errors) < 100:
-                        errors[f"phoneNumbers[{i}]"] = "Phone number must be 10-15 digits"
-            if errors:
-                raise ValidationError(errors, "Invalid phone number format")
+        hashes = ([p[1] for p in self._prepare_all(phone_numbers, "phoneNumbers[{}]")]
+                  if phone_numbers else None)
         cid = _id(campaign)
         result = await self._store.release_held(
             cid, hashes, count, AuditEntry(actor, "trigger", note, self._clock()))
@@ -374,20 +362,11 @@ class CampaignService:
             raise BadRequest(f"Maximum {limit} recipients allowed per request")
         if not messages:
             raise ValidationError({"messages": "At least one message is required"})
-        if self._prepare_number is None:
-            raise RuntimeError("CampaignService needs prepare_number to accept messages")
-        rows: list[RecipientRow] = []
-        errors: dict[str, str] = {}
-        for i, m in enumerate(messages):
-            try:
-                number, ctn_hash, masked = self._prepare_number(m.phone_number)
-            except ValueError:
-                if len(errors) < 100:  # enough to fix a request; bounded response size
-                    errors[f"messages[{i}].phoneNumber"] = "Phone number must be 10-15 digits"
-                continue
-            rows.append(RecipientRow(number, ctn_hash, masked, m.variables, i + 1))
-        if errors:
-            raise ValidationError(errors, "Invalid phone number format")
+        prepared = self._prepare_all([m.phone_number for m in messages],
+                                     "messages[{}].phoneNumber")
+        rows = [RecipientRow(number, ctn_hash, masked, m.variables, i + 1)
+                for i, ((number, ctn_hash, masked), m) in enumerate(zip(prepared, messages,
+                                                                       strict=True))]
         pending = await self._store.pending_messages(CampaignKind.TRANSACTIONAL)
         if pending + len(rows) > self._config.max_pending_messages:
             raise CapacityExceeded(pending, len(rows), self._config.max_pending_messages,
@@ -396,6 +375,25 @@ class CampaignService:
         if self._on_release is not None:
             self._on_release(campaign)
         return added
+
+
+    def _prepare_all(self, numbers: Sequence[str],
+                     field: str) -> list[tuple[str, bytes, str]]:
+        """Every number normalised and hashed, or one ValidationError naming each bad one
+        (``field`` formatted with its index; at most 100 listed, enough to fix a request)."""
+        if self._prepare_number is None:
+            raise RuntimeError("CampaignService needs prepare_number for phone numbers")
+        out: list[tuple[str, bytes, str]] = []
+        errors: dict[str, str] = {}
+        for i, number in enumerate(numbers):
+            try:
+                out.append(self._prepare_number(number))
+            except ValueError:
+                if len(errors) < 100:
+                    errors[field.format(i)] = "Phone number must be 10-15 digits"
+        if errors:
+            raise ValidationError(errors, "Invalid phone number format")
+        return out
 
 
 def _triggerable(c: Campaign) -> bool:
