@@ -32,7 +32,7 @@ from __future__ import annotations
 import enum
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
@@ -143,6 +143,12 @@ class TriggerRelease(NamedTuple):
     released: int
     already_released: int = 0
     not_found: int = 0
+
+    def audited(self, audit: AuditEntry) -> AuditEntry:
+        """The trigger's audit row, its note completed with this result."""
+        note = (f"released {self.released}, already released {self.already_released}, "
+                f"not in campaign {self.not_found}")
+        return replace(audit, note=f"{audit.note}; {note}" if audit.note else note)
 
 
 class RecoveryCounts(NamedTuple):

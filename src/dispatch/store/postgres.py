@@ -31,7 +31,6 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, TypeVar
@@ -335,9 +334,7 @@ class PostgresStore(PostgresDispatchPath, PostgresCluster):
                             "pending = pending + %s WHERE campaign_id = %s",
                             (released, released, campaign_id))
             result = TriggerRelease(released, already, not_found)
-            note = (f"released {released}, already released {already}, "
-                    f"not in campaign {not_found}")
-            full = replace(audit, note=f"{audit.note}; {note}" if audit.note else note)
+            full = result.audited(audit)
             cur.execute("INSERT INTO campaign_audit (campaign_id, at_us, actor, action, note) "
                         "VALUES (%s, %s, %s, %s, %s)",
                         (campaign_id, to_us(full.at), full.actor, full.action, full.note))

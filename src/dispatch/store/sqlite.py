@@ -15,7 +15,6 @@ import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import datetime
 from itertools import islice
 from typing import Any
@@ -51,7 +50,7 @@ from dispatch.store.rows import (
     to_us,
 )
 from dispatch.store.schema import MIGRATIONS, SQLITE_WORDS, statements
-from dispatch.store.sqlite_dispatch import SqliteDispatchPath
+from dispatch.store.sqlite_dispatch import SqliteDispatchPath, _chunks, _placeholders
 
 _SORT_COLUMN = {CampaignSort.SENDER: "sender_lower", CampaignSort.START: "start_at_us",
                 CampaignSort.CREATED: "created_at_us"}
@@ -295,29 +294,23 @@ class SqliteStore(SqliteDispatchPath):
             else:
                 wanted = set(ctn_hashes)
                 found: dict[bytes, tuple[int, str]] = {}
-                hashes = list(wanted)
-                for i in range(0, len(hashes), 500):
-                    chunk = hashes[i:i + 500]
+                for chunk in _chunks(list(wanted)):
                     for rid, h, stage in cur.execute(
                             "SELECT id, ctn_hash, stage FROM recipients WHERE ctn_hash IN "
-                            f"({', '.join('?' * len(chunk))}) AND campaign_id = ?",
+                            f"({_placeholders(len(chunk))}) AND campaign_id = ?",
                             (*chunk, campaign_id)):
                         found[bytes(h)] = (rid, stage)
                 ids = [rid for rid, stage in found.values() if stage == "Held"]
                 already = len(found) - len(ids)
                 not_found = len(wanted) - len(found)
-            for i in range(0, len(ids), 500):
-                chunk = ids[i:i + 500]
+            for chunk in _chunks(ids):
                 cur.execute("UPDATE recipients SET stage = 'New' WHERE stage = 'Held' AND id IN "
-                            f"({', '.join('?' * len(chunk))})", chunk)
+                            f"({_placeholders(len(chunk))})", chunk)
             if ids:
                 cur.execute("UPDATE campaign_counters SET held = held - ?, pending = pending + ? "
                             "WHERE campaign_id = ?", (len(ids), len(ids), campaign_id))
             result = TriggerRelease(len(ids), already, not_found)
-            note = (f"released {result.released}, already released {already}, "
-                    f"not in campaign {not_found}")
-            self._write_audit(cur, campaign_id, replace(
-                audit, note=f"{audit.note}; {note}" if audit.note else note))
+            self._write_audit(cur, campaign_id, result.audited(audit))
         return result
 
     def delete_recipients(self, campaign_id: int) -> int:
