@@ -243,7 +243,7 @@ class GroupCommitWriter:
 
     async def wait_backlog_below(self, limit: int) -> None:
         """Return once fewer than ``limit`` items wait for a commit (admission control)."""
-        while self._seq - self._durable_upto >= limit:
+        while self.backlog >= limit:
             await self._flushed.wait()
 
     @property

@@ -325,38 +325,37 @@ class BindPool:
         self._work.set()
         self._bound_changed.set()
 
+    def _waiting_jobs(self) -> list[_Job]:
+        """Jobs not in a window: next segments and requeued ones, retries, the queue."""
+        return list(self._front) + [j for _, _, j in self._retry] + list(self._queue)
+
     def unsent(self) -> list[OutboundMessage]:
         """Messages of which no segment was submitted (after ``close``): safe to send again
         later, for the engine to release."""
-        jobs = list(self._front) + [j for _, _, j in self._retry] + list(self._queue)
-        return [j.msg for j in jobs if j.part == 0]
+        return [j.msg for j in self._waiting_jobs() if j.part == 0]
 
     def interrupted(self) -> list[tuple[OutboundMessage, int]]:
         """Multipart messages (after ``close``) with some segments accepted and the rest not
         sent, with the count accepted: sending them again would duplicate those segments."""
-        jobs = list(self._front) + [j for _, _, j in self._retry] + list(self._queue)
-        return [(j.msg, j.part) for j in jobs if j.part > 0]
+        return [(j.msg, j.part) for j in self._waiting_jobs() if j.part > 0]
 
     def withdraw(self, refs: set[Any]) -> list[OutboundMessage]:
         """Take back queued messages whose ``ref`` is in ``refs`` and of which nothing was
         submitted yet (a campaign paused or cancelled: what is still queued must not go
         out). Messages already in a window or half-submitted are left to finish."""
-        taken: list[OutboundMessage] = []
         if not refs:
-            return taken
-        keep: deque[_Job] = deque()
-        for job in self._queue:
-            (taken.append(job.msg) if job.msg.ref in refs else keep.append(job))
-        if taken:  # in place: the dispatcher and submit_many hold references to it
+            return []
+        taken = [j.msg for j in self._queue if j.msg.ref in refs]
+        taken += [e[2].msg for e in self._retry if e[2].part == 0 and e[2].msg.ref in refs]
+        if taken:
+            # in place: the dispatcher and submit_many hold references to both
+            kept = [j for j in self._queue if j.msg.ref not in refs]
             self._queue.clear()
-            self._queue.extend(keep)
+            self._queue.extend(kept)
+            self._retry[:] = [e for e in self._retry
+                              if not (e[2].part == 0 and e[2].msg.ref in refs)]
+            heapq.heapify(self._retry)
             self._space.set()
-        retry = [e for e in self._retry if not (e[2].part == 0 and e[2].msg.ref in refs)]
-        if len(retry) != len(self._retry):
-            taken += [e[2].msg for e in self._retry
-                      if e[2].part == 0 and e[2].msg.ref in refs]
-            heapq.heapify(retry)
-            self._retry[:] = retry
         return taken
 
     async def wait_bound(self, count: int = 1) -> None:
