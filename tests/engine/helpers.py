@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
+
+import trio
 
 from dispatch.engine.config import EmbeddedSimulator, EngineConfig, SchedulerConfig
 from dispatch.simulator import OutcomeRule, SimulatorConfig, SubmitStatusRule
@@ -31,4 +35,26 @@ def write_numbers(path: Path, count: int, seed: int = 1, prefix: str = "7900") -
     return digits
 
 
-__all__ = ["OutcomeRule", "SubmitStatusRule", "engine_config", "write_numbers"]
+class MovableClock:
+    """The engine's only wall clock in these tests: ``at`` plus the real time elapsed since it
+    was set, so the test can jump to any moment and time still runs."""
+
+    def __init__(self, at: datetime | None = None) -> None:
+        self.set(at or datetime.now(UTC))
+
+    def set(self, at: datetime) -> None:
+        self._base, self._since = at, datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self._base + (datetime.now(UTC) - self._since)
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout_s: float = 30) -> None:
+    """Poll an async predicate every 20 ms, bounded in time."""
+    with trio.fail_after(timeout_s):
+        while not await check():
+            await trio.sleep(0.02)
+
+
+__all__ = ["MovableClock", "OutcomeRule", "SubmitStatusRule", "engine_config", "until",
+           "write_numbers"]

@@ -5,7 +5,7 @@ with the unsent recipients marked."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, time
 from pathlib import Path
@@ -21,26 +21,7 @@ from dispatch.campaigns.model import (
 )
 from dispatch.engine.core import Engine
 
-from .helpers import engine_config, write_numbers
-
-
-class MovableClock:
-    """``at`` plus the real time elapsed since it was set (the engine's only wall clock)."""
-
-    def __init__(self, at: datetime) -> None:
-        self.set(at)
-
-    def set(self, at: datetime) -> None:
-        self._base, self._since = at, datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self._base + (datetime.now(UTC) - self._since)
-
-
-async def _until(check: Callable[[], object], timeout_s: float = 20) -> None:
-    with trio.fail_after(timeout_s):
-        while not await check():  # type: ignore[misc]
-            await trio.sleep(0.02)
+from .helpers import MovableClock, engine_config, until, write_numbers
 
 
 async def test_window_pause_resume_across_midnight_and_dst_then_expiry(tmp_path: Path) -> None:
@@ -64,46 +45,47 @@ async def test_window_pause_resume_across_midnight_and_dst_then_expiry(tmp_path:
         assert cid is not None
         await service.approve(cid, "mod", auto_start=True)
 
-        async def status_is(status: CampaignStatus) -> Callable[[], object]:
+        def status_is(status: CampaignStatus) -> Callable[[], Awaitable[bool]]:
             async def check() -> bool:
                 return (await service.get(cid)).status is status
             return check
 
-        await _until(await status_is(CampaignStatus.SENDING))
-        await _until(lambda: _true(sim.stats.submits > 50))
+        def submits_over(n: int) -> Callable[[], Awaitable[bool]]:
+            async def check() -> bool:
+                return sim.stats.submits > n
+            return check
+
+        async def inflight_zero() -> bool:
+            return (await store.counters(cid)).inflight == 0
+
+        await until(status_is(CampaignStatus.SENDING))
+        await until(submits_over(50))
 
         # 05:10 UTC = 06:10 CET after the change: the window has closed.
         clock.set(datetime(2026, 10, 25, 5, 10, tzinfo=UTC))
-        await _until(await status_is(CampaignStatus.PAUSED))
+        await until(status_is(CampaignStatus.PAUSED))
         assert (await service.get(cid)).paused_by is PausedBy.WINDOW
-        await _until(lambda: _inflight_zero(store, cid))
+        await until(inflight_zero)
         closed_at = sim.stats.submits
         await trio.sleep(0.3)
         assert sim.stats.submits == closed_at < 4000
 
         # 21:05 UTC = 22:05 CET (it would be 23:05 under summer time): open again.
         clock.set(datetime(2026, 10, 25, 21, 5, tzinfo=UTC))
-        await _until(await status_is(CampaignStatus.SENDING))
-        await _until(lambda: _true(sim.stats.submits > closed_at))
+        await until(status_is(CampaignStatus.SENDING))
+        await until(submits_over(closed_at))
 
         # Past the end time with recipients left: Expired, the rest marked.
         clock.set(datetime(2026, 10, 26, 4, 1, tzinfo=UTC))
-        await _until(await status_is(CampaignStatus.EXPIRED))
+        await until(status_is(CampaignStatus.EXPIRED))
 
         async def marked() -> bool:  # the status changes first, then the rows are marked
             k = await store.counters(cid)
             return k.inflight == 0 and k.pending == 0
-        await _until(marked)
+        await until(marked)
         k = await store.counters(cid)
         assert k.sent == sim.stats.submits
         assert k.expired == 4000 - k.sent > 0 and k.pending == 0
         engine.stop()
         await engine.wait_stopped()
 
-
-async def _true(value: bool) -> bool:
-    return value
-
-
-async def _inflight_zero(store, cid: int) -> bool:
-    return (await store.counters(cid)).inflight == 0

@@ -4,8 +4,8 @@ the campaign is Done and the rest are marked "not triggered"."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -16,29 +16,13 @@ from dispatch.campaigns.model import Campaign, CampaignMode, CampaignStatus
 from dispatch.engine.core import Engine
 from dispatch.simulator import destination_hash
 
-from .helpers import engine_config, write_numbers
-
-
-class ShiftedClock:
-    """Wall time plus an offset the test moves forward (the engine's only clock)."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta(0)
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.offset
-
-
-async def _until(predicate: Callable[[], object], what: str, timeout_s: float = 30) -> None:
-    with trio.fail_after(timeout_s):
-        while not await predicate():  # type: ignore[misc]
-            await trio.sleep(0.02)
+from .helpers import MovableClock, engine_config, until, write_numbers
 
 
 async def test_trigger_events_release_recipients_once_and_the_end_marks_the_rest(
         tmp_path: Path) -> None:
     numbers = write_numbers(tmp_path / "audience.txt", 200)
-    clock = ShiftedClock()
+    clock = MovableClock()
     engine = Engine(engine_config(tmp_path / "var"), clock=clock)
     async with trio.open_nursery() as nursery:
         await nursery.start(engine.run)
@@ -56,7 +40,7 @@ async def test_trigger_events_release_recipients_once_and_the_end_marks_the_rest
         async def built() -> bool:
             c = await service.get(cid)
             return c.status is CampaignStatus.SENDING and (await store.counters(cid)).held == 200
-        await _until(built, "built and Sending with every recipient held")
+        await until(built)
         await trio.sleep(0.3)  # several control ticks and feed rounds: nothing may go out
         assert sim.stats.submits == 0
 
@@ -64,31 +48,31 @@ async def test_trigger_events_release_recipients_once_and_the_end_marks_the_rest
         result = await service.trigger(cid, "crm", [*named, "79001234567890"])
         assert (result.released, result.already_released, result.not_found) == (3, 0, 1)
 
-        def submitted(n: int) -> Callable[[], object]:
+        def submitted(n: int) -> Callable[[], Awaitable[bool]]:
             async def check() -> bool:
                 return sim.stats.submits >= n
             return check
-        await _until(submitted(3), "3 submits")
+        await until(submitted(3))
         assert {r.destination_hash for r in sim.stats.submit_log} == {
             destination_hash(numbers[i]) for i in (7, 42, 99)}
 
         again = await service.trigger(cid, "crm", named)
         assert (again.released, again.already_released) == (0, 3)
         assert (await service.trigger(cid, "crm", count=10)).released == 10
-        await _until(submitted(13), "13 submits")
+        await until(submitted(13))
 
         async def settled() -> bool:
             k = await store.counters(cid)
             return k.sent == 13 and k.inflight == 0 and k.pending == 0
-        await _until(settled, "13 sent")
+        await until(settled)
         await trio.sleep(0.3)
         assert (await service.get(cid)).status is CampaignStatus.SENDING  # still open for events
 
-        clock.offset = timedelta(hours=2)  # past the end time
+        clock.set(clock() + timedelta(hours=2))  # past the end time
 
         async def done() -> bool:
             return (await service.get(cid)).status is CampaignStatus.DONE
-        await _until(done, "Done at the end time")
+        await until(done)
         k = await store.counters(cid)
         assert (k.total, k.sent, k.held, k.expired, k.failed) == (200, 13, 0, 187, 187)
         assert sim.stats.submits == 13
