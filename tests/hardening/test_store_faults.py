@@ -71,6 +71,25 @@ def _disk_full() -> None:
     raise sqlite3.OperationalError("database or disk is full")
 
 
+class _FailOnceInFlight:
+    """A disk that fills up at a moment when the committed state has recipients in flight:
+    the first transaction that commits with the campaign's ``inflight`` counter above zero
+    goes through, every later one fails. (Failing at an arbitrary moment can, on a loaded
+    machine, land when every claimed recipient already has its result committed, and then
+    there is nothing ambiguous for the restart to recover.)"""
+
+    def __init__(self, store: SqliteStore, campaign_id: int) -> None:
+        self.store, self.campaign_id, self.full = store, campaign_id, False
+
+    def __call__(self) -> None:
+        if self.full:
+            _disk_full()
+        row = self.store._db.execute(  # inside the committing transaction, same connection
+            "SELECT inflight FROM campaign_counters WHERE campaign_id = ?",
+            (self.campaign_id,)).fetchone()
+        self.full = row is not None and row[0] > 0
+
+
 async def _wait_for(what: Callable[[], Any], limit_s: float, step_s: float = 0.02) -> None:
     with trio.fail_after(limit_s):
         while not what():
@@ -299,7 +318,7 @@ async def test_stop_during_an_outage_ends_and_a_restart_loses_nothing(
         assert isinstance(store, SqliteStore)
         cid = await _start_campaign(engine, tmp_path / "r.txt")
         await _wait_for(lambda: sim.stats.submits >= COUNT // 4, 30)
-        store.fault_hook = _disk_full
+        store.fault_hook = _FailOnceInFlight(store, cid)
         await _wait_for(lambda: engine.writer is not None and engine.writer.health.down, 10)
         engine.stop()
         with trio.fail_after(20):
