@@ -9,8 +9,9 @@ import trio
 from store_fixtures import T0, new_campaign, rows
 
 from dispatch.campaigns.model import SmsResult
-from dispatch.store.asyncstore import AsyncStore, GroupCommitWriter
+from dispatch.store.asyncstore import AsyncStore
 from dispatch.store.base import Receipt, Store, StoreConfig, SubmitKind, SubmitOutcome
+from dispatch.store.writer import GroupCommitWriter
 
 
 def clock() -> datetime:

@@ -51,9 +51,10 @@ from dispatch.observability.registry import build_registry
 from dispatch.simulator import SmscSimulator
 from dispatch.simulator import run as run_simulator
 from dispatch.store import cluster_of, is_postgres, open_store
-from dispatch.store.asyncstore import AsyncStore, GroupCommitWriter
+from dispatch.store.asyncstore import AsyncStore
 from dispatch.store.base import Counters, JobError, RecoveryCounts
 from dispatch.store.faults import STORE_FAULTS, describe
+from dispatch.store.writer import GroupCommitWriter
 from dispatch.transport.config import EsmeConfig
 from dispatch.transport.pool import BindPool
 

@@ -29,9 +29,10 @@ from dispatch.campaigns.schedule import ShareRequest, fair_share, spread_rate_tp
 from dispatch.engine.config import SchedulerConfig
 from dispatch.engine.messages import MessageFactory
 from dispatch.logs import log_event
-from dispatch.store.asyncstore import AsyncStore, GroupCommitWriter
+from dispatch.store.asyncstore import AsyncStore
 from dispatch.store.base import Receipt, SubmitKind, SubmitOutcome
 from dispatch.store.faults import STORE_FAULTS
+from dispatch.store.writer import GroupCommitWriter
 from dispatch.transport import pool as pool_events
 from dispatch.transport.pool import BindPool, SubmitStatus
 

@@ -1,0 +1,202 @@
+"""The dispatch path's writer.
+
+``GroupCommitWriter``: pool tasks hand it submit results and
+receipts through a bounded channel (backpressure, never an unbounded buffer) and it commits
+them in batches of up to ``group_commit_rows`` or every ``group_commit_interval_s``, whichever
+comes first. Submit results of a batch are committed before its receipts, so a receipt that
+overtook its submit_sm_resp on the wire still matches at once. A caller that must not answer the
+SMSC before its data is durable (deliver_sm_resp after a receipt) awaits ``wait_durable(seq)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import trio
+
+from dispatch.observability.buckets import (
+    BATCH_ROWS_BUCKETS,
+    DURATION_BUCKETS_S,
+    BucketCounts,
+    HistogramSnapshot,
+)
+from dispatch.store.asyncstore import AsyncStore
+from dispatch.store.base import Receipt, StoreConfig, SubmitOutcome
+from dispatch.store.faults import STORE_FAULTS, StoreHealth
+
+
+@dataclass(frozen=True, slots=True)
+class WriterStatistics:
+    batches: int
+    outcomes: int
+    receipts: int
+    receipts_matched: int
+    stale_outcomes: int
+    queued: int
+    last_batch_rows: int
+    last_commit_s: float
+    commit_duration: HistogramSnapshot | None = None  # seconds per commit
+    batch_rows: HistogramSnapshot | None = None  # rows per commit
+
+
+class GroupCommitWriter:
+    """Collects submit results and receipts and commits them in batches (see module doc).
+
+    Start with ``await nursery.start(writer.run)``; stop with ``await writer.aclose()``, which
+    lets ``run`` commit everything already queued and return. A store outage (``STORE_FAULTS``:
+    a full disk, a lost connection) does not stop it: the failed batch is kept and applied again
+    with backoff until it commits, reported to ``health`` (source ``"writer"``) meanwhile, so
+    the routes stop claiming and the SMSC keeps the receipts it has not had an answer for
+    (``dispatch.store.faults``). Other errors propagate out of ``run``.
+    """
+
+    def __init__(self, store: AsyncStore, config: StoreConfig,
+                 clock: Callable[[], datetime]) -> None:
+        self._store = store
+        self._clock = clock
+        self.health = StoreHealth(clock)  # shared with the routes and the control loop
+        self._max_rows = max(1, config.group_commit_rows)
+        self._interval_s = config.group_commit_interval_s
+        self._send, self._recv = trio.open_memory_channel[tuple[int, SubmitOutcome | Receipt]](
+            max(1, config.group_commit_queue_rows))
+        self._seq = 0
+        self._durable_upto = 0  # every item with seq <= this is committed
+        self._committed_ahead: set[int] = set()  # committed seqs above it (queue reordering)
+        self._flushed = trio.Event()
+        self._on_durable: deque[tuple[int, Callable[[], None]]] = deque()
+        self._batches = self._outcomes = self._receipts = 0
+        self._matched = self._stale = self._last_rows = 0
+        self._last_commit_s = 0.0
+        self._commit_hist = BucketCounts(DURATION_BUCKETS_S)  # read by metrics at scrape
+        self._rows_hist = BucketCounts(BATCH_ROWS_BUCKETS)
+
+    async def submit_result(self, outcome: SubmitOutcome) -> int:
+        """Queue one outcome (waits while the queue is full); returns its sequence number."""
+        return await self._put(outcome)
+
+    async def receipt(self, receipt: Receipt) -> int:
+        """Queue one receipt (waits while the queue is full); returns its sequence number."""
+        return await self._put(receipt)
+
+    async def _put(self, item: SubmitOutcome | Receipt) -> int:
+        self._seq += 1
+        seq = self._seq
+        await self._send.send((seq, item))
+        return seq
+
+    @property
+    def backlog(self) -> int:
+        """Items queued or being committed, not yet durable."""
+        return self._seq - self._durable_upto
+
+    async def wait_backlog_below(self, limit: int) -> None:
+        """Return once fewer than ``limit`` items wait for a commit (admission control)."""
+        while self.backlog >= limit:
+            await self._flushed.wait()
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the last item queued (0: none yet)."""
+        return self._seq
+
+    def call_when_durable(self, seq: int, callback: Callable[[], None]) -> None:
+        """Run ``callback`` (synchronous, quick: e.g. queue a deliver_sm_resp) once every item
+        up to ``seq`` is committed; at once if they already are. Callbacks run in ``seq``
+        order, in the writer's task. Never run if the store fails first: an SMSC then keeps
+        the unanswered deliver_sm and sends it again, which is the point."""
+        if seq <= self._durable_upto:
+            callback()
+        else:
+            self._on_durable.append((seq, callback))
+
+    async def wait_durable(self, seq: int) -> None:
+        """Return once item ``seq`` and every item numbered before it are committed."""
+        while self._durable_upto < seq:
+            await self._flushed.wait()
+
+    async def aclose(self) -> None:
+        await self._send.aclose()
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        # ``Any``: the installed trio-stubs package shadows trio's own annotations and has no
+        # ``trio.TaskStatus``; with it removed this becomes ``trio.TaskStatus[None]``.
+        task_status.started()
+        async with self._recv:
+            while True:
+                try:
+                    first = await self._recv.receive()
+                except trio.EndOfChannel:
+                    return
+                batch: list[tuple[int, SubmitOutcome | Receipt]] = [first]
+                closed = False
+                with trio.move_on_after(self._interval_s):
+                    while len(batch) < self._max_rows:
+                        try:
+                            batch.append(await self._recv.receive())
+                        except trio.EndOfChannel:
+                            closed = True
+                            break
+                await self._commit(batch)
+                if closed:
+                    return
+
+    async def _commit(self, batch: list[tuple[int, SubmitOutcome | Receipt]]) -> None:
+        outcomes = [i for _, i in batch if isinstance(i, SubmitOutcome)]
+        receipts = [i for _, i in batch if isinstance(i, Receipt)]
+        started = trio.current_time()
+        now = self._clock()  # kept across retries: the time the results came in
+        if outcomes:
+            tally = await self._until_committed(self._store.record_submit_results, outcomes, now)
+            self._matched += tally.receipts_matched
+            self._stale += tally.stale
+        if receipts:  # its own transaction: a retry never applies the outcomes twice
+            self._matched += await self._until_committed(self._store.record_receipts, receipts,
+                                                         now)
+        self._batches += 1
+        self._outcomes += len(outcomes)
+        self._receipts += len(receipts)
+        self._last_rows = len(batch)
+        self._last_commit_s = trio.current_time() - started
+        self._commit_hist.observe(self._last_commit_s)
+        self._rows_hist.observe(len(batch))
+        ahead = self._committed_ahead
+        ahead.update(seq for seq, _ in batch)
+        while self._durable_upto + 1 in ahead:
+            self._durable_upto += 1
+            ahead.discard(self._durable_upto)
+        waiting = self._on_durable
+        while waiting and waiting[0][0] <= self._durable_upto:
+            waiting.popleft()[1]()
+        self._flushed.set()
+        self._flushed = trio.Event()
+
+    async def _until_committed(self, write: Callable[[Any, datetime], Any], rows: Any,
+                               now: datetime) -> Any:
+        """Apply one store write, again and again with backoff while the store is out.
+
+        The transaction is all-or-nothing (a failed one rolled back), so each retry is the
+        first application; it runs shielded so a cancel never abandons it half-way. Only the
+        waits between attempts are cancellable: an engine stopped during an outage loses the
+        uncommitted batch from memory, exactly as a kill -9 would, and recovery applies."""
+        while True:
+            try:
+                with trio.CancelScope(shield=True):
+                    result = await write(rows, now)
+            except STORE_FAULTS as exc:
+                await trio.sleep(self.health.fault("writer", exc))
+                continue
+            self.health.ok("writer")
+            return result
+
+    def statistics(self) -> WriterStatistics:
+        queued = self._recv.statistics().current_buffer_used
+        return WriterStatistics(self._batches, self._outcomes, self._receipts, self._matched,
+                                self._stale, queued, self._last_rows,
+                                self._last_commit_s if math.isfinite(self._last_commit_s)
+                                else 0.0, commit_duration=self._commit_hist.snapshot(),
+                                batch_rows=self._rows_hist.snapshot())
