@@ -29,6 +29,7 @@ from dispatch.campaigns.schedule import ShareRequest, fair_share, spread_rate_tp
 from dispatch.engine.config import SchedulerConfig
 from dispatch.engine.messages import MessageFactory
 from dispatch.logs import log_event
+from dispatch.smpp.receipt import SmsResult as ReceiptSmsResult
 from dispatch.store.asyncstore import AsyncStore
 from dispatch.store.base import Receipt, SubmitKind, SubmitOutcome
 from dispatch.store.faults import STORE_FAULTS
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 _BUILD_SLICE = 256
 
+_RESULT = {r: SmsResult(r.value) for r in ReceiptSmsResult}
 _KIND = {SubmitStatus.ACCEPTED: SubmitKind.ACCEPTED, SubmitStatus.FAILED: SubmitKind.FAILED,
          SubmitStatus.UNKNOWN: SubmitKind.UNKNOWN}
 
@@ -257,9 +259,10 @@ class Route:
 
     async def _release(self, recipient_ids: list[int]) -> None:
         """Put claimed-but-unsent recipients back to New (they were never written)."""
-        for rid in recipient_ids:
-            await self._writer.submit_result(SubmitOutcome(rid, SubmitKind.RETRY, self.name,
-                                                           error="released unsent"))
+        name = self.name
+        self._writer.add(SubmitOutcome(rid, SubmitKind.RETRY, name, error="released unsent")
+                         for rid in recipient_ids)
+        await self._writer.wait_for_room()
         self._released += len(recipient_ids)
 
     async def release_unsent(self) -> None:
@@ -289,34 +292,39 @@ class Route:
             # done_at is when the receipt reached us: an SMSC's "done date" has no time zone
             # and SMSC clocks drift, so it is not comparable across routes.
             arrived = self._clock()
+            items: list[SubmitOutcome | Receipt] = []
             for ev in batch:
-                if isinstance(ev, pool_events.SubmitOutcome):
+                if type(ev) is pool_events.SubmitOutcome:
                     resolved += 1
                     campaign_of.pop(ev.ref, None)
                     ok = ev.status is SubmitStatus.ACCEPTED
-                    await writer.submit_result(SubmitOutcome(
-                        ev.ref, _KIND[ev.status], name, ev.message_ids, ev.status_name,
-                        None if ok else ev.status_name))
-                elif isinstance(ev, pool_events.ReceiptEvent):
+                    items.append(SubmitOutcome(ev.ref, _KIND[ev.status], name, ev.message_ids,
+                                               ev.status_name, None if ok else ev.status_name))
+                elif type(ev) is pool_events.ReceiptEvent:
                     if ev.message_id is None:
                         continue
                     self._receipts += 1
-                    result = SmsResult(ev.sms_result.value) if ev.sms_result else None
-                    await writer.receipt(Receipt(name, ev.message_id, ev.stat, ev.err, result,
-                                                 arrived))
-                elif isinstance(ev, pool_events.MoMessage):
+                    result = _RESULT[ev.sms_result] if ev.sms_result else None
+                    items.append(Receipt(name, ev.message_id, ev.stat, ev.err, result,
+                                         arrived))
+                elif type(ev) is pool_events.DeliverAck:
+                    # deliver_sm_resp only once the receipts before it are committed: a crash
+                    # in between leaves them unanswered, and the SMSC delivers them again.
+                    writer.add(items)
+                    items = []
+                    writer.call_when_durable(writer.last_seq, ev.ack)
+                elif type(ev) is pool_events.MoMessage:
                     self._mo += 1
                     log_event(log, logging.INFO, "mobile-originated message", esme=name,
                               bind=ev.bind_id, length=len(ev.short_message))
-                elif isinstance(ev, pool_events.DeliverAck):
-                    # deliver_sm_resp only once the receipts before it are committed: a crash
-                    # in between leaves them unanswered, and the SMSC delivers them again.
-                    writer.call_when_durable(writer.last_seq, ev.ack)
-                elif isinstance(ev, pool_events.BindFailure):
+                elif type(ev) is pool_events.BindFailure:
                     self._bind_failures += 1
                     self._last_bind_error = ev.reason
                     log_event(log, logging.WARNING, "bind failed", esme=name, bind=ev.bind_id,
                               reason=ev.reason, retry_in_s=round(ev.retry_in_s, 2))
+            if items:
+                writer.add(items)
+            await writer.wait_for_room()  # a slow store slows the pool's readers
             if resolved:
                 self._outcomes += resolved
                 self._unresolved -= resolved

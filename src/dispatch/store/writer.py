@@ -1,18 +1,24 @@
 """The dispatch path's writer.
 
-``GroupCommitWriter``: pool tasks hand it submit results and
-receipts through a bounded channel (backpressure, never an unbounded buffer) and it commits
-them in batches of up to ``group_commit_rows`` or every ``group_commit_interval_s``, whichever
-comes first. Submit results of a batch are committed before its receipts, so a receipt that
-overtook its submit_sm_resp on the wire still matches at once. A caller that must not answer the
-SMSC before its data is durable (deliver_sm_resp after a receipt) awaits ``wait_durable(seq)``.
+``GroupCommitWriter``: a route hands it the submit results and receipts of a whole pool batch
+at once (``add``, no wait per item) and then waits while the queue is over its bound
+(``wait_for_room``: backpressure, never an unbounded buffer); it commits them in batches of up
+to ``group_commit_rows`` or ``group_commit_interval_s`` after the first item, whichever comes
+first. Submit results of a batch are committed before its receipts, so a receipt that overtook
+its submit_sm_resp on the wire still matches at once. A caller that must not answer the SMSC
+before its data is durable (deliver_sm_resp after a receipt) uses ``call_when_durable(seq)``
+or awaits ``wait_durable(seq)``.
+
+Per item this costs a list append: an item through a trio memory channel was a send and a
+receive, two checkpoints, and at 10k+ messages/s (an outcome and a receipt each) those task
+switches were a large part of the engine loop's time.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -62,12 +68,18 @@ class GroupCommitWriter:
         self.health = StoreHealth(clock)  # shared with the routes and the control loop
         self._max_rows = max(1, config.group_commit_rows)
         self._interval_s = config.group_commit_interval_s
-        self._send, self._recv = trio.open_memory_channel[tuple[int, SubmitOutcome | Receipt]](
-            max(1, config.group_commit_queue_rows))
-        self._seq = 0
+        self._capacity = max(1, config.group_commit_queue_rows)
+        # FIFO of items not yet taken by a commit; item number k (1-based, over the writer's
+        # life) is at index k - _taken_upto - 1. Batches are taken from the front, so
+        # "durable up to seq" is one number.
+        self._queue: list[SubmitOutcome | Receipt] = []
+        self._seq = 0  # items queued so far
+        self._taken_upto = 0  # items handed to a commit so far
         self._durable_upto = 0  # every item with seq <= this is committed
-        self._committed_ahead: set[int] = set()  # committed seqs above it (queue reordering)
-        self._flushed = trio.Event()
+        self._closed = False
+        self._arrived = trio.Event()  # set by ``add`` (and ``aclose``): the run loop waits on it
+        self._room = trio.Event()  # set when a batch leaves the queue
+        self._flushed = trio.Event()  # set after every commit
         self._on_durable: deque[tuple[int, Callable[[], None]]] = deque()
         self._batches = self._outcomes = self._receipts = 0
         self._matched = self._stale = self._last_rows = 0
@@ -75,18 +87,35 @@ class GroupCommitWriter:
         self._commit_hist = BucketCounts(DURATION_BUCKETS_S)  # read by metrics at scrape
         self._rows_hist = BucketCounts(BATCH_ROWS_BUCKETS)
 
+    def add(self, items: Iterable[SubmitOutcome | Receipt]) -> int:
+        """Queue submit results and receipts (no wait: a pool hands over a whole batch at
+        once); returns the sequence number of the last item queued. Callers then await
+        ``wait_for_room`` so the queue stays bounded."""
+        if self._closed:
+            raise trio.ClosedResourceError("the writer is closed")
+        queue = self._queue
+        queue.extend(items)
+        self._seq = self._taken_upto + len(queue)
+        self._arrived.set()
+        return self._seq
+
+    async def wait_for_room(self) -> None:
+        """Backpressure: wait while ``group_commit_queue_rows`` or more items are queued (a
+        slow store slows the pools' readers, and with them the SMSC). A checkpoint."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while len(self._queue) >= self._capacity and not self._closed:
+            await self._room.wait()
+
     async def submit_result(self, outcome: SubmitOutcome) -> int:
         """Queue one outcome (waits while the queue is full); returns its sequence number."""
-        return await self._put(outcome)
+        seq = self.add((outcome,))
+        await self.wait_for_room()
+        return seq
 
     async def receipt(self, receipt: Receipt) -> int:
         """Queue one receipt (waits while the queue is full); returns its sequence number."""
-        return await self._put(receipt)
-
-    async def _put(self, item: SubmitOutcome | Receipt) -> int:
-        self._seq += 1
-        seq = self._seq
-        await self._send.send((seq, item))
+        seq = self.add((receipt,))
+        await self.wait_for_room()
         return seq
 
     @property
@@ -120,34 +149,42 @@ class GroupCommitWriter:
             await self._flushed.wait()
 
     async def aclose(self) -> None:
-        await self._send.aclose()
+        """No more items; ``run`` commits what is queued and returns."""
+        self._closed = True
+        self._arrived.set()
+        self._room.set()
+        await trio.lowlevel.checkpoint()
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         # ``Any``: the installed trio-stubs package shadows trio's own annotations and has no
         # ``trio.TaskStatus``; with it removed this becomes ``trio.TaskStatus[None]``.
         task_status.started()
-        async with self._recv:
-            while True:
-                try:
-                    first = await self._recv.receive()
-                except trio.EndOfChannel:
-                    return
-                batch: list[tuple[int, SubmitOutcome | Receipt]] = [first]
-                closed = False
+        queue, max_rows = self._queue, self._max_rows
+        while True:
+            while not queue and not self._closed:
+                await self._wait_arrival()
+            if not queue:
+                return  # closed and drained
+            if len(queue) < max_rows and not self._closed:
+                # A batch is due when full or ``group_commit_interval_s`` after its first item.
                 with trio.move_on_after(self._interval_s):
-                    while len(batch) < self._max_rows:
-                        try:
-                            batch.append(await self._recv.receive())
-                        except trio.EndOfChannel:
-                            closed = True
-                            break
-                await self._commit(batch)
-                if closed:
-                    return
+                    while len(queue) < max_rows and not self._closed:
+                        await self._wait_arrival()
+            batch = queue[:max_rows]
+            del queue[:max_rows]
+            self._taken_upto += len(batch)
+            self._room.set()
+            self._room = trio.Event()
+            await self._commit(batch)
 
-    async def _commit(self, batch: list[tuple[int, SubmitOutcome | Receipt]]) -> None:
-        outcomes = [i for _, i in batch if isinstance(i, SubmitOutcome)]
-        receipts = [i for _, i in batch if isinstance(i, Receipt)]
+    async def _wait_arrival(self) -> None:
+        if self._arrived.is_set():
+            self._arrived = trio.Event()
+        await self._arrived.wait()
+
+    async def _commit(self, batch: list[SubmitOutcome | Receipt]) -> None:
+        outcomes = [i for i in batch if type(i) is SubmitOutcome]
+        receipts = [i for i in batch if type(i) is not SubmitOutcome]
         started = trio.current_time()
         now = self._clock()  # kept across retries: the time the results came in
         if outcomes:
@@ -164,11 +201,7 @@ class GroupCommitWriter:
         self._last_commit_s = trio.current_time() - started
         self._commit_hist.observe(self._last_commit_s)
         self._rows_hist.observe(len(batch))
-        ahead = self._committed_ahead
-        ahead.update(seq for seq, _ in batch)
-        while self._durable_upto + 1 in ahead:
-            self._durable_upto += 1
-            ahead.discard(self._durable_upto)
+        self._durable_upto += len(batch)  # batches are taken and committed in queue order
         waiting = self._on_durable
         while waiting and waiting[0][0] <= self._durable_upto:
             waiting.popleft()[1]()
@@ -194,7 +227,7 @@ class GroupCommitWriter:
             return result
 
     def statistics(self) -> WriterStatistics:
-        queued = self._recv.statistics().current_buffer_used
+        queued = len(self._queue)
         return WriterStatistics(self._batches, self._outcomes, self._receipts, self._matched,
                                 self._stale, queued, self._last_rows,
                                 self._last_commit_s if math.isfinite(self._last_commit_s)
