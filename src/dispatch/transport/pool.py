@@ -48,9 +48,8 @@ import random
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import trio
 
@@ -65,7 +64,7 @@ from dispatch.smpp.constants import (
     CommandStatus,
     status_name,
 )
-from dispatch.smpp.receipt import Receipt, SmsResult
+from dispatch.smpp.receipt import SmsResult, sms_result_for
 from dispatch.smpp.session import BindMode
 from dispatch.transport.bind import Bind, BindError, DeliverAck
 from dispatch.transport.config import EsmeConfig, InflightPolicy
@@ -111,9 +110,9 @@ class SubmitStatus(StrEnum):
     UNKNOWN = "unknown"
 
 
-@dataclass(frozen=True, slots=True)
-class SubmitOutcome:
-    """The final submit result of one message."""
+class SubmitOutcome(NamedTuple):
+    """The final submit result of one message. (Pool events on the per-message path are
+    NamedTuples: as immutable as a frozen dataclass, and built ~3x faster.)"""
 
     ref: Any
     status: SubmitStatus
@@ -125,17 +124,17 @@ class SubmitOutcome:
     latency_s: float  # last submit -> its response
 
 
-@dataclass(frozen=True, slots=True)
-class ReceiptEvent:
-    """A delivery receipt; ``message_id`` matches a ``SubmitOutcome.message_ids`` entry."""
+class ReceiptEvent(NamedTuple):
+    """A delivery receipt; ``message_id`` matches a ``SubmitOutcome.message_ids`` entry.
+    ``raw`` is the fast path's ``parse_receipt`` tuple: ``Receipt.from_tuple`` (in
+    ``dispatch.smpp.receipt``) makes it a typed ``Receipt`` with every field, when wanted."""
 
     esme: str
     message_id: str | None
     stat: str | None
     err: str | None
     sms_result: SmsResult | None  # None: intermediate (ENROUTE/ACCEPTD), more will come
-    done_date: datetime | None
-    receipt: Receipt
+    raw: tuple[Any, ...]
     bind_id: str
 
 
@@ -571,13 +570,17 @@ class BindPool:
         esm_class = fields[7]
         kind = esm_class & ESM_CLASS_TYPE_MASK
         if kind in (ESM_CLASS_DELIVERY_RECEIPT, ESM_CLASS_INTERMEDIATE_NOTIFICATION):
-            receipt = Receipt.from_tuple(impl.parse_receipt(fields[16], fields[17]), self._ids)
+            raw = impl.parse_receipt(fields[16], fields[17])
+            raw_id, stat, err = raw[0], raw[5], raw[6]  # the fields the engine needs now
+            message_id = None if raw_id is None else self._ids.for_receipt(raw_id)
+            stat_text = None if stat is None else stat.decode("latin-1")
+            result = sms_result_for(stat_text)
             self.stats_receipts += 1
-            self.receipt_stats.received(receipt.message_id, receipt.stat, receipt.final,
+            self.receipt_stats.received(message_id, stat_text, result is not None,
                                         trio.current_time())
-            out.append(ReceiptEvent(self.name, receipt.message_id, receipt.stat, receipt.err,
-                                    receipt.sms_result, receipt.done_date, receipt,
-                                    bind.bind_id))
+            out.append(ReceiptEvent(self.name, message_id, stat_text,
+                                    None if err is None else err.decode("latin-1"), result,
+                                    raw, bind.bind_id))
         else:
             self.stats_mo += 1
             out.append(MoMessage(self.name, fields[3], fields[6], esm_class, fields[14],
