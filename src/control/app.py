@@ -31,7 +31,9 @@ from control.openapi import build_document
 from control.ratelimit import RateLimiter
 from control.resources import system
 from control.routes import api_routes
+from control.storefault import StoreFaults
 from dispatch.campaigns.service import CampaignService, NumberPreparer
+from dispatch.store.faults import StoreHealth
 
 API_PREFIX = "/api/v1"
 
@@ -50,6 +52,7 @@ def create_app(service: CampaignService, config: ControlConfig, *,
                diagnostics: system.DiagnosticsSource | None = None,
                registry: CollectorRegistry | None = None,
                exports: ExportRunner | None = None,
+               store_health: StoreHealth | None = None,
                clock: Callable[[], float] | None = None) -> ControlApp:
     """Build the app over the engine's ``CampaignService``.
 
@@ -59,6 +62,9 @@ def create_app(service: CampaignService, config: ControlConfig, *,
     ``diagnostics``: a sync or async callable returning component states for /diagnostics.
     ``registry``: the Prometheus registry /metrics exposes; API request metrics are added to it.
     ``exports``: the export runner (default: one over ``service``; start ``app.exports.run``).
+    ``store_health``: the engine's record of store faults (``engine.writer.health``): while
+    the store cannot take writes, writes answer 503 and campaigns it holds up say so
+    (``control.storefault``).
     ``clock``: monotonic clock of the rate limiter (tests).
     """
     keys = keys if keys is not None else KeyStore(config.keys_path)
@@ -69,13 +75,15 @@ def create_app(service: CampaignService, config: ControlConfig, *,
                           clock=clock or time.monotonic)
     # Metrics first: it times and counts every request, the ones auth refuses too.
     middleware: list[Any] = [MetricsMiddleware(registry)] if registry is not None else []
-    app = ControlApp(middleware=[*middleware, AuthMiddleware(keys, limiter)])
+    faults = StoreFaults(store_health, config.store_retry_after_s)
+    app = ControlApp(middleware=[*middleware, AuthMiddleware(keys, limiter, faults)])
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.auto_parse_qs_csv = False
-    install_error_handlers(app)
+    install_error_handlers(app, config.store_retry_after_s)
 
     routes = [(API_PREFIX + template, resource)
-              for template, resource in api_routes(service, config, exports, prepare_number)]
+              for template, resource in api_routes(service, config, exports, prepare_number,
+                                                   faults)]
     document: dict[str, Any] = {}
     routes += [
         ("/health", system.HealthResource()),

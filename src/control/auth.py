@@ -7,7 +7,13 @@ runs after routing, so an unknown path is a plain 404 whatever the key:
 1. no ``X-API-Key`` header, a malformed, unknown or revoked key -> 401;
 2. a key whose role is not in :data:`PERMISSIONS` for the action -> 403, and so is any
    responder (``on_<method>``) the resource forgot to declare in ``actions`` (fail closed);
-3. the key's token bucket is empty -> 429 with Retry-After.
+3. the key's token bucket is empty -> 429 with Retry-After;
+4. a write (not GET/HEAD/OPTIONS) while the engine's store cannot take writes -> 503 with
+   Retry-After (``control.storefault``), after authentication so it tells a stranger nothing.
+
+A resource with ``bearer = True`` (``/metrics`` when protected: Prometheus sends
+``Authorization: Bearer <token>``, not custom headers) also takes the same API key as a
+Bearer token; everywhere else the key goes in ``X-API-Key`` only.
 
 The clear-number right is not a role: it is a flag on a key (``clear_numbers``), checked where
 numbers are rendered (``control.resources.recipients``).
@@ -25,6 +31,7 @@ import falcon.asgi
 from control.errors import ApiError, too_many_requests
 from control.keys import ApiKey, KeyStore, Role
 from control.ratelimit import RateLimiter
+from control.storefault import StoreFaults
 
 
 class Action(enum.StrEnum):
@@ -57,8 +64,13 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
 }
 
 API_KEY_HEADER = "X-API-Key"
+_BEARER = "bearer "
 _MISSING = ApiError(401, "Unauthorized",
                     "Missing or invalid X-API-Key header. Please provide a valid API key.")
+_MISSING_BEARER = ApiError(401, "Unauthorized",
+                           "Missing or invalid API key: send it as X-API-Key or as "
+                           "Authorization: Bearer <key>.",
+                           headers={"WWW-Authenticate": 'Bearer realm="dispatch"'})
 _INVALID = ApiError(401, "Unauthorized", "Invalid or revoked API key. Please check your credentials.")
 
 
@@ -69,9 +81,11 @@ def allowed(key: ApiKey, action: Action) -> bool:
 class AuthMiddleware:
     """Authenticates, authorizes and rate-limits every request to a non-public resource."""
 
-    def __init__(self, keys: KeyStore, limiter: RateLimiter) -> None:
+    def __init__(self, keys: KeyStore, limiter: RateLimiter,
+                 store_faults: StoreFaults | None = None) -> None:
         self._keys = keys
         self._limiter = limiter
+        self._store_faults = store_faults
 
     async def process_resource(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
                                resource: Any, params: dict[str, Any]) -> None:
@@ -82,8 +96,11 @@ class AuthMiddleware:
         if action is None and not callable(getattr(resource, f"on_{req.method.lower()}", None)):
             return  # falcon answers 405 for a method the resource lacks
         token = (req.get_header(API_KEY_HEADER) or "").strip()
+        bearer = getattr(resource, "bearer", False)
+        if not token and bearer:
+            token = bearer_token(req.get_header("Authorization"))
         if not token:
-            raise _MISSING
+            raise _MISSING_BEARER if bearer else _MISSING
         key = self._keys.authenticate(token)
         if key is None:
             raise _INVALID
@@ -96,7 +113,18 @@ class AuthMiddleware:
         retry_after_s = self._limiter.check(key.key_id)
         if retry_after_s:
             raise too_many_requests(retry_after_s)
+        if self._store_faults is not None:
+            self._store_faults.check_write(req.method)
         req.context.api_key = key
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header (RFC 6750 section 2.1; the
+    scheme is case-insensitive), else ``""``."""
+    value = (authorization or "").strip()
+    if value[:len(_BEARER)].lower() != _BEARER:
+        return ""
+    return value[len(_BEARER):].strip()
 
 
 def current_key(req: falcon.Request) -> ApiKey:

@@ -30,8 +30,11 @@ class ControlConfig:
     export_ttl_s: float = 900.0
     #: How many exports may wait in the queue before creating one answers 429.
     export_queue_size: int = 64
-    #: Require an API key on /metrics too (health and openapi stay public).
+    #: Require an API key on /metrics too (health and openapi stay public): ``X-API-Key`` or
+    #: ``Authorization: Bearer <key>`` (Prometheus's ``authorization`` scrape setting).
     protect_metrics: bool = False
+    #: Retry-After (seconds) of the 503 a write gets while the store cannot take writes.
+    store_retry_after_s: int = 5
     #: The API key file; empty means ``<data_dir>/api_keys.json``.
     keys_file: str = ""
     #: Seconds hypercorn gives open requests to finish on shutdown.
@@ -44,6 +47,8 @@ class ControlConfig:
             raise ValueError("rate_limit_per_s must be > 0 and rate_limit_burst >= 1")
         if self.export_ttl_s <= 0:
             raise ValueError("export_ttl_s must be positive")
+        if self.store_retry_after_s < 1:
+            raise ValueError("store_retry_after_s must be >= 1")
 
     @property
     def uploads_dir(self) -> Path:

@@ -7,12 +7,14 @@
   falcon's own 404/405, ...) in that shape, as JSON or msgpack following the Accept header.
 * :func:`install_error_handlers` registers one handler that translates the engine's domain
   errors (``dispatch.campaigns.errors``, status codes in :data:`DOMAIN_STATUS`) into
-  :class:`ApiError`, and a last-resort handler that turns anything else into a logged 500
-  without leaking details.
+  :class:`ApiError`, one that answers a store fault (``dispatch.store.faults.STORE_FAULTS``:
+  a full disk, a lost database) with 503 and Retry-After, and a last-resort handler that turns
+  anything else into a logged 500 without leaking details.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -31,6 +33,7 @@ from dispatch.campaigns.errors import (
     NotFound,
     ValidationError,
 )
+from dispatch.store.faults import STORE_FAULTS, describe
 
 log = logging.getLogger("control.errors")
 
@@ -72,6 +75,25 @@ def file_too_large(limit_bytes: int) -> ApiError:
 def too_many_requests(retry_after_s: int) -> ApiError:
     return ApiError(429, "Too Many Requests", f"Too many requests. Try again in {retry_after_s}s",
                     headers={"Retry-After": str(retry_after_s)})
+
+
+def store_unavailable(retry_after_s: int) -> ApiError:
+    """A write refused because the store cannot take writes now (``control.storefault``)."""
+    return ApiError(503, "Service Unavailable",
+                    "The campaign store cannot take writes right now (store outage). "
+                    f"Try again in {retry_after_s}s",
+                    headers={"Retry-After": str(retry_after_s)})
+
+
+#: OS errors that mean "the disk cannot take this now", not a bug: answered 503 like a store
+#: fault. Any other OSError (a missing file, a refused permission) stays a logged 500.
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
+
+
+def is_store_fault(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno in DISK_ERRNOS
+    return isinstance(exc, STORE_FAULTS)
 
 
 def human_size(n_bytes: int) -> str:
@@ -119,7 +141,8 @@ def from_domain(exc: DomainError) -> ApiError:
                     headers=headers)
 
 
-def install_error_handlers(app: falcon.asgi.App) -> None:
+def install_error_handlers(app: falcon.asgi.App, store_retry_after_s: int = 5) -> None:
+    """``store_retry_after_s``: the Retry-After of a 503 for a store fault."""
     app.set_error_serializer(serialize_error)
 
     async def translate(req: falcon.asgi.Request, resp: falcon.asgi.Response, exc: Exception,
@@ -134,8 +157,20 @@ def install_error_handlers(app: falcon.asgi.App) -> None:
         raise ApiError(500, "Internal Server Error",
                        "The service is not responding. Please try again later")
 
+    async def store_fault(req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                          exc: Exception, params: dict[str, Any]) -> None:
+        if not is_store_fault(exc):
+            await unexpected(req, resp, exc, params)
+        log.warning("request refused: store fault", extra={"fields": {
+            "method": req.method, "route": _route_of(req), "error": describe(exc)}})
+        raise store_unavailable(store_retry_after_s)
+
     app.add_error_handler(Exception, unexpected)
     app.add_error_handler(DomainError, translate)
+    # Falcon picks the handler of the most specific class in the error's MRO.
+    for fault in STORE_FAULTS:
+        if issubclass(fault, Exception):
+            app.add_error_handler(fault, store_fault)
 
 
 def _route_of(req: falcon.Request) -> str:

@@ -86,7 +86,10 @@ COMPONENTS: dict[str, Any] = {
         "tpsCap": {"type": "number", "nullable": True}, "validityPeriod": _NINT,
         "registeredDelivery": {"type": "boolean"}, "hasRecipientFile": {"type": "boolean"},
         "progress": _ref("Progress"),
+        "heldUp": {"allOf": [_ref("HeldUp")], "nullable": True},
     }, ["id", "sender", "status", "mode"]),
+    "HeldUp": _obj({"cause": {"type": "string", "enum": ["store"]}, "message": _STR,
+                    "since": _NTIME}, ["cause", "message"]),
     "CampaignPage": _page("Campaign"),
     "Kpi": _obj({k: _INT for k in ("total", "active", "completed", "errors", "smsSent",
                                    "smsDelivered")},
@@ -152,8 +155,10 @@ _COMMON_ERRORS = {
     415: "Unsupported media type",
     429: "Too many requests (Retry-After) or pending capacity exceeded",
     500: "Internal error",
-    503: "A component is down",
+    503: "A component is down; a write while the store cannot take writes (a full disk, a "
+         "lost database) changes nothing and says when to retry (Retry-After)",
 }
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def _content(schema_name: str | None, media: str) -> dict[str, Any]:
@@ -168,7 +173,9 @@ def _path_params(template: str) -> list[dict[str, Any]]:
             for name in re.findall(r"{(\w+)}", template)]
 
 
-def operation(template: str, method: str, op: Op, public: bool) -> dict[str, Any]:
+def operation(template: str, method: str, op: Op, public: bool,
+              bearer: bool = False) -> dict[str, Any]:
+    """``bearer``: the key may also come as ``Authorization: Bearer`` (``/metrics``)."""
     out: dict[str, Any] = {
         "operationId": f"{method.lower()}_{re.sub(r'[^a-zA-Z0-9]+', '_', template).strip('_')}",
         "summary": op.summary,
@@ -193,6 +200,8 @@ def operation(template: str, method: str, op: Op, public: bool) -> dict[str, Any
     codes = set(op.errors) | {500}
     if not public:
         codes |= {401, 403, 429}
+        if method in _WRITES:
+            codes.add(503)
     if op.query or op.body or op.raw_body or params:
         codes.add(400)
     if _path_params(template):
@@ -204,7 +213,7 @@ def operation(template: str, method: str, op: Op, public: bool) -> dict[str, Any
                                             MSGPACK: {"schema": _ref(schema_name)}}}
     out["responses"] = responses
     if not public:
-        out["security"] = [{"ApiKey": []}]
+        out["security"] = [{"ApiKey": []}, {"Bearer": []}] if bearer else [{"ApiKey": []}]
     return out
 
 
@@ -215,12 +224,14 @@ def build_document(routes: Iterable[tuple[str, Any]], *, title: str = "dispatch 
     for template, resource in routes:
         docs: Mapping[str, Op] = resource.docs
         public = bool(getattr(resource, "public", False))
+        bearer = bool(getattr(resource, "bearer", False))
         methods = {m[3:].upper() for m in dir(resource) if m.startswith("on_")
                    and m[3:].upper() in ("GET", "POST", "PUT", "PATCH", "DELETE")}
         missing = methods - set(docs)
         if missing:
             raise ValueError(f"{template}: no OpenAPI docs for {sorted(missing)}")
-        paths[template] = {m.lower(): operation(template, m, docs[m], public) for m in sorted(docs)}
+        paths[template] = {m.lower(): operation(template, m, docs[m], public, bearer)
+                           for m in sorted(docs)}
     return {
         "openapi": "3.0.3",
         "info": {"title": title, "version": version,
@@ -230,6 +241,11 @@ def build_document(routes: Iterable[tuple[str, Any]], *, title: str = "dispatch 
         "paths": paths,
         "components": {
             "schemas": COMPONENTS,
-            "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
+            "securitySchemes": {
+                "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "Bearer": {"type": "http", "scheme": "bearer",
+                           "description": "The same API key as a Bearer token (/metrics "
+                                          "only, for Prometheus's authorization setting)"},
+            },
         },
     }

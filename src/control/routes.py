@@ -8,16 +8,19 @@ from typing import Any
 from control.config import ControlConfig
 from control.exports import ExportRunner
 from control.resources import campaigns, exports, recipients
+from control.storefault import StoreFaults
 from dispatch.campaigns.service import CampaignService, NumberPreparer
 
 
 def api_routes(service: CampaignService, config: ControlConfig, runner: ExportRunner,
-               prepare_number: NumberPreparer | None) -> list[tuple[str, Any]]:
+               prepare_number: NumberPreparer | None,
+               faults: StoreFaults | None = None) -> list[tuple[str, Any]]:
+    faults = faults if faults is not None else StoreFaults(None, config.store_retry_after_s)
     cid = "/campaigns/{campaign_id}"
     routes: list[tuple[str, Any]] = [
-        ("/campaigns", campaigns.CampaignsResource(service, config)),
+        ("/campaigns", campaigns.CampaignsResource(service, config, faults)),
         ("/campaigns/kpi", campaigns.KpiResource(service)),
-        (cid, campaigns.CampaignResource(service)),
+        (cid, campaigns.CampaignResource(service, faults)),
         ("/uploads", campaigns.UploadsResource(config)),
         (f"{cid}/trigger", campaigns.CampaignTriggerResource(service, config)),
         (f"{cid}/recipients", recipients.RecipientsResource(service)),
@@ -28,6 +31,7 @@ def api_routes(service: CampaignService, config: ControlConfig, runner: ExportRu
         ("/exports/{export_id}", exports.ExportResource(runner)),
         ("/exports/{export_id}/download", exports.ExportDownloadResource(runner)),
     ]
-    routes += [(f"{cid}/{action}", campaigns.CampaignActionResource(service, config, action))
+    routes += [(f"{cid}/{action}", campaigns.CampaignActionResource(service, config, action,
+                                                                   faults))
                for action in campaigns.ACTION_BODIES]
     return routes

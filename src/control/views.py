@@ -34,7 +34,10 @@ def progress_json(c: Counters) -> dict[str, int]:
             "jobErrors": c.job_errors, "held": c.held}
 
 
-def campaign_json(c: Campaign, counters: Counters | None = None) -> dict[str, Any]:
+def campaign_json(c: Campaign, counters: Counters | None = None,
+                  held_up: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``held_up``: what holds the campaign up, from ``control.storefault`` (``heldUp``:
+    ``null`` when nothing does)."""
     out: dict[str, Any] = {
         "id": str(c.external_id), "name": c.name, "sender": c.sender, "text": c.text,
         "author": c.author, "esme": c.esme, "mode": c.mode.value, "kind": c.kind.value,
@@ -44,7 +47,7 @@ def campaign_json(c: Campaign, counters: Counters | None = None) -> dict[str, An
         "window": window_json(c.window), "autoStart": c.auto_start, "priority": c.priority,
         "tpsCap": c.tps_cap, "validityPeriod": c.validity_period_s,
         "registeredDelivery": c.registered_delivery,
-        "hasRecipientFile": c.source_path is not None,
+        "hasRecipientFile": c.source_path is not None, "heldUp": held_up,
     }
     if counters is not None:
         out["progress"] = progress_json(counters)

@@ -17,6 +17,7 @@ from control.config import ControlConfig
 from control.errors import bad_request, not_found
 from control.media import render
 from control.openapi import Docs, Op
+from control.storefault import StoreFaults
 from control.upload import receive_file
 from control.validation import (
     LIMIT,
@@ -146,9 +147,11 @@ class CampaignsResource:
                    {201: ("Created", "Campaign")}, body=CREATE_FIELDS),
     }
 
-    def __init__(self, service: CampaignService, config: ControlConfig) -> None:
+    def __init__(self, service: CampaignService, config: ControlConfig,
+                 faults: StoreFaults) -> None:
         self._service = service
         self._config = config
+        self._faults = faults
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         q = parse_query(req, LIST_QUERY)
@@ -161,7 +164,9 @@ class CampaignsResource:
             sort=CampaignSort(q["sort"]), descending=q["order"] == "desc",
             offset=q["offset"], limit=q.get("limit"))
         page = await self._service.list_campaigns(query)
-        render(req, resp, {"items": [campaign_json(c) for c in page.items], "total": page.total,
+        held = self._faults.held_up()
+        render(req, resp, {"items": [campaign_json(c, None, held.of(c)) for c in page.items],
+                           "total": page.total,
                            "offset": query.offset,
                            "limit": q.get("limit", 50)})
 
@@ -215,13 +220,14 @@ class CampaignResource:
         "Campaign detail: progress, daily activity, state history, audit",
         {200: ("The campaign", "CampaignDetail")})}
 
-    def __init__(self, service: CampaignService) -> None:
+    def __init__(self, service: CampaignService, faults: StoreFaults) -> None:
         self._service = service
+        self._faults = faults
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
                      campaign_id: str) -> None:
         d = await self._service.detail(campaign_ref(campaign_id))
-        body = campaign_json(d.campaign, d.counters)
+        body = campaign_json(d.campaign, d.counters, self._faults.held_up().of(d.campaign))
         body.update(dailyActivity=[day_json(x) for x in d.daily_activity],
                     stateHistory=[state_change_json(x) for x in d.state_history],
                     audit=[audit_json(x) for x in d.audit], allowedActions=d.allowed_actions)
@@ -231,9 +237,11 @@ class CampaignResource:
 class CampaignActionResource:
     """One lifecycle action (``POST /campaigns/{id}/approve`` etc.); 409 names the status."""
 
-    def __init__(self, service: CampaignService, config: ControlConfig, action: str) -> None:
+    def __init__(self, service: CampaignService, config: ControlConfig, action: str,
+                 faults: StoreFaults) -> None:
         self._service = service
         self._config = config
+        self._faults = faults
         self._action = action
         self._fields = ACTION_BODIES[action]
         self.actions = {"POST": ACTION_PERMISSION[action]}
@@ -255,7 +263,7 @@ class CampaignActionResource:
             campaign = await s.reject(ref, actor, note)
         else:
             campaign = await getattr(s, self._action)(ref, actor, note)
-        render(req, resp, campaign_json(campaign))
+        render(req, resp, campaign_json(campaign, None, self._faults.held_up().of(campaign)))
 
 
 TRIGGER_FIELDS = {

@@ -63,7 +63,11 @@ class DiagnosticsResource:
 
 
 class MetricsResource:
-    """Prometheus text exposition of the engine's registry."""
+    """Prometheus text exposition of the engine's registry. When protected it takes the API
+    key as ``X-API-Key`` or as ``Authorization: Bearer <key>`` (what Prometheus's
+    ``authorization`` scrape setting sends)."""
+
+    bearer = True
 
     docs: ClassVar[Docs] = {"GET": Op("Prometheus metrics", {200: ("Metrics in text format", None)},
                       ok_media="text/plain", tag="system")}

@@ -180,11 +180,12 @@ class CampaignService:
         return await self._store.kpi()
 
     async def detail(self, ref: CampaignRef) -> CampaignDetail:
-        c = await self.get(ref)
-        cid = _id(c)
+        snap = await self._store.campaign_detail(ref)  # one store read for the whole page
+        if snap is None:
+            raise NotFound("Campaign not found")
+        c = snap.campaign
         return CampaignDetail(
-            c, await self._store.counters(cid), await self._store.daily_activity(cid),
-            await self._store.state_history(cid), await self._store.audit_trail(cid),
+            c, snap.counters, snap.daily_activity, snap.state_history, snap.audit,
             [e.value for e in allowed_events(c.status, c.archived) if e in USER_EVENTS]
             + (["trigger"] if _triggerable(c) else []))
 

@@ -259,7 +259,8 @@ class Engine:
         assert self.service is not None
         control = self.config.control
         app = create_app(self.service, control, prepare_number=self.prepare_number,
-                         diagnostics=self.diagnostics, registry=self.metrics_registry)
+                         diagnostics=self.diagnostics, registry=self.metrics_registry,
+                         store_health=self.writer.health if self.writer else None)
         await nursery.start(app.exports.run)
         self.api_port = await nursery.start(serve_api, app, control.host, control.port)
 

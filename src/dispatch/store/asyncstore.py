@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import trio
 
@@ -36,6 +36,28 @@ from dispatch.store.base import (
 )
 
 R = TypeVar("R")
+
+
+class CampaignSnapshot(NamedTuple):
+    """Everything a campaign's detail page reads, from one thread hop (``campaign_detail``)."""
+
+    campaign: Campaign
+    counters: Counters
+    daily_activity: list[DayActivity]
+    state_history: list[StateChange]
+    audit: list[AuditEntry]
+
+
+def read_campaign_snapshot(store: Store, ref: uuid.UUID | int) -> CampaignSnapshot | None:
+    """The detail reads one after the other on ``store`` (any backend: it uses only the
+    ``Store`` interface), in the calling thread; ``None`` when no such campaign exists."""
+    campaign = (store.get_campaign(ref) if isinstance(ref, int)
+                else store.get_campaign_by_external_id(ref))
+    if campaign is None or campaign.id is None:
+        return None
+    cid = campaign.id
+    return CampaignSnapshot(campaign, store.counters(cid), store.daily_activity(cid),
+                            store.state_history(cid), store.audit_trail(cid))
 
 
 class AsyncStore:
@@ -82,6 +104,13 @@ class AsyncStore:
                                auto_start: bool | None = None) -> Campaign:
         return await self.run_sync(self.sync.apply_transition, campaign_id, transition, change,
                                    audit, auto_start)
+
+    async def campaign_detail(self, ref: uuid.UUID | int) -> CampaignSnapshot | None:
+        """The campaign (by store id or external UUID) with its counters, daily activity,
+        state history and audit trail, read on the reader in *one* thread hop: each hop costs
+        the event loop a thread hand-off and a wake-up, and while the engine dispatches a
+        detail request of five hops waited five times for the loop."""
+        return await self.run_read(read_campaign_snapshot, self.reader, ref)
 
     async def list_campaigns(self, flt: CampaignFilter) -> Page[Campaign]:
         return await self.run_read(self.reader.list_campaigns, flt)
