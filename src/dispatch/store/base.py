@@ -311,6 +311,10 @@ class StoreConfig:
     group_commit_rows: int = 2000
     group_commit_interval_s: float = 0.02
     group_commit_queue_rows: int = 20000
+    # SQLite page cache per connection (the engine has two: writer and reader). The hot pages
+    # of the dispatch path are few (the claim front, recent rows, the message-id index tail);
+    # the OS page cache holds the rest without counting in the engine's RSS.
+    sqlite_cache_mib: int = 8
     # PostgreSQL only (issue 8): connections in the pool; this node's id in the cluster
     # ("" = host-pid-random, new at every start); a node silent for node_timeout_s is dead and
     # its in-flight recipients are taken over by the live ones.

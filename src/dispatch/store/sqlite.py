@@ -80,7 +80,7 @@ class SqliteStore(SqliteDispatchPath):
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache
+        self._db.execute(f"PRAGMA cache_size={-1024 * max(1, config.sqlite_cache_mib)}")
         self._db.execute("PRAGMA temp_store=MEMORY")
         self.schema_version = self._migrate()
 
