@@ -44,6 +44,7 @@ class ControlApp(falcon.asgi.App):
     exports: ExportRunner
     keys: KeyStore
     routes: list[tuple[str, Any]]
+    config: ControlConfig
 
 
 def create_app(service: CampaignService, config: ControlConfig, *,
@@ -94,5 +95,5 @@ def create_app(service: CampaignService, config: ControlConfig, *,
     for template, resource in routes:
         app.add_route(template, resource)
     document.update(build_document(routes))
-    app.exports, app.keys, app.routes = exports, keys, routes
+    app.exports, app.keys, app.routes, app.config = exports, keys, routes, config
     return app

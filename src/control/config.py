@@ -37,8 +37,11 @@ class ControlConfig:
     store_retry_after_s: int = 5
     #: The API key file; empty means ``<data_dir>/api_keys.json``.
     keys_file: str = ""
-    #: Seconds hypercorn gives open requests to finish on shutdown.
+    #: Seconds the server gives open requests to finish on shutdown.
     graceful_timeout_s: float = 5.0
+    #: The HTTP server on the engine's loop: "builtin" (``control.httpserver``, h11: the least
+    #: loop CPU per request) or "hypercorn" (hypercorn's trio worker).
+    server: str = "builtin"
 
     def __post_init__(self) -> None:
         if self.max_upload_bytes <= 0 or self.max_body_bytes <= 0:
@@ -47,6 +50,8 @@ class ControlConfig:
             raise ValueError("rate_limit_per_s must be > 0 and rate_limit_burst >= 1")
         if self.export_ttl_s <= 0:
             raise ValueError("export_ttl_s must be positive")
+        if self.server not in ("builtin", "hypercorn"):
+            raise ValueError('server must be "builtin" or "hypercorn"')
         if self.store_retry_after_s < 1:
             raise ValueError("store_retry_after_s must be >= 1")
 
