@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import enum
 import functools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -75,10 +75,31 @@ class MessageIdPolicy:
     strip_leading_zeros: bool = True
 
     def for_submit_resp(self, message_id: str | bytes) -> str:
-        return normalize_message_id(message_id, self.submit_resp_format, self)
+        return self._submit_resp_key(message_id)
 
     def for_receipt(self, message_id: str | bytes) -> str:
-        return normalize_message_id(message_id, self.receipt_format, self)
+        return self._receipt_key(message_id)
+
+    # Called twice per message (its submit_sm_resp and its receipt): each side gets its
+    # normaliser once, specialised for the common case (text ids, default folding).
+    @functools.cached_property
+    def _submit_resp_key(self) -> Callable[[str | bytes], str]:
+        return _normaliser(self.submit_resp_format, self)
+
+    @functools.cached_property
+    def _receipt_key(self) -> Callable[[str | bytes], str]:
+        return _normaliser(self.receipt_format, self)
+
+
+def _normaliser(id_format: IdFormat, policy: MessageIdPolicy) -> Callable[[str | bytes], str]:
+    if id_format is IdFormat.TEXT and policy.ignore_case and policy.strip_leading_zeros:
+        def text_key(message_id: str | bytes) -> str:
+            # the same steps as normalize_message_id, inlined
+            text = (message_id.decode("latin-1") if isinstance(message_id, bytes)
+                    else message_id).strip().lower()
+            return text.lstrip("0") or ("0" if text else "")
+        return text_key
+    return functools.partial(normalize_message_id, id_format=id_format, policy=policy)
 
 
 _DEFAULT_POLICY = MessageIdPolicy()
