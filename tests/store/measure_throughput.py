@@ -60,13 +60,15 @@ class Result:
     wall_s: float
     client_cpu_s: float
     server_cpu_s: float | None
+    hot: str = ""
 
     def line(self) -> str:
         server = ("" if self.server_cpu_s is None else
                   f"  server {self.server_cpu_s / self.messages * 1e6:6.1f} us/msg")
         return (f"{self.backend:9s} procs={self.procs}  insert {self.insert_rows_per_s:8.0f} "
                 f"rows/s  cycle {self.messages / self.wall_s:8.0f} msg/s  "
-                f"client {self.client_cpu_s / self.messages * 1e6:6.1f} us/msg{server}")
+                f"client {self.client_cpu_s / self.messages * 1e6:6.1f} us/msg{server}"
+                + (f"  ({self.hot})" if self.hot else ""))
 
 
 def server_cpu_s(postmaster_pid: int) -> float:
@@ -166,7 +168,22 @@ def run(config: StoreConfig, backend: str, n: int, batch: int, procs: int,
     k = store.counters(campaign_id)
     assert k.delivered == n == k.sent == done, (k, done)
     store.close()
-    return Result(backend, procs, done, insert_rate, wall, cpu, server)
+    result = Result(backend, procs, done, insert_rate, wall, cpu, server)
+    if config.dsn:
+        result.hot = hot_updates(config.dsn)
+    return result
+
+
+def hot_updates(dsn: str) -> str:
+    """Updates of ``recipients`` and how many of them were HOT (statistics are flushed by
+    the backends at the end of their transactions, give them a moment)."""
+    import psycopg
+
+    time.sleep(1.0)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
+                           "WHERE relname = 'recipients'").fetchone()
+    return f"recipients updates {row[0]}, HOT {row[1]}" if row else "no statistics"
 
 
 def main() -> None:

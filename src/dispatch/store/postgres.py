@@ -60,7 +60,7 @@ from dispatch.store.base import (
     TriggerRelease,
 )
 from dispatch.store.postgres_cluster import PostgresCluster, default_node_id
-from dispatch.store.postgres_dispatch import Cursor, PostgresDispatchPath
+from dispatch.store.postgres_dispatch import Cursor, Deltas, PostgresDispatchPath
 from dispatch.store.rows import (
     CAMPAIGN_COLUMNS,
     CAMPAIGN_INSERT_SQL,
@@ -83,6 +83,18 @@ _ACTIVE = [s.value for s in (CampaignStatus.PENDING, CampaignStatus.BUILDING,
 _RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 _TX_ATTEMPTS = 8
 _CAMPAIGN_INSERT = CAMPAIGN_INSERT_SQL.replace("?", "%s") + " RETURNING id"
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    """Every statement of the store reaches its rows by key. A sequential scan is never the
+    right plan here, yet the planner picks one (hash-joining the whole ``recipients`` table
+    to a batch, O(table) per batch) when its statistics are from the tables' first minutes
+    (the queue and lease tables churn, empty at start) or when it estimates a batch's array
+    parameter at its real size. Tables without a usable index are still scanned. JIT off:
+    these short statements never repay compiling, and a disabled scan's cost would trigger
+    it."""
+    conn.execute("SET enable_seqscan = off")
+    conn.execute("SET jit = off")
 
 
 def _like_escape(text: str) -> str:
@@ -109,7 +121,8 @@ class PostgresStore(PostgresDispatchPath, PostgresCluster):
         self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
             config.dsn, min_size=1, max_size=max(1, config.pool_max_size),
             kwargs={"autocommit": True, "application_name": f"dispatch {self.node_id}"[:63]},
-            timeout=max(1.0, config.busy_timeout_s), open=False, name="dispatch-store")
+            timeout=max(1.0, config.busy_timeout_s), open=False, name="dispatch-store",
+            configure=_configure)
         self._pool.open(wait=True, timeout=max(5.0, config.busy_timeout_s))
         try:
             with self._pool.connection() as conn:
@@ -144,6 +157,21 @@ class PostgresStore(PostgresDispatchPath, PostgresCluster):
                 time.sleep(0.005 * (attempt + 1))
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _statement(self, sql: str, params: Any) -> list[tuple[Any, ...]]:
+        """One statement in autocommit (atomic by itself, one round trip: no BEGIN/COMMIT);
+        retried like ``_transact``. For the hot single-statement writes."""
+        for attempt in range(_TX_ATTEMPTS):
+            try:
+                with self._pool.connection() as conn, conn.cursor() as cur:
+                    cur.execute(_q(sql), params)
+                    return cur.fetchall() if cur.description else []
+            except _RETRYABLE as exc:
+                if attempt == _TX_ATTEMPTS - 1:
+                    raise
+                log.debug("store statement retried after %s", type(exc).__name__)
+                time.sleep(0.005 * (attempt + 1))
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._pool.connection() as conn:
             return conn.execute(_q(sql), params).fetchall()
@@ -161,7 +189,7 @@ class PostgresStore(PostgresDispatchPath, PostgresCluster):
         def body(cur: Cursor) -> tuple[Any, ...]:
             cur.execute(_CAMPAIGN_INSERT, campaign_params(campaign, now_us))
             cid = _one(cur)[0]
-            cur.execute("INSERT INTO campaign_counters (campaign_id) VALUES (%s)", (cid,))
+            cur.execute("INSERT INTO campaign_counter_rows (campaign_id) VALUES (%s)", (cid,))
             self._write_history(cur, cid, change, audit)
             cur.execute(_q(f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = %s"), (cid,))
             return _one(cur)
@@ -278,10 +306,13 @@ class PostgresStore(PostgresDispatchPath, PostgresCluster):
     def add_recipients(self, campaign_id: int, rows: Iterable[RecipientRow],
                        now: datetime, held: bool = False) -> int:
         """Bulk insert with ``COPY``, ``insert_batch_rows`` per transaction (counters with
-        it), so a huge file never holds the campaign's counter row locked for long.
+        it), so a huge file never holds the campaign's counter row locked for long. The ids
+        are drawn from the sequence first (ascending in file order), so the same ids go into
+        ``recipient_queue`` by a second ``COPY``.
         ``held``: stage Held (a Trigger campaign's recipients wait for a trigger)."""
         now_us = to_us(now)
         stage, counter = ("Held", "held") if held else ("New", "pending")
+        held_text = "t" if held else "f"
         it = iter(rows)
         total = 0
         while True:
@@ -290,13 +321,20 @@ class PostgresStore(PostgresDispatchPath, PostgresCluster):
                 return total
 
             def body(cur: Cursor, batch: list[RecipientRow] = batch) -> None:
-                with cur.copy("COPY recipients (campaign_id, line_no, ctn_hash, masked, number, "
-                              "variables, stage, created_at_us) FROM STDIN") as copy:
-                    for r in batch:
-                        copy.write_row((campaign_id, r[4], r[1], r[2], r[0],
+                cur.execute("SELECT nextval(pg_get_serial_sequence('recipients', 'id')) "
+                            "FROM generate_series(1, %s)", (len(batch),))
+                ids = sorted(r[0] for r in cur.fetchall())
+                with cur.copy("COPY recipients (id, campaign_id, line_no, ctn_hash, masked, "
+                              "number, variables, stage, created_at_us) FROM STDIN") as copy:
+                    for rid, r in zip(ids, batch, strict=True):
+                        copy.write_row((rid, campaign_id, r[4], r[1], r[2], r[0],
                                         pack_variables(r[3]), stage, now_us))
-                cur.execute(_q(f"UPDATE campaign_counters SET total = total + %s, "
-                               f"{counter} = {counter} + %s WHERE campaign_id = %s"),
+                with cur.copy("COPY recipient_queue (campaign_id, held, id) FROM STDIN") as copy:
+                    for rid in ids:
+                        copy.write_row((campaign_id, held_text, rid))
+                cur.execute(_q(f"UPDATE campaign_counter_rows SET total = total + %s, "
+                               f"{counter} = {counter} + %s "
+                               "WHERE campaign_id = %s AND node_id = ''"),
                             (len(batch), len(batch), campaign_id))
 
             self._transact(body)
@@ -306,33 +344,38 @@ class PostgresStore(PostgresDispatchPath, PostgresCluster):
                      audit: AuditEntry) -> TriggerRelease:
         """A trigger event: Held -> New, the named recipients (by keyed hash) or the next
         ``count`` in file order; the audit row (note completed with the result) in the same
-        transaction. Concurrent triggers on two nodes lock disjoint rows (SKIP LOCKED) or the
-        same rows in id order, and a row already New is counted, never released twice."""
+        transaction. The held part of ``recipient_queue`` decides: a release deletes the
+        rows there (SKIP LOCKED when by count), so concurrent triggers on two nodes never
+        release one recipient twice, and a row already New is counted, never released
+        again."""
 
         def body(cur: Cursor) -> TriggerRelease:
             if ctn_hashes is None:
                 cur.execute(
-                    "WITH picked AS (SELECT id FROM recipients WHERE campaign_id = %s "
-                    "AND stage = 'Held' ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) "
-                    "UPDATE recipients r SET stage = 'New' FROM picked WHERE r.id = picked.id",
-                    (campaign_id, max(0, count)))
-                released, already, not_found = cur.rowcount, 0, 0
+                    "DELETE FROM recipient_queue q USING (SELECT id FROM recipient_queue "
+                    "WHERE campaign_id = %s AND held ORDER BY id LIMIT %s "
+                    "FOR UPDATE SKIP LOCKED) p WHERE q.campaign_id = %s AND q.held "
+                    "AND q.id = p.id RETURNING q.id", (campaign_id, max(0, count), campaign_id))
+                ids = sorted(r[0] for r in cur.fetchall())
+                already, not_found = 0, 0
             else:
                 wanted = sorted(set(ctn_hashes))
-                cur.execute("SELECT id, ctn_hash, stage FROM recipients WHERE campaign_id = %s "
-                            "AND ctn_hash = ANY(%s::bytea[]) ORDER BY id FOR UPDATE",
-                            (campaign_id, wanted))
-                found = {bytes(h): (rid, stage) for rid, h, stage in cur.fetchall()}
-                ids = sorted(rid for rid, stage in found.values() if stage == "Held")
-                if ids:
-                    cur.execute("UPDATE recipients SET stage = 'New' WHERE id = ANY(%s)",
-                                (ids,))
-                released, already = len(ids), len(found) - len(ids)
-                not_found = len(wanted) - len(found)
+                cur.execute("SELECT id FROM recipients WHERE campaign_id = %s "
+                            "AND ctn_hash = ANY(%s::bytea[])", (campaign_id, wanted))
+                found = sorted(r[0] for r in cur.fetchall())
+                cur.execute("DELETE FROM recipient_queue WHERE campaign_id = %s AND held "
+                            "AND id = ANY(%s) RETURNING id", (campaign_id, found))
+                ids = sorted(r[0] for r in cur.fetchall())
+                already, not_found = len(found) - len(ids), len(wanted) - len(found)
+            released = len(ids)
             if released:
-                cur.execute("UPDATE campaign_counters SET held = held - %s, "
-                            "pending = pending + %s WHERE campaign_id = %s",
-                            (released, released, campaign_id))
+                cur.execute("UPDATE recipients SET stage = 'New' WHERE id = ANY(%s)", (ids,))
+                cur.execute("INSERT INTO recipient_queue (campaign_id, held, id) "
+                            "SELECT %s, false, i FROM unnest(%s::bigint[]) AS i",
+                            (campaign_id, ids))
+                deltas = Deltas(self.node_id)
+                deltas.counters[campaign_id].update(held=-released, pending=released)
+                deltas.flush(cur)
             result = TriggerRelease(released, already, not_found)
             full = result.audited(audit)
             cur.execute("INSERT INTO campaign_audit (campaign_id, at_us, actor, action, note) "
@@ -350,12 +393,19 @@ class PostgresStore(PostgresDispatchPath, PostgresCluster):
             counters = self._counters_locked(cur, campaign_id)
             if counters.total != counters.pending + counters.held:
                 raise Conflict("Recipients already dispatched; cannot rebuild")
+            cur.execute("DELETE FROM recipient_queue WHERE campaign_id = %s", (campaign_id,))
             cur.execute("DELETE FROM recipients WHERE campaign_id = %s", (campaign_id,))
             n = cur.rowcount
             cur.execute("DELETE FROM campaign_job_errors WHERE campaign_id = %s",
                         (campaign_id,))
-            cur.execute("UPDATE campaign_counters SET total = 0, pending = 0, held = 0, "
-                        "job_errors = 0 WHERE campaign_id = %s", (campaign_id,))
+            # Every node's rows fold into the base row, with the build's fields reset.
+            cur.execute("DELETE FROM campaign_counter_rows WHERE campaign_id = %s "
+                        "AND node_id <> ''", (campaign_id,))
+            reset = {"total", "pending", "held", "job_errors"}
+            cur.execute(_q("UPDATE campaign_counter_rows SET " + ", ".join(
+                f"{f} = %s" for f in COUNTER_FIELDS) + " WHERE campaign_id = %s "
+                "AND node_id = ''"), [0 if f in reset else getattr(counters, f)
+                                       for f in COUNTER_FIELDS] + [campaign_id])
             return n
 
         return self._transact(body)
@@ -370,8 +420,8 @@ class PostgresStore(PostgresDispatchPath, PostgresCluster):
         def body(cur: Cursor) -> None:
             cur.executemany("INSERT INTO campaign_job_errors (campaign_id, at_us, line_no, "
                             "reason, message) VALUES (%s, %s, %s, %s, %s)", batch)
-            cur.execute("UPDATE campaign_counters SET job_errors = job_errors + %s "
-                        "WHERE campaign_id = %s", (len(batch), campaign_id))
+            cur.execute("UPDATE campaign_counter_rows SET job_errors = job_errors + %s "
+                        "WHERE campaign_id = %s AND node_id = ''", (len(batch), campaign_id))
 
         self._transact(body)
         return len(batch)
@@ -425,12 +475,13 @@ class PostgresStore(PostgresDispatchPath, PostgresCluster):
 
     @staticmethod
     def _counters_locked(cur: Cursor, campaign_id: int) -> Counters:
-        cur.execute(_q(f"SELECT {', '.join(COUNTER_FIELDS)} FROM campaign_counters "
-                       "WHERE campaign_id = %s FOR UPDATE"), (campaign_id,))
-        row = cur.fetchone()
-        if row is None:
+        """The campaign's counters with every node's row of it locked."""
+        cur.execute(_q(f"SELECT {', '.join(COUNTER_FIELDS)} FROM campaign_counter_rows "
+                       "WHERE campaign_id = %s ORDER BY node_id FOR UPDATE"), (campaign_id,))
+        rows = cur.fetchall()
+        if not rows:
             raise NotFound("Campaign not found")
-        return Counters(*row)
+        return Counters(*(sum(col) for col in zip(*rows, strict=True)))
 
     def counters(self, campaign_id: int) -> Counters:
         row = self._read_one(f"SELECT {', '.join(COUNTER_FIELDS)} FROM campaign_counters "

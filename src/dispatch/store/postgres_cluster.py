@@ -10,16 +10,45 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from dispatch.store.base import RecoveryCounts, RecoveryPolicy, StoreConfig
+from dispatch.store.base import COUNTER_FIELDS, RecoveryCounts, RecoveryPolicy, StoreConfig
 from dispatch.store.cluster import NodeInfo, Takeover
 from dispatch.store.postgres_dispatch import DB_NOW_US, Cursor
 from dispatch.store.rows import from_us, to_us
 
 R = TypeVar("R")
+
+
+_FIELDS = ", ".join(COUNTER_FIELDS)
+_SUMMED = ", ".join(f"SUM({f})::bigint AS {f}" for f in COUNTER_FIELDS)
+
+
+def fold_counter_rows(cur: Cursor, node_clause: str, params: Sequence[Any]) -> None:
+    """Move the counter and daily-activity rows of the nodes matching ``node_clause`` (never
+    the base rows, ``''``) into the base rows: the sums the views show do not change, and the
+    number of rows per campaign stays the number of live nodes. A node that writes again
+    afterwards (one declared dead that was only slow) starts a new row: still exact."""
+    clause = f"node_id <> '' AND ({node_clause})"
+    cur.execute(
+        f"WITH moved AS (DELETE FROM campaign_counter_rows WHERE {clause} RETURNING *), "
+        f"sums AS (SELECT campaign_id, {_SUMMED} FROM moved GROUP BY campaign_id) "
+        f"INSERT INTO campaign_counter_rows (campaign_id, node_id, {_FIELDS}) "
+        f"SELECT campaign_id, '', {_FIELDS} FROM sums ORDER BY campaign_id "
+        "ON CONFLICT (campaign_id, node_id) DO UPDATE SET "
+        + ", ".join(f"{f} = campaign_counter_rows.{f} + excluded.{f}" for f in COUNTER_FIELDS),
+        params)
+    cur.execute(
+        f"WITH moved AS (DELETE FROM campaign_daily_rows WHERE {clause} RETURNING *) "
+        "INSERT INTO campaign_daily_rows (campaign_id, day, node_id, sent, delivered, failed) "
+        "SELECT campaign_id, day, '', SUM(sent), SUM(delivered), SUM(failed) FROM moved "
+        "GROUP BY campaign_id, day ORDER BY campaign_id, day "
+        "ON CONFLICT (campaign_id, day, node_id) DO UPDATE SET "
+        "sent = campaign_daily_rows.sent + excluded.sent, "
+        "delivered = campaign_daily_rows.delivered + excluded.delivered, "
+        "failed = campaign_daily_rows.failed + excluded.failed", params)
 
 
 def default_node_id() -> str:
@@ -37,9 +66,8 @@ class PostgresCluster:
     def _transact(self, body: Callable[[Cursor], R]) -> R:
         raise NotImplementedError
 
-    @staticmethod
-    def _resolve_sending(cur: Cursor, policy: RecoveryPolicy, now_us: int, owner_clause: str,
-                         owner_params: Any) -> RecoveryCounts:
+    def _resolve_sending(self, cur: Cursor, policy: RecoveryPolicy, now_us: int,
+                         owner_clause: str, owner_params: Any) -> RecoveryCounts:
         raise NotImplementedError
 
     def _timeout_us(self) -> int:
@@ -77,10 +105,11 @@ class PostgresCluster:
                 for n, h, p, s, hb, st in self._transact(body)]
 
     def take_over_dead_nodes(self, policy: RecoveryPolicy, now: datetime) -> Takeover:
-        """Mark live-but-silent nodes dead, then resolve the Sending rows of every owner that
+        """Mark live-but-silent nodes dead, then resolve the leases of every owner that
         is not live (those nodes, earlier dead or stopped ones, owners that never
         registered). Two nodes doing this at once serialise on the node rows and the
-        recipient rows: the second finds nothing left to do, so nothing is counted twice."""
+        lease rows: the second finds nothing left to do, so nothing is counted twice. The
+        counter rows of nodes that are not live are folded into the base rows."""
         now_us = to_us(now)
 
         def body(cur: Cursor) -> Takeover:
@@ -90,8 +119,10 @@ class PostgresCluster:
             dead = tuple(sorted(r[0] for r in cur.fetchall()))
             counts = self._resolve_sending(
                 cur, policy, now_us,
-                "lease_owner IS NOT NULL AND lease_owner <> %s AND lease_owner NOT IN ("
+                "owner <> '' AND owner <> %s AND owner NOT IN ("
                 "SELECT node_id FROM cluster_nodes WHERE state = 'live')", (self.node_id,))
+            fold_counter_rows(cur, "node_id <> %s AND node_id NOT IN (SELECT node_id "
+                              "FROM cluster_nodes WHERE state = 'live')", (self.node_id,))
             return Takeover(dead, counts)
 
         return self._transact(body)
@@ -103,8 +134,9 @@ class PostgresCluster:
         now_us = to_us(now)
 
         def body(cur: Cursor) -> RecoveryCounts:
-            counts = self._resolve_sending(cur, policy, now_us, "lease_owner = %s",
+            counts = self._resolve_sending(cur, policy, now_us, "owner = %s",
                                            (self.node_id,))
+            fold_counter_rows(cur, "node_id = %s", (self.node_id,))
             cur.execute("UPDATE cluster_nodes SET state = 'stopped', "
                         f"heartbeat_at_us = {DB_NOW_US} WHERE node_id = %s", (self.node_id,))
             return counts

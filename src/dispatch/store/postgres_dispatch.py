@@ -1,24 +1,30 @@
 """The dispatch path of the PostgreSQL store: claim, submit results, receipts, recovery, expiry.
 
 The rules are the SQLite store's (``dispatch.store.base``); what differs is that several nodes
-run them at once on the same rows:
+run them at once, and the layout (migration 5) that keeps the per-message updates of
+``recipients`` HOT: nothing that changes per message is indexed there. Instead:
 
-* ``claim_for_send`` picks New rows with ``FOR UPDATE SKIP LOCKED`` and stamps them with this
-  node's id (``lease_owner``) in the same statement: two nodes claiming from one campaign get
-  disjoint rows and neither waits for the other.
-* ``record_submit_results`` locks the rows (id order) and applies an answer only to a row that
-  is still Sending *and* leased by this node. A row a takeover already resolved (or re-leased to
-  another node under ``RESEND``) is ``stale``: a node that was presumed dead cannot overwrite
-  what the cluster decided about its rows (fencing by lease owner).
+* ``recipient_queue`` holds what may be claimed (New rows; Held ones apart). ``claim_for_send``
+  deletes the lowest ids of a campaign's queue with ``FOR UPDATE SKIP LOCKED``, marks the
+  recipients Sending and inserts their leases, in one statement: two nodes claiming from one
+  campaign get disjoint rows and neither waits for the other.
+* ``recipient_leases`` (id, owner) holds what is in flight, per node. ``record_submit_results``
+  applies an answer only to a recipient whose lease it deletes: a row a takeover already
+  resolved (or re-leased to another node under ``RESEND``) is ``stale``, so a node that was
+  presumed dead cannot overwrite what the cluster decided about its rows (fencing by lease).
 * ``record_receipts`` locks the recipients it changes (id order) before the read-modify-write
   of the per-segment mask, since receipts of one multipart message can arrive on two nodes'
   binds at once; each receipt bit is applied once, so a replay is harmless.
+* Counter and daily-activity changes go to this node's own rows (``node_id``), summed by the
+  ``campaign_counters`` / ``campaign_daily_activity`` views: no row lock is shared by the
+  nodes' hot transactions. Rows of nodes that left are folded into the base row (``''``).
 * Parked receipts (their message id not stored yet) are claimed with ``SKIP LOCKED``, so two
   nodes never apply the same parked receipt; one another node's commit raced past is matched by
   the next ``retry_unmatched_receipts`` (the cluster maintenance loop calls it).
 
-Every write is one transaction through ``_transact`` (retried whole on deadlock). Counter and
-daily rows are updated last, in key order, keeping their row locks short.
+The claim, and a batch of submit results without retries, are each one statement (data-
+modifying CTEs) run in autocommit: atomic, and one round trip. Everything else is one
+transaction through ``_transact`` (retried whole on deadlock).
 """
 
 from __future__ import annotations
@@ -51,42 +57,122 @@ _REPLAY_BATCH = 10_000
 #: The database server's clock in UTC microseconds: one clock for every node's heartbeat.
 DB_NOW_US = "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
 
-_COUNTER_SQL = ("UPDATE campaign_counters SET "
-                + ", ".join(f"{f} = {f} + %s" for f in COUNTER_FIELDS)
-                + " WHERE campaign_id = %s")
-_DAILY_SQL = (
-    "INSERT INTO campaign_daily_activity (campaign_id, day, sent, delivered, failed) "
-    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (campaign_id, day) DO UPDATE SET "
-    "sent = campaign_daily_activity.sent + excluded.sent, "
-    "delivered = campaign_daily_activity.delivered + excluded.delivered, "
-    "failed = campaign_daily_activity.failed + excluded.failed")
+_COUNTER_UPSERT = (
+    f"INSERT INTO campaign_counter_rows (campaign_id, node_id, {', '.join(COUNTER_FIELDS)}) "
+    "SELECT * FROM unnest(%s::bigint[], %s::text[], "
+    + ", ".join("%s::bigint[]" for _ in COUNTER_FIELDS)
+    + ") ON CONFLICT (campaign_id, node_id) DO UPDATE SET "
+    + ", ".join(f"{f} = campaign_counter_rows.{f} + excluded.{f}" for f in COUNTER_FIELDS))
+_DAILY_UPSERT = (
+    "INSERT INTO campaign_daily_rows (campaign_id, day, node_id, sent, delivered, failed) "
+    "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::bigint[], %s::bigint[], "
+    "%s::bigint[]) ON CONFLICT (campaign_id, day, node_id) DO UPDATE SET "
+    "sent = campaign_daily_rows.sent + excluded.sent, "
+    "delivered = campaign_daily_rows.delivered + excluded.delivered, "
+    "failed = campaign_daily_rows.failed + excluded.failed")
 
+# One statement: take the lowest queued ids (skipping rows another node is claiming), mark
+# the recipients Sending, lease them to this node, count them on this node's counter row.
+_CLAIM_SQL = """
+WITH picked AS (
+    DELETE FROM recipient_queue
+    WHERE ctid = ANY(ARRAY(SELECT ctid FROM recipient_queue
+                           WHERE campaign_id = %(cid)s AND NOT held
+                           ORDER BY id LIMIT %(n)s FOR UPDATE SKIP LOCKED))
+    RETURNING id),
+claimed AS (
+    UPDATE recipients r SET stage = 'Sending', attempts = r.attempts + 1, lease_owner = %(me)s
+    WHERE r.id = ANY(ARRAY(SELECT id FROM picked))
+    RETURNING r.id, r.number, r.variables, r.attempts),
+leased AS (
+    INSERT INTO recipient_leases (owner, id, campaign_id)
+    SELECT %(me)s, id, %(cid)s FROM picked),
+counted AS (
+    INSERT INTO campaign_counter_rows (campaign_id, node_id, pending, inflight)
+    SELECT %(cid)s, %(me)s, -count(*), count(*) FROM picked HAVING count(*) > 0
+    ON CONFLICT (campaign_id, node_id) DO UPDATE SET
+        pending = campaign_counter_rows.pending + excluded.pending,
+        inflight = campaign_counter_rows.inflight + excluded.inflight)
+SELECT id, number, variables, attempts FROM claimed"""
 
-_CLAIM_SQL = (
-    "WITH picked AS (SELECT id FROM recipients WHERE campaign_id = %s AND stage = 'New' "
-    "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) "
-    "UPDATE recipients r SET stage = 'Sending', attempts = r.attempts + 1, lease_owner = %s "
-    "FROM picked WHERE r.id = picked.id RETURNING r.id, r.number, r.variables, r.attempts")
-_ACCEPTED_SQL = (
-    "UPDATE recipients r SET stage = 'Delivered', esme = v.esme, submit_status = v.status, "
-    "message_ids = v.mids, sent_at_us = %s, segments = v.segs, error = NULL "
-    "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::int[]) "
-    "AS v(id, esme, status, mids, segs) WHERE r.id = v.id")
-_FAILED_SQL = (
-    "UPDATE recipients r SET stage = 'Failed', esme = v.esme, submit_status = v.status, "
-    "error = v.error, done_at_us = %s {extra} "
-    "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[]) "
-    "AS v(id, esme, status, error) WHERE r.id = v.id")
-_RETRY_SQL = (
-    "UPDATE recipients r SET stage = 'New', esme = v.esme, submit_status = v.status, "
-    "error = v.error, lease_owner = NULL "
-    "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[]) "
-    "AS v(id, esme, status, error) WHERE r.id = v.id")
-_MIDS_SQL = (
-    "INSERT INTO message_ids (esme, message_id, recipient_id, segment) "
-    "SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::int[]) "
-    "ON CONFLICT (esme, message_id) DO UPDATE SET "
-    "recipient_id = excluded.recipient_id, segment = excluded.segment")
+# One statement for a batch of submit results: delete this node's leases (what is not found
+# is stale), apply each answer, re-queue retries, store message ids, count on this node's
+# rows. Returns (campaign, kind, n) for what was applied, and whether any receipt is parked.
+_SUBMIT_SQL = """
+WITH v AS (
+    SELECT * FROM unnest(%(ids)s::bigint[], %(kinds)s::text[], %(esmes)s::text[],
+                         %(statuses)s::text[], %(mids)s::text[], %(segs)s::int[],
+                         %(errors)s::text[]) AS v(id, kind, esme, status, mids, segs, error)),
+gone AS (
+    DELETE FROM recipient_leases l
+    WHERE l.owner = ANY(%(owners)s::text[]) AND l.id = ANY(%(ids)s::bigint[])
+    RETURNING l.id, l.campaign_id),
+done AS (
+    SELECT v.*, gone.campaign_id FROM v JOIN gone USING (id)),
+applied AS (
+    UPDATE recipients r SET
+        stage = CASE d.kind WHEN 'accepted' THEN 'Delivered' WHEN 'retry' THEN 'New'
+                ELSE 'Failed' END,
+        esme = d.esme, submit_status = d.status, error = d.error,
+        message_ids = CASE WHEN d.kind = 'accepted' THEN d.mids ELSE r.message_ids END,
+        segments = CASE WHEN d.kind = 'accepted' THEN d.segs ELSE r.segments END,
+        sent_at_us = CASE WHEN d.kind = 'accepted' THEN %(now)s ELSE r.sent_at_us END,
+        done_at_us = CASE WHEN d.kind IN ('failed', 'unknown') THEN %(now)s
+                     ELSE r.done_at_us END,
+        sms_result = CASE WHEN d.kind = 'unknown' THEN 'unknown' ELSE r.sms_result END,
+        ambiguous = CASE WHEN d.kind = 'unknown' THEN 1 ELSE r.ambiguous END,
+        lease_owner = CASE WHEN d.kind = 'retry' THEN NULL ELSE r.lease_owner END
+    FROM done d WHERE r.id = d.id),
+requeued AS (
+    INSERT INTO recipient_queue (campaign_id, held, id)
+    SELECT campaign_id, false, id FROM done WHERE kind = 'retry'),
+stored AS (
+    INSERT INTO message_ids (esme, message_id, recipient_id, segment)
+    SELECT m.esme, m.mid, m.rid, m.seg
+    FROM unnest(%(m_esme)s::text[], %(m_mid)s::text[], %(m_rid)s::bigint[], %(m_seg)s::int[])
+        AS m(esme, mid, rid, seg) JOIN gone ON gone.id = m.rid
+    ON CONFLICT (esme, message_id) DO UPDATE SET
+        recipient_id = excluded.recipient_id, segment = excluded.segment),
+per_campaign AS (
+    SELECT campaign_id, count(*) AS n,
+           count(*) FILTER (WHERE kind = 'accepted') AS sent,
+           count(*) FILTER (WHERE kind = 'retry') AS retried,
+           count(*) FILTER (WHERE kind IN ('failed', 'unknown')) AS failed,
+           count(*) FILTER (WHERE kind = 'unknown') AS unknown
+    FROM done GROUP BY campaign_id),
+counted AS (
+    INSERT INTO campaign_counter_rows (campaign_id, node_id, pending, inflight, sent, failed,
+                                       unknown, ambiguous)
+    SELECT campaign_id, %(me)s, retried, -n, sent, failed, unknown, unknown FROM per_campaign
+    ON CONFLICT (campaign_id, node_id) DO UPDATE SET
+        pending = campaign_counter_rows.pending + excluded.pending,
+        inflight = campaign_counter_rows.inflight + excluded.inflight,
+        sent = campaign_counter_rows.sent + excluded.sent,
+        failed = campaign_counter_rows.failed + excluded.failed,
+        unknown = campaign_counter_rows.unknown + excluded.unknown,
+        ambiguous = campaign_counter_rows.ambiguous + excluded.ambiguous),
+daily AS (
+    INSERT INTO campaign_daily_rows (campaign_id, day, node_id, sent, delivered, failed)
+    SELECT campaign_id, %(day)s, %(me)s, sent, 0, failed FROM per_campaign
+    WHERE sent + failed > 0
+    ON CONFLICT (campaign_id, day, node_id) DO UPDATE SET
+        sent = campaign_daily_rows.sent + excluded.sent,
+        failed = campaign_daily_rows.failed + excluded.failed)
+SELECT d.campaign_id, d.kind, count(*)::int,
+       EXISTS (SELECT 1 FROM unmatched_receipts) AS parked
+FROM done d GROUP BY d.campaign_id, d.kind"""
+
+# Receipts: the message-id lookup and the recipients' state, locked in id order. One
+# primary-key probe per id (a LATERAL subquery with LIMIT 1 cannot be flattened into a join),
+# so neither a stale-statistics range scan nor a generic plan's hash join over the whole
+# ``message_ids`` table (O(table) per batch) can be chosen.
+_RECEIPT_LOOKUP_SQL = (
+    "SELECT k.esme, k.mid, m.recipient_id, m.segment, r.campaign_id, r.segments, r.dlr_mask, "
+    "r.dlr_delivered, r.sms_result, r.receipt_stat, r.receipt_err, r.done_at_us "
+    "FROM unnest(%s::text[], %s::text[]) AS k(esme, mid), "
+    "LATERAL (SELECT recipient_id, segment FROM message_ids "
+    "WHERE esme = k.esme AND message_id = k.mid LIMIT 1) AS m "
+    "JOIN recipients r ON r.id = m.recipient_id ORDER BY r.id FOR UPDATE OF r")
 _RECEIPT_UPDATE_SQL = (
     "UPDATE recipients r SET sms_result = v.result, receipt_stat = v.stat, "
     "receipt_err = v.err, dlr_mask = v.mask, dlr_delivered = v.dlv, done_at_us = v.done "
@@ -98,38 +184,62 @@ _PARK_SQL = (
     "%s::text[], %s::bigint[])")
 _PARKED_COLUMNS = "id, esme, message_id, stat, err, sms_result, done_at_us"
 
+Write = tuple[str, list[Any]]
+
 
 def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     """Row tuples -> one list per column (the arrays ``unnest`` turns back into rows)."""
     return [list(col) for col in zip(*rows, strict=True)] if rows else [[]] * width
 
 
-class Deltas:
-    """Counter and daily-activity changes of one transaction, flushed once at its end in key
-    order (campaign id, then (campaign id, day)) so concurrent nodes lock them in one order."""
+def combined(cur: Cursor, writes: Sequence[Write]) -> None:
+    """Run independent data-modifying statements as one (``WITH w0 AS (..), .. SELECT``):
+    one round trip. They must not modify the same row twice."""
+    if not writes:
+        return
+    if len(writes) == 1:
+        cur.execute(writes[0][0], writes[0][1])
+        return
+    sql = ("WITH " + ", ".join(f"w{i} AS ({w[0]})" for i, w in enumerate(writes))
+           + " SELECT 1")
+    cur.execute(sql, [p for w in writes for p in w[1]])
 
-    def __init__(self) -> None:
+
+class Deltas:
+    """Counter and daily-activity changes of one transaction, written once at its end to the
+    node's own rows (``node_id``; the base row is ``''``)."""
+
+    def __init__(self, node_id: str) -> None:
+        self.node_id = node_id
         self.counters: dict[int, Counter[str]] = defaultdict(Counter)
         self.daily: dict[tuple[int, str], Counter[str]] = defaultdict(Counter)
 
-    def flush(self, cur: Cursor) -> None:
-        rows = [(*(c[f] for f in COUNTER_FIELDS), cid)
+    def writes(self) -> list[Write]:
+        out: list[Write] = []
+        rows = [(cid, self.node_id, *(c[f] for f in COUNTER_FIELDS))
                 for cid, c in sorted(self.counters.items()) if any(c.values())]
         if rows:
-            cur.executemany(_COUNTER_SQL, rows)
-        daily = [(cid, day, c["sent"], c["delivered"], c["failed"])
+            out.append((_COUNTER_UPSERT, _columns(rows, 2 + len(COUNTER_FIELDS))))
+        daily = [(cid, day, self.node_id, c["sent"], c["delivered"], c["failed"])
                  for (cid, day), c in sorted(self.daily.items()) if any(c.values())]
         if daily:
-            cur.executemany(_DAILY_SQL, daily)
+            out.append((_DAILY_UPSERT, _columns(daily, 6)))
+        return out
+
+    def flush(self, cur: Cursor) -> None:
+        combined(cur, self.writes())
 
 
 class PostgresDispatchPath:
-    """Mixin of ``PostgresStore``: needs ``_transact``, ``node_id`` and ``config``."""
+    """Mixin of ``PostgresStore``: needs ``_transact``, ``_statement``, ``node_id``, ``config``."""
 
     node_id: str
     config: StoreConfig
 
     def _transact(self, body: Callable[[Cursor], R]) -> R:
+        raise NotImplementedError
+
+    def _statement(self, sql: str, params: Any) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ claim
@@ -141,27 +251,18 @@ class PostgresDispatchPath:
         returning."""
         if limit <= 0:
             return []
-
-        def body(cur: Cursor) -> list[tuple[Any, ...]]:
-            cur.execute(_CLAIM_SQL, (campaign_id, limit, self.node_id))
-            rows = cur.fetchall()
-            if rows:
-                n = len(rows)
-                cur.execute("UPDATE campaign_counters SET pending = pending - %s, "
-                            "inflight = inflight + %s WHERE campaign_id = %s",
-                            (n, n, campaign_id))
-            return rows
-
-        rows = sorted(self._transact(body))
+        rows = sorted(self._statement(_CLAIM_SQL, {"cid": campaign_id, "n": limit,
+                                                   "me": self.node_id}))
         return [ClaimedRecipient(r[0], r[1], unpack_variables(r[2]), r[3]) for r in rows]
 
     # ------------------------------------------------------------------ submit results
 
     def record_submit_results(self, outcomes: Sequence[SubmitOutcome],
                               now: datetime) -> SubmitTally:
-        """Apply the SMSC's answers (see ``dispatch.store.base``) to this node's Sending rows;
-        any other row is ``stale``. Receipts that arrived before their message id was stored
-        are applied here, in the same transaction."""
+        """Apply the SMSC's answers (see ``dispatch.store.base``) to the recipients this node
+        holds the lease of; any other row is ``stale``. Receipts that arrived before their
+        message id was stored are applied right after (a crash in between leaves them parked
+        for ``retry_unmatched_receipts``)."""
         now_us = to_us(now)
         day = day_of(now_us)
         first: dict[int, SubmitOutcome] = {}
@@ -169,92 +270,86 @@ class PostgresDispatchPath:
             first.setdefault(o.recipient_id, o)
         if not first:
             return SubmitTally()
-        ids = sorted(first)
-        for o in first.values():
-            if len(o.message_ids) > _MAX_SEGMENTS:
-                raise ValueError(f"{len(o.message_ids)} segments exceed {_MAX_SEGMENTS}")
+        rows: list[tuple[Any, ...]] = []
+        mids: dict[tuple[str, str], tuple[int, int]] = {}
+        for rid in sorted(first):
+            o = first[rid]
+            kind = o.kind
+            if kind is SubmitKind.ACCEPTED:
+                msg_ids = o.message_ids
+                if len(msg_ids) > _MAX_SEGMENTS:
+                    raise ValueError(f"{len(msg_ids)} segments exceed {_MAX_SEGMENTS}")
+                rows.append((rid, kind.value, o.esme, o.submit_status or "ESME_ROK",
+                             ",".join(msg_ids) or None, len(msg_ids), None))
+                for i, m in enumerate(msg_ids):
+                    mids[(o.esme, m)] = (rid, i)  # a reused id: the latest submit wins
+            elif kind is SubmitKind.UNKNOWN:
+                rows.append((rid, kind.value, o.esme, o.submit_status, None, 0,
+                             o.error or "submit outcome unknown"))
+            else:
+                rows.append((rid, kind.value, o.esme, o.submit_status, None, 0, o.error))
+        ids, kinds, esmes, statuses, mid_text, segs, errors = _columns(rows, 7)
+        m_rows = [(e, m, rid, seg) for (e, m), (rid, seg) in sorted(mids.items())]
+        m_esme, m_mid, m_rid, m_seg = _columns(m_rows, 4)
+        params = {"ids": ids, "kinds": kinds, "esmes": esmes, "statuses": statuses,
+                  "mids": mid_text, "segs": segs, "errors": errors,
+                  "owners": [self.node_id, ""], "now": now_us, "day": day, "me": self.node_id,
+                  "m_esme": m_esme, "m_mid": m_mid, "m_rid": m_rid, "m_seg": m_seg}
 
-        def body(cur: Cursor) -> SubmitTally:
+        def tally_of(result: list[tuple[Any, ...]]) -> tuple[Counter[str], set[int], bool]:
             tally: Counter[str] = Counter()
-            cur.execute("SELECT id, campaign_id, stage, lease_owner FROM recipients "
-                        "WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (ids,))
-            state = {rid: (cid, stage, owner) for rid, cid, stage, owner in cur.fetchall()}
-            accepted: list[tuple[Any, ...]] = []
-            mids: dict[tuple[str, str], tuple[int, int]] = {}
-            failed: list[tuple[Any, ...]] = []
-            retried: list[tuple[Any, ...]] = []
-            unknown: list[tuple[Any, ...]] = []
-            per_kind: Counter[tuple[int, SubmitKind]] = Counter()
-            me = self.node_id
-            for rid, o in first.items():
-                st = state.get(rid)
-                if st is None or st[1] != "Sending" or (st[2] is not None and st[2] != me):
-                    tally["stale"] += 1
-                    continue
-                kind = o.kind
-                per_kind[(st[0], kind)] += 1
-                if kind is SubmitKind.ACCEPTED:
-                    msg_ids = o.message_ids
-                    accepted.append((rid, o.esme, o.submit_status or "ESME_ROK",
-                                     ",".join(msg_ids) or None, len(msg_ids)))
-                    for i, m in enumerate(msg_ids):
-                        mids[(o.esme, m)] = (rid, i)  # a reused id: the latest submit wins
-                elif kind is SubmitKind.RETRY:
-                    retried.append((rid, o.esme, o.submit_status, o.error))
-                elif kind is SubmitKind.UNKNOWN:
-                    unknown.append((rid, o.esme, o.submit_status,
-                                    o.error or "submit outcome unknown"))
-                else:
-                    failed.append((rid, o.esme, o.submit_status, o.error))
-            deltas = Deltas()
-            for (cid, kind), n in per_kind.items():
-                c = deltas.counters[cid]
-                c["inflight"] -= n
-                tally[kind.value if kind is not SubmitKind.RETRY else "retried"] += n
-                if kind is SubmitKind.ACCEPTED:
-                    c["sent"] += n
-                    deltas.daily[(cid, day)]["sent"] += n
-                elif kind is SubmitKind.RETRY:
-                    c["pending"] += n
-                else:
-                    c["failed"] += n
-                    deltas.daily[(cid, day)]["failed"] += n
-                    if kind is SubmitKind.UNKNOWN:
-                        c["unknown"] += n
-                        c["ambiguous"] += n
-            if accepted:
-                cur.execute(_ACCEPTED_SQL, (now_us, *_columns(accepted, 5)))
-            if mids:
-                cur.execute(_MIDS_SQL, _columns(
-                    [(e, m, rid, seg) for (e, m), (rid, seg) in sorted(mids.items())], 4))
-            if failed:
-                cur.execute(_FAILED_SQL.format(extra=""),
-                            (now_us, *_columns(failed, 4)))
-            if unknown:
-                cur.execute(_FAILED_SQL.format(
-                    extra=", sms_result = 'unknown', ambiguous = 1"),
-                    (now_us, *_columns(unknown, 4)))
-            if retried:
-                cur.execute(_RETRY_SQL, _columns(retried, 4))
-                # A retry (or a release of messages never sent) that comes back after its
-                # campaign expired must not leave a New row in an Expired campaign.
-                cids = sorted({cid for cid, kind in per_kind if kind is SubmitKind.RETRY})
-                cur.execute("SELECT id FROM campaigns WHERE id = ANY(%s) "
-                            "AND status = 'Expired'", (cids,))
-                for (cid,) in cur.fetchall():
-                    cur.execute("UPDATE recipients SET stage = 'Failed', "
-                                "error = 'campaign expired', done_at_us = %s "
-                                "WHERE campaign_id = %s AND stage = 'New'", (now_us, cid))
-                    n = cur.rowcount
-                    deltas.counters[cid].update(pending=-n, failed=n, expired=n)
-                    deltas.daily[(cid, day)]["failed"] += n
-            if mids:
-                tally["receipts_matched"] = self._replay_unmatched(cur, list(mids), now_us,
-                                                                   deltas)
-            deltas.flush(cur)
-            return SubmitTally(**tally)
+            retried: set[int] = set()
+            parked = False
+            for cid, kind, n, any_parked in result:
+                tally["retried" if kind == "retry" else kind] += n
+                if kind == "retry":
+                    retried.add(cid)
+                parked = parked or bool(any_parked)
+            tally["stale"] = len(first) - sum(tally.values())
+            return tally, retried, parked
 
-        return self._transact(body)
+        if not any(o.kind is SubmitKind.RETRY for o in first.values()):
+            tally, _, parked = tally_of(self._statement(_SUBMIT_SQL, params))
+        else:
+            def body(cur: Cursor) -> tuple[Counter[str], bool]:
+                cur.execute(_SUBMIT_SQL, params)
+                tally, retried, parked = tally_of(cur.fetchall())
+                if retried:
+                    self._fail_expired_retries(cur, sorted(retried), now_us, day)
+                return tally, parked
+
+            tally, parked = self._transact(body)
+        if parked and mids:
+            keys = list(mids)
+
+            def replay(cur: Cursor) -> int:
+                deltas = Deltas(self.node_id)
+                matched = self._replay_unmatched(cur, keys, now_us, deltas)
+                deltas.flush(cur)
+                return matched
+
+            tally["receipts_matched"] = self._transact(replay)
+        return SubmitTally(**{k: v for k, v in tally.items() if v})
+
+    def _fail_expired_retries(self, cur: Cursor, cids: Sequence[int], now_us: int,
+                              day: str) -> None:
+        """A retry (or a release of messages never sent) that comes back after its campaign
+        expired must not leave a New row in an Expired campaign."""
+        cur.execute("SELECT id FROM campaigns WHERE id = ANY(%s) AND status = 'Expired'",
+                    (list(cids),))
+        deltas = Deltas(self.node_id)
+        for (cid,) in cur.fetchall():
+            cur.execute("DELETE FROM recipient_queue WHERE campaign_id = %s AND NOT held "
+                        "RETURNING id", (cid,))
+            ids = sorted(r[0] for r in cur.fetchall())
+            if ids:
+                cur.execute("UPDATE recipients SET stage = 'Failed', "
+                            "error = 'campaign expired', done_at_us = %s WHERE id = ANY(%s)",
+                            (now_us, ids))
+            n = len(ids)
+            deltas.counters[cid].update(pending=-n, failed=n, expired=n)
+            deltas.daily[(cid, day)]["failed"] += n
+        deltas.flush(cur)
 
     # ------------------------------------------------------------------ receipts
 
@@ -271,75 +366,58 @@ class PostgresDispatchPath:
             return 0
 
         def body(cur: Cursor) -> int:
-            deltas = Deltas()
-            matched, unmatched = self._apply_receipts(cur, rows, now_us, deltas)
+            deltas = Deltas(self.node_id)
+            matched, unmatched, writes = self._apply_receipts(cur, rows, now_us, deltas)
             if unmatched:
-                cur.execute(_PARK_SQL, (now_us, *_columns(unmatched, 6)))
-            deltas.flush(cur)
+                writes.append((_PARK_SQL, [now_us, *_columns(unmatched, 6)]))
+            combined(cur, writes + deltas.writes())
             return matched
 
         return self._transact(body)
 
     def _apply_receipts(self, cur: Cursor, receipts: Sequence[ReceiptRow], now_us: int,
-                        deltas: Deltas) -> tuple[int, list[ReceiptRow]]:
-        by_esme: dict[str, set[str]] = defaultdict(set)
-        for r in receipts:
-            by_esme[r[0]].add(r[1])
+                        deltas: Deltas) -> tuple[int, list[ReceiptRow], list[Write]]:
+        """Match and merge; returns (matched, unmatched, the recipient update to run)."""
+        keys = sorted({(r[0], r[1]) for r in receipts})
+        cur.execute(_RECEIPT_LOOKUP_SQL, _columns(keys, 2))
         found: dict[tuple[str, str], tuple[int, int]] = {}
-        for esme, ids in by_esme.items():
-            # One primary-key probe per id: a LATERAL subquery with LIMIT 1 cannot be
-            # flattened into a join, so neither a stale-statistics range scan
-            # (``message_id = ANY(..)``) nor a generic plan's hash join over the whole
-            # table (a plain join, once psycopg prepares it) can be chosen; both cost
-            # O(table) per batch, which grows with every message sent.
-            cur.execute("SELECT k.mid, m.recipient_id, m.segment "
-                        "FROM unnest(%s::text[]) AS k(mid), LATERAL (SELECT recipient_id, "
-                        "segment FROM message_ids WHERE esme = %s AND message_id = k.mid "
-                        "LIMIT 1) AS m", (list(ids), esme))
-            for mid, rid, seg in cur.fetchall():
-                found[(esme, mid)] = (rid, seg)
-        unmatched = [r for r in receipts if (r[0], r[1]) not in found]
-        if not found:
-            return 0, unmatched
         # recipient id -> [campaign_id, segments, dlr_mask, delivered_segs, sms_result, stat,
         #                  err, done_at_us]
-        cur.execute("SELECT id, campaign_id, segments, dlr_mask, dlr_delivered, sms_result, "
-                    "receipt_stat, receipt_err, done_at_us FROM recipients "
-                    "WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
-                    (sorted({v[0] for v in found.values()}),))
-        state: dict[int, list[Any]] = {row[0]: list(row[1:]) for row in cur.fetchall()}
+        state: dict[int, list[Any]] = {}
+        for esme, mid, rid, seg, *rest in cur.fetchall():
+            found[(esme, mid)] = (rid, seg)
+            state.setdefault(rid, rest)
+        unmatched = [r for r in receipts if (r[0], r[1]) not in found]
+        if not found:
+            return 0, unmatched, []
         matched, changed = merge_receipts(receipts, found, state, now_us, deltas.counters,
                                           deltas.daily)
-        if changed:
-            cur.execute(_RECEIPT_UPDATE_SQL, _columns(
-                [(rid, s[4], s[5], s[6], s[2], s[3], s[7])
-                 for rid in sorted(changed) for s in (state[rid],)], 7))
-        return matched, unmatched
+        if not changed:
+            return matched, unmatched, []
+        columns = _columns([(rid, s[4], s[5], s[6], s[2], s[3], s[7])
+                            for rid in sorted(changed) for s in (state[rid],)], 7)
+        return matched, unmatched, [(_RECEIPT_UPDATE_SQL, columns)]
 
     def _replay_unmatched(self, cur: Cursor, keys: Sequence[tuple[str, str]], now_us: int,
                           deltas: Deltas) -> int:
         """Apply parked receipts whose (esme, message id) is in ``keys``; delete them."""
-        by_esme: dict[str, list[str]] = defaultdict(list)
-        for esme, mid in keys:
-            by_esme[esme].append(mid)
-        parked: list[tuple[Any, ...]] = []
-        for esme, ids in by_esme.items():
-            cur.execute(f"SELECT {_PARKED_COLUMNS} FROM unmatched_receipts "
-                        "WHERE esme = %s AND message_id = ANY(%s::text[]) "
-                        "ORDER BY id FOR UPDATE SKIP LOCKED", (esme, ids))
-            parked.extend(cur.fetchall())
-        return self._apply_parked(cur, parked, now_us, deltas)
+        esmes, mids = _columns(sorted(keys), 2)
+        cur.execute(f"SELECT {_PARKED_COLUMNS} FROM unmatched_receipts u "
+                    "WHERE (esme, message_id) IN (SELECT * FROM unnest(%s::text[], %s::text[])) "
+                    "ORDER BY id FOR UPDATE SKIP LOCKED", (esmes, mids))
+        return self._apply_parked(cur, cur.fetchall(), now_us, deltas)
 
     def _apply_parked(self, cur: Cursor, parked: Sequence[tuple[Any, ...]], now_us: int,
                       deltas: Deltas) -> int:
         if not parked:
             return 0
-        matched, still = self._apply_receipts(cur, [tuple(p[1:]) for p in parked],
-                                              now_us, deltas)
+        matched, still, writes = self._apply_receipts(
+            cur, [tuple(p[1:]) for p in parked], now_us, deltas)
         still_keys = {(u[0], u[1]) for u in still}
         done = [p[0] for p in parked if (p[1], p[2]) not in still_keys]
         if done:
-            cur.execute("DELETE FROM unmatched_receipts WHERE id = ANY(%s)", (done,))
+            writes.append(("DELETE FROM unmatched_receipts WHERE id = ANY(%s)", [done]))
+        combined(cur, writes)
         return matched
 
     def retry_unmatched_receipts(self, now: datetime) -> int:
@@ -350,7 +428,7 @@ class PostgresDispatchPath:
         def body(cur: Cursor) -> int:
             cur.execute(f"SELECT {_PARKED_COLUMNS} FROM unmatched_receipts ORDER BY id "
                         "LIMIT %s FOR UPDATE SKIP LOCKED", (_REPLAY_BATCH,))
-            deltas = Deltas()
+            deltas = Deltas(self.node_id)
             matched = self._apply_parked(cur, cur.fetchall(), now_us, deltas)
             deltas.flush(cur)
             return matched
@@ -383,29 +461,34 @@ class PostgresDispatchPath:
         ``RESEND``: back to New; ``MARK_UNKNOWN``: Failed, unknown, ambiguous."""
         return self._transact(lambda cur: self._resolve_sending(
             cur, policy, to_us(now),
-            "(lease_owner IS NULL OR lease_owner = %s OR lease_owner NOT IN ("
+            "(owner = '' OR owner = %s OR owner NOT IN ("
             "SELECT node_id FROM cluster_nodes WHERE state = 'live' "
             f"AND heartbeat_at_us >= {DB_NOW_US} - %s))",
             (self.node_id, int(self.config.node_timeout_s * 1_000_000))))
 
-    @staticmethod
-    def _resolve_sending(cur: Cursor, policy: RecoveryPolicy, now_us: int, owner_clause: str,
-                         owner_params: Sequence[Any]) -> RecoveryCounts:
-        """Apply ``policy`` to the Sending rows matching ``owner_clause``; counters and daily
-        rows follow in the caller's transaction."""
-        if policy is RecoveryPolicy.RESEND:
-            cur.execute(f"UPDATE recipients SET stage = 'New', lease_owner = NULL "
-                        f"WHERE stage = 'Sending' AND {owner_clause} RETURNING campaign_id",
-                        owner_params)
-        else:
+    def _resolve_sending(self, cur: Cursor, policy: RecoveryPolicy, now_us: int,
+                         owner_clause: str, owner_params: Sequence[Any]) -> RecoveryCounts:
+        """Apply ``policy`` to the in-flight rows whose lease owner matches ``owner_clause``
+        (the leases are deleted); counters and daily rows follow in the caller's
+        transaction."""
+        cur.execute(f"DELETE FROM recipient_leases WHERE {owner_clause} "
+                    "RETURNING id, campaign_id", owner_params)
+        leased = sorted(cur.fetchall())
+        ids = [rid for rid, _ in leased]
+        if ids and policy is RecoveryPolicy.RESEND:
+            cur.execute("UPDATE recipients SET stage = 'New', lease_owner = NULL "
+                        "WHERE id = ANY(%s)", (ids,))
+            cur.execute("INSERT INTO recipient_queue (campaign_id, held, id) "
+                        "SELECT c, false, i FROM unnest(%s::bigint[], %s::bigint[]) AS v(i, c)",
+                        _columns(leased, 2))
+        elif ids:
             cur.execute(
                 "UPDATE recipients SET stage = 'Failed', sms_result = 'unknown', "
                 "ambiguous = 1, done_at_us = %s, "
-                "error = 'in flight at restart: submit outcome unknown' "
-                f"WHERE stage = 'Sending' AND {owner_clause} RETURNING campaign_id",
-                (now_us, *owner_params))
-        by_campaign: Counter[int] = Counter(cid for (cid,) in cur.fetchall())
-        deltas = Deltas()
+                "error = 'in flight at restart: submit outcome unknown' WHERE id = ANY(%s)",
+                (now_us, ids))
+        by_campaign: Counter[int] = Counter(cid for _, cid in leased)
+        deltas = Deltas(self.node_id)
         day = day_of(now_us)
         for cid, n in by_campaign.items():
             if policy is RecoveryPolicy.RESEND:
@@ -426,16 +509,18 @@ class PostgresDispatchPath:
         now_us = to_us(now)
 
         def body(cur: Cursor) -> int:
-            cur.execute("UPDATE recipients SET stage = 'Failed', error = CASE stage "
-                        "WHEN 'New' THEN 'campaign expired' ELSE 'not triggered' END, "
-                        "done_at_us = %s WHERE campaign_id = %s AND stage IN ('New', 'Held') "
-                        "RETURNING stage = 'Failed' AND error = 'campaign expired'",
-                        (now_us, campaign_id))
-            was_new = [r[0] for r in cur.fetchall()]
-            n_new = sum(was_new)
-            n = len(was_new)
-            deltas = Deltas()
-            deltas.counters[campaign_id].update(pending=-n_new, held=-(n - n_new), failed=n,
+            cur.execute("DELETE FROM recipient_queue WHERE campaign_id = %s "
+                        "RETURNING id, held", (campaign_id,))
+            queued = sorted(cur.fetchall())
+            if queued:
+                cur.execute("UPDATE recipients r SET stage = 'Failed', error = CASE WHEN v.held "
+                            "THEN 'not triggered' ELSE 'campaign expired' END, done_at_us = %s "
+                            "FROM unnest(%s::bigint[], %s::boolean[]) AS v(id, held) "
+                            "WHERE r.id = v.id", (now_us, *_columns(queued, 2)))
+            n = len(queued)
+            n_held = sum(1 for _, held in queued if held)
+            deltas = Deltas(self.node_id)
+            deltas.counters[campaign_id].update(pending=-(n - n_held), held=-n_held, failed=n,
                                                 expired=n)
             deltas.daily[(campaign_id, day_of(now_us))]["failed"] += n
             deltas.flush(cur)

@@ -46,6 +46,68 @@ def _split(sql: str) -> Callable[[], list[str]]:
     return lambda: [s.strip() for s in sql.split(";") if s.strip()]
 
 
+_COUNTER_SUMS = ", ".join(f"SUM({f})::bigint AS {f}" for f in (
+    "total", "pending", "inflight", "sent", "failed", "expired", "delivered", "undelivered",
+    "unknown", "ambiguous", "job_errors", "held"))
+
+# Version 5: the hot path's updates of ``recipients`` become HOT, and nodes stop sharing hot
+# rows. PostgreSQL makes an update HOT (no new index entries, the new version on the same
+# page) only when no column of any index key or partial-index predicate changes, so nothing
+# that changes per message may be indexed on ``recipients``:
+#   * what is claimable lives in ``recipient_queue`` (New rows, and Held ones with ``held``):
+#     a claim deletes its rows there (SKIP LOCKED); a retry, a RESEND recovery or a trigger
+#     inserts them again;
+#   * what is in flight lives in ``recipient_leases`` (id, owner): the submit result deletes
+#     the lease (a result whose lease is gone, or is another owner's, is stale: fencing);
+#     takeover and recovery scan this small table instead of the recipients;
+#   * the stage/result/stat listings walk (campaign_id, id) with a filter;
+#   * counters and daily activity get one row per (campaign, node): each node adds to its own
+#     rows (no lock shared between nodes), ``node_id = ''`` is the base row the build and
+#     folds write; the views keep the old names and shapes (sums), so readers are unchanged.
+# ``fillfactor`` leaves room on each page for the new versions of HOT updates.
+_HOT_LAYOUT = f"""
+CREATE TABLE recipient_queue (
+    campaign_id BIGINT NOT NULL,
+    held BOOLEAN NOT NULL,
+    id BIGINT NOT NULL,
+    PRIMARY KEY (campaign_id, held, id)
+);
+INSERT INTO recipient_queue (campaign_id, held, id)
+    SELECT campaign_id, stage = 'Held', id FROM recipients WHERE stage IN ('New', 'Held');
+CREATE TABLE recipient_leases (
+    id BIGINT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    campaign_id BIGINT NOT NULL
+);
+INSERT INTO recipient_leases (id, owner, campaign_id)
+    SELECT id, COALESCE(lease_owner, ''), campaign_id FROM recipients WHERE stage = 'Sending';
+DROP INDEX recipients_new;
+DROP INDEX recipients_held;
+DROP INDEX recipients_failed;
+DROP INDEX recipients_bad_result;
+DROP INDEX recipients_stat;
+DROP INDEX recipients_sending;
+ALTER TABLE recipients SET (fillfactor = 50);
+ALTER TABLE recipient_queue SET (autovacuum_vacuum_scale_factor = 0.02);
+ALTER TABLE recipient_leases SET (autovacuum_vacuum_scale_factor = 0.02);
+ALTER TABLE campaign_counters RENAME TO campaign_counter_rows;
+ALTER TABLE campaign_counter_rows ADD COLUMN node_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE campaign_counter_rows DROP CONSTRAINT campaign_counters_pkey;
+ALTER TABLE campaign_counter_rows ADD PRIMARY KEY (campaign_id, node_id);
+ALTER TABLE campaign_counter_rows SET (fillfactor = 50);
+CREATE VIEW campaign_counters AS SELECT campaign_id, {_COUNTER_SUMS}
+    FROM campaign_counter_rows GROUP BY campaign_id;
+ALTER TABLE campaign_daily_activity RENAME TO campaign_daily_rows;
+ALTER TABLE campaign_daily_rows ADD COLUMN node_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE campaign_daily_rows DROP CONSTRAINT campaign_daily_activity_pkey;
+ALTER TABLE campaign_daily_rows ADD PRIMARY KEY (campaign_id, day, node_id);
+ALTER TABLE campaign_daily_rows SET (fillfactor = 50);
+CREATE VIEW campaign_daily_activity AS SELECT campaign_id, day, SUM(sent)::bigint AS sent,
+    SUM(delivered)::bigint AS delivered, SUM(failed)::bigint AS failed
+    FROM campaign_daily_rows GROUP BY campaign_id, day
+"""
+
+
 #: Version N is ``MIGRATIONS[N - 1]``. Append, never edit.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "campaigns, recipients, counters, receipts (shared schema v1)", _shared(1)),
@@ -58,6 +120,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "campaign build leases", _split(
         "CREATE TABLE campaign_builders (campaign_id BIGINT PRIMARY KEY "
         "REFERENCES campaigns (id), node_id TEXT NOT NULL, claimed_at_us BIGINT NOT NULL)")),
+    Migration(5, "HOT recipient updates: claim queue, lease table, per-node counter rows",
+              _split(_HOT_LAYOUT)),
 )
 
 
