@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
 import trio
+import trio.testing
 from store_fixtures import T0, new_campaign, rows
 
 from dispatch.campaigns.model import SmsResult
@@ -73,3 +76,47 @@ def test_store_calls_do_not_block_the_loop(store: Store) -> None:
 
     trio.run(main)
     assert ticks > 1  # the loop kept running while SQLite worked in its thread
+
+
+def test_writer_commits_once_the_queue_goes_quiet(store: Store) -> None:
+    """A batch closes ``group_commit_quiet_s`` after the last item, long before the interval:
+    an SMSC with a full deliver window waits for the deliver_sm_resps this commit gates.
+    Items arriving closer together than that keep the batch open. (Mock clock, jumped by
+    hand; the commit itself runs on a real SQLite file in a worker thread.)"""
+    cid = new_campaign(store).id or 0
+    store.add_recipients(cid, rows(6), T0)
+    config = replace(StoreConfig(), group_commit_rows=1000, group_commit_interval_s=3600.0,
+                     group_commit_quiet_s=0.005)
+    clock_ = trio.testing.MockClock()
+
+    async def real_wait_until(condition: Callable[[], bool]) -> None:
+        for _ in range(500):  # at most ~5 s of real time
+            if condition():
+                return
+            await trio.to_thread.run_sync(time.sleep, 0.01)
+        raise AssertionError("condition not met in 5 s")
+
+    async def main() -> None:
+        astore = AsyncStore(store)
+        claimed = await astore.claim_for_send(cid, 6, T0)
+        outcomes = [SubmitOutcome(r.id, SubmitKind.ACCEPTED, "e", (f"m{r.id}",))
+                    for r in claimed]
+        writer = GroupCommitWriter(astore, config, clock)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+            writer.add(outcomes[:3])
+            await trio.testing.wait_all_tasks_blocked()
+            clock_.jump(0.004)
+            writer.add(outcomes[3:])
+            await trio.testing.wait_all_tasks_blocked()
+            clock_.jump(0.004)  # 8 ms after the first item, 4 ms after the last
+            await trio.testing.wait_all_tasks_blocked()
+            assert writer.backlog == 6 and writer.statistics().batches == 0
+            clock_.jump(0.002)  # 6 ms quiet
+            await real_wait_until(lambda: writer.backlog == 0)
+            stats = writer.statistics()
+            assert (stats.batches, stats.last_batch_rows) == (1, 6)
+            await writer.aclose()
+        assert (await astore.counters(cid)).sent == 6
+
+    trio.run(main, clock=clock_)

@@ -309,7 +309,10 @@ class StoreConfig:
     insert_batch_rows: int = 5000
     recovery_policy: RecoveryPolicy = RecoveryPolicy.MARK_UNKNOWN
     group_commit_rows: int = 2000
-    group_commit_interval_s: float = 0.02
+    # A commit batch closes when it has group_commit_rows, group_commit_interval_s after its
+    # first item, or when no item came for group_commit_quiet_s (store/writer.py).
+    group_commit_interval_s: float = 0.05
+    group_commit_quiet_s: float = 0.005
     group_commit_queue_rows: int = 20000
     # SQLite page cache per connection (the engine has two: writer and reader). The hot pages
     # of the dispatch path are few (the claim front, recent rows, the message-id index tail);

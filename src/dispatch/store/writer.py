@@ -2,12 +2,13 @@
 
 ``GroupCommitWriter``: a route hands it the submit results and receipts of a whole pool batch
 at once (``add``, no wait per item) and then waits while the queue is over its bound
-(``wait_for_room``: backpressure, never an unbounded buffer); it commits them in batches of up
-to ``group_commit_rows`` or ``group_commit_interval_s`` after the first item, whichever comes
-first. Submit results of a batch are committed before its receipts, so a receipt that overtook
-its submit_sm_resp on the wire still matches at once. A caller that must not answer the SMSC
-before its data is durable (deliver_sm_resp after a receipt) uses ``call_when_durable(seq)``
-or awaits ``wait_durable(seq)``.
+(``wait_for_room``: backpressure, never an unbounded buffer). It commits them in batches: a
+batch closes when it has ``group_commit_rows`` items, ``group_commit_interval_s`` after its
+first item, or as soon as no item came for ``group_commit_quiet_s``. Submit results of a batch
+are committed before its receipts, so a receipt that overtook its submit_sm_resp on the wire
+still matches at once. A caller that must not answer the SMSC before its data is durable
+(deliver_sm_resp after a receipt) uses ``call_when_durable(seq)`` or awaits
+``wait_durable(seq)``.
 
 Per item this costs a list append: an item through a trio memory channel was a send and a
 receive, two checkpoints, and at 10k+ messages/s (an outcome and a receipt each) those task
@@ -68,6 +69,7 @@ class GroupCommitWriter:
         self.health = StoreHealth(clock)  # shared with the routes and the control loop
         self._max_rows = max(1, config.group_commit_rows)
         self._interval_s = config.group_commit_interval_s
+        self._quiet_s = min(config.group_commit_quiet_s, config.group_commit_interval_s)
         self._capacity = max(1, config.group_commit_queue_rows)
         # FIFO of items not yet taken by a commit; item number k (1-based, over the writer's
         # life) is at index k - _taken_upto - 1. Batches are taken from the front, so
@@ -166,10 +168,16 @@ class GroupCommitWriter:
             if not queue:
                 return  # closed and drained
             if len(queue) < max_rows and not self._closed:
-                # A batch is due when full or ``group_commit_interval_s`` after its first item.
+                # A batch is due when full, ``group_commit_interval_s`` after its first item,
+                # or once nothing came for ``group_commit_quiet_s``: an SMSC whose deliver
+                # window is full waits for our deliver_sm_resps, which wait for this commit,
+                # so waiting out the whole interval would only slow its receipts down.
                 with trio.move_on_after(self._interval_s):
                     while len(queue) < max_rows and not self._closed:
-                        await self._wait_arrival()
+                        with trio.move_on_after(self._quiet_s) as quiet:
+                            await self._wait_arrival()
+                        if quiet.cancelled_caught:
+                            break
             batch = queue[:max_rows]
             del queue[:max_rows]
             self._taken_upto += len(batch)
