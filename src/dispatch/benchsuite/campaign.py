@@ -69,6 +69,9 @@ class CampaignRun:
     ended_at: float = 0.0  # time.monotonic() when the terminal status was seen
     receipts_settled_s: float = 0.0  # after the end, until every sent message had a result
     rss_growth_bytes: int = 0
+    # from the moment the campaign is Sending: the building (the ingest's dedupe table, the
+    # insert batches) is behind it, what grows now grows with the queue being worked
+    rss_sending_growth_bytes: int = 0
     p50_submit_resp_ms: float = 0.0
     p99_submit_resp_ms: float = 0.0
     sampler: PoolSampler = field(default_factory=PoolSampler)
@@ -98,6 +101,7 @@ async def run_campaign(engine: Engine, source: Path, progress: Progress | None, 
         await on_created(out.external_id)
     gc.collect()
     rss_before = rss_bytes()
+    rss_at_sending, samples_at_sending = rss_before, 0
     async with trio.open_nursery() as nursery:
         nursery.start_soon(out.sampler.run, pool.statistics)
         nursery.start_soon(out.loop_lag.run)
@@ -109,6 +113,7 @@ async def run_campaign(engine: Engine, source: Path, progress: Progress | None, 
                 now = time.monotonic()
                 if current.status is CampaignStatus.SENDING and not out.sending_at:
                     out.sending_at = now
+                    rss_at_sending, samples_at_sending = rss_bytes(), len(out.sampler.rss)
                 if progress is not None:
                     rate = counters.processed / max(1e-3, now - (out.sending_at or now))
                     progress.update(f"{label}: {current.status.value} "
@@ -130,6 +135,9 @@ async def run_campaign(engine: Engine, source: Path, progress: Progress | None, 
     out.counters = await service.counters(created.id)
     out.send_s = out.ended_at - (out.sending_at or out.ended_at)
     out.rss_growth_bytes = max(0, max(out.sampler.rss, default=rss_before) - rss_before)
+    if out.sending_at:
+        out.rss_sending_growth_bytes = max(0, max(out.sampler.rss[samples_at_sending:],
+                                                  default=rss_at_sending) - rss_at_sending)
     st = pool.statistics()
     out.p50_submit_resp_ms = histogram_percentile(st.latency_buckets_s, st.latency_counts,
                                                   50) * 1e3

@@ -70,7 +70,8 @@ def measure(count: int, progress: Progress | None, *, seed: int = 3) -> SectionR
     lags = sorted(run.loop_lag.lags_ms)
     result.add("p99 event-loop lag", variant, percentile(lags, 99), "ms")
     result.add("max event-loop lag", variant, lags[-1] if lags else float("nan"), "ms")
-    result.add("RSS growth per recipient", variant, run.rss_growth_bytes / max(1, count), "B")
+    result.add("RSS growth per recipient", variant, run.rss_growth_bytes / max(1, count), "B",
+               while_sending=round(run.rss_sending_growth_bytes / max(1, count), 1))
     result.series.append(run.sampler.throughput(variant, "e2e throughput"))
     result.series.append(run.sampler.occupancy(variant, "e2e window occupancy"))
     if run.status != "Done" or c.sent != count or c.delivered != c.sent:
