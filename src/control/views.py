@@ -2,7 +2,9 @@
 
 Field names match the ones ``dispatch.campaigns.model.validate`` uses in ``validationErrors``
 (``startAt``, ``tpsCap``, ``validityPeriod``, ``window.timeZone``), so an error points at the
-field the client sent. Numbers: a recipient's clear number is included only when the caller's
+field the client sent. Enum fields are the model's StrEnums themselves: ``str`` instances,
+which JSON, msgpack and csv write as their value (a ``.value`` lookup costs ~0.5 us a field on
+the engine's loop: half of rendering a page of 50 campaigns). Numbers: a recipient's clear number is included only when the caller's
 key has the clear-number right (``clear=True``); otherwise the masked form and the ctn_hash.
 """
 
@@ -40,9 +42,9 @@ def campaign_json(c: Campaign, counters: Counters | None = None,
     ``null`` when nothing does)."""
     out: dict[str, Any] = {
         "id": str(c.external_id), "name": c.name, "sender": c.sender, "text": c.text,
-        "author": c.author, "esme": c.esme, "mode": c.mode.value, "kind": c.kind.value,
-        "dataCoding": c.data_coding.value, "status": c.status.value, "archived": c.archived,
-        "pausedBy": c.paused_by.value if c.paused_by else None,
+        "author": c.author, "esme": c.esme, "mode": c.mode, "kind": c.kind,
+        "dataCoding": c.data_coding, "status": c.status, "archived": c.archived,
+        "pausedBy": c.paused_by,
         "startAt": iso(c.start_at), "endAt": iso(c.end_at), "createdAt": iso(c.created_at),
         "window": window_json(c.window), "autoStart": c.auto_start, "priority": c.priority,
         "tpsCap": c.tps_cap, "validityPeriod": c.validity_period_s,
@@ -60,8 +62,8 @@ def kpi_json(k: Kpi) -> dict[str, int]:
 
 
 def state_change_json(s: StateChange) -> dict[str, Any]:
-    return {"phase": s.phase.value, "event": s.event, "reason": s.reason, "at": iso(s.at),
-            "fromStatus": s.from_status.value if s.from_status else None}
+    return {"phase": s.phase, "event": s.event, "reason": s.reason, "at": iso(s.at),
+            "fromStatus": s.from_status}
 
 
 def audit_json(a: AuditEntry) -> dict[str, Any]:
@@ -75,10 +77,10 @@ def day_json(d: DayActivity) -> dict[str, Any]:
 def recipient_json(r: RecipientView, clear: bool, campaign_id: str | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": r.id, "lineNo": r.line_no, "ctnHash": r.ctn_hash.hex(), "masked": r.masked,
-        "number": r.number if clear else None, "stage": r.stage.value, "esme": r.esme,
+        "number": r.number if clear else None, "stage": r.stage, "esme": r.esme,
         "submitStatus": r.submit_status, "smsId": list(r.message_ids),
         "createdAt": iso(r.created_at), "sentAt": iso(r.sent_at), "doneAt": iso(r.done_at),
-        "smsResult": r.sms_result.value if r.sms_result else None, "stat": r.receipt_stat,
+        "smsResult": r.sms_result, "stat": r.receipt_stat,
         "err": r.receipt_err, "error": r.error, "attempts": r.attempts, "segments": r.segments,
         "ambiguous": r.ambiguous,
     }

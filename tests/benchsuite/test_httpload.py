@@ -70,6 +70,7 @@ async def test_open_loop_offers_the_rate_and_records_latency_from_the_due_time()
     assert isinstance(records, list)
     assert 30 <= len(records) <= 70  # ~50 requests offered in 0.5 s
     assert result["errors"] == 0
+    assert isinstance(result["cpu_s"], float) and result["cpu_s"] > 0  # its own CPU
     assert all(r[3] == 200 and 0 < r[1] < 5 and r[0] >= t0 - 0.01 for r in records)
     assert {int(r[2]) for r in records} == {0, 1}
     assert all(b"X-API-Key: k3y" in h for h in seen)

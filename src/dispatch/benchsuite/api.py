@@ -14,6 +14,18 @@ Two runs of the same campaign, each on a fresh engine (same store contents: the 
    requests due inside the Sending period are measured. The engine's event-loop lag is
    sampled in both runs (how late a 10 ms sleep wakes: a floor under every request).
 
+Where the CPU goes: the engine, the simulator and the load generator share the machine's
+cores, so a slowdown can be per-request cost on the engine's loop or plain competition for
+the cores. A sampler reads the CPU time of all three processes (``/proc/<pid>/stat``; the
+engine's own ``time.process_time``) every 50 ms, and the section reports, for each run, each
+process's share of a core while the campaign sends, the engine's CPU per message, and the
+engine's CPU per API request: on the idle engine (CPU of the load window minus the same
+engine's CPU without load, per answered request) and while dispatching (the loaded run's
+engine CPU minus the baseline run's, per message sent, times the messages, per request).
+
+``DISPATCH_BENCH_API_SERVER=hypercorn`` runs the engine's API on hypercorn's trio worker
+instead of the built-in server (``[control] server``), to compare the two side by side.
+
 Targets: p99 < 50 ms on both endpoints, and the loaded dispatch rate within 10% of the
 baseline. The load is open-loop at a fixed offered rate (a Message Center with many operators
 polling), not a saturation test: the question is whether the API stays responsive and cheap
@@ -22,13 +34,15 @@ while sending, not how many requests the engine's one loop can serve instead of 
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import trio
@@ -52,7 +66,8 @@ from dispatch.benchsuite.simproc import SimulatorProcess
 from dispatch.campaigns.model import Campaign
 from dispatch.engine.core import Engine
 
-RECIPIENTS = {"quick": 6_000, "full": 100_000}
+# quick: long enough (~2 s of sending) that the loaded window holds ~100 requests, not ~25
+RECIPIENTS = {"quick": 20_000, "full": 100_000}
 DEFAULT_RPS = {"quick": 50.0, "full": 200.0}
 LIST_CAMPAIGNS = 50
 ENDPOINTS = ("campaign detail", "campaign list")
@@ -61,6 +76,51 @@ SLOWDOWN_TARGET_PCT = 10.0
 LOAD_START_TIMEOUT_S = 30.0
 #: seconds of API load on the idle engine before the campaign starts: the latency baseline
 IDLE_S = {"quick": 1.0, "full": 5.0}
+CPU_SAMPLE_S = 0.05
+SERVER_ENV = "DISPATCH_BENCH_API_SERVER"
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def proc_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` (Linux ``/proc``), None if unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime (fields 14, 15)
+
+
+@dataclass(slots=True)
+class CpuSampler:
+    """CPU seconds of the engine (this process) and of the helper processes over time."""
+
+    pids: dict[str, Callable[[], int | None]]
+    t: list[float] = field(default_factory=list)
+    cpu: dict[str, list[float]] = field(default_factory=dict)
+
+    def sample(self) -> None:
+        self.t.append(time.monotonic())
+        self.cpu.setdefault("engine", []).append(time.process_time())
+        for name, pid_of in self.pids.items():
+            pid = pid_of()
+            value = proc_cpu_s(pid) if pid is not None else None
+            self.cpu.setdefault(name, []).append(float("nan") if value is None else value)
+
+    async def run(self) -> None:
+        while True:
+            self.sample()
+            await trio.sleep(CPU_SAMPLE_S)
+
+    def between(self, name: str, t0: float, t1: float) -> float:
+        """CPU seconds ``name`` used from ``t0`` to ``t1``, between the samples enclosing
+        that window (up to ``CPU_SAMPLE_S`` wider on each side); nan if unknown."""
+        series = self.cpu.get(name)
+        if not series or not self.t:
+            return float("nan")
+        i0 = max(0, bisect.bisect_right(self.t, t0) - 1)
+        i1 = min(bisect.bisect_left(self.t, t1), len(self.t) - 1)
+        return series[i1] - series[i0]
 
 
 @dataclass(slots=True)
@@ -68,6 +128,11 @@ class LoadResult:
     records: list[list[float]] = field(default_factory=list)
     errors: int = 0
     idle: tuple[float, float] = (0.0, 0.0)  # the idle-engine window (time.monotonic())
+    cpu_s: float = 0.0  # the generator's own CPU, all of its run
+    #: the engine's CPU seconds: idle without load for ``quiet_s``, idle under load
+    quiet_cpu_s: float = 0.0
+    quiet_s: float = 0.0
+    idle_cpu_s: float = 0.0
 
 
 class LoadProcess:
@@ -111,7 +176,8 @@ class LoadProcess:
                 data += chunk
             await self.proc.wait()
         doc = json.loads(data)
-        return LoadResult(doc["records"], int(doc["errors"]), (self.idle_from, self.idle_until))
+        return LoadResult(doc["records"], int(doc["errors"]), (self.idle_from, self.idle_until),
+                          float(doc.get("cpu_s", 0.0)))
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
@@ -127,39 +193,63 @@ async def _populate(engine: Engine) -> None:
 
 
 def one_run(work: Path, sim_port: int, source: Path, progress: Progress | None, label: str,
-            rps: float, idle_s: float = 0.0) -> tuple[CampaignRun, LoadResult | None]:
-    """One campaign on a fresh engine; with ``rps`` > 0 the load runs ``idle_s`` against the
-    idle engine first (the latency baseline), then through the whole campaign."""
+            rps: float, idle_s: float = 0.0, sim_pid: int | None = None,
+            ) -> tuple[CampaignRun, LoadResult | None, CpuSampler]:
+    """One campaign on a fresh engine; with ``rps`` > 0 the engine idles ``idle_s`` without
+    load (its own CPU), then the load runs ``idle_s`` against the idle engine (the latency
+    baseline), then through the whole campaign. Returns the run, the load's records and the
+    CPU samples of the engine, the simulator (``sim_pid``) and the load generator."""
     config = engine_config(work / "var", sim_port, api=True)
+    server = os.environ.get(SERVER_ENV)
+    if server:
+        config = replace(config, control=replace(config.control, server=server))
     key, _ = KeyStore(config.control.keys_path).create_key("viewer", label="bench")
     load: list[LoadProcess] = []
+    quiet: list[float] = []  # engine CPU seconds, seconds: idle, no load
 
-    async def body(engine: Engine) -> tuple[CampaignRun, LoadResult | None]:
+    def load_pid() -> int | None:
+        return load[0].proc.pid if load and load[0].proc is not None else None
+
+    cpu = CpuSampler({"simulator": lambda: sim_pid, "load generator": load_pid})
+
+    async def body(engine: Engine) -> tuple[CampaignRun, LoadResult | None, CpuSampler]:
         await _populate(engine)
         assert engine.api_port is not None
 
         async def start_load(external_id: str) -> None:
             if rps > 0:
+                t0, c0 = time.monotonic(), time.process_time()
+                await trio.sleep(idle_s)  # the idle engine's own CPU, for the figure below
+                quiet.extend([time.process_time() - c0, time.monotonic() - t0])
                 proc = LoadProcess(engine.api_port or 0, key, rps,
                                    [f"/api/v1/campaigns/{external_id}",
                                     "/api/v1/campaigns?limit=50"])
                 load.append(proc)
                 await proc.start()
                 proc.idle_from = time.monotonic()
+                c1 = time.process_time()
                 if progress is not None:
                     progress.update(f"{label}: API load on the idle engine")
                 await trio.sleep(idle_s)
                 proc.idle_until = time.monotonic()
+                quiet.append(time.process_time() - c1)
 
-        try:
-            run = await run_campaign(engine, source, progress, label, on_created=start_load)
-            result = await load[0].stop() if load else None
-        finally:
-            for proc in load:
-                proc.kill()
-        return run, result
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(cpu.run)
+            try:
+                run = await run_campaign(engine, source, progress, label,
+                                         on_created=start_load)
+                result = await load[0].stop() if load else None
+            finally:
+                for proc in load:
+                    proc.kill()
+            nursery.cancel_scope.cancel()
+        if result is not None and len(quiet) == 3:
+            result.quiet_cpu_s, result.quiet_s, result.idle_cpu_s = quiet
+        return run, result, cpu
 
-    return trio.run(with_engine, config, body)
+    out: tuple[CampaignRun, LoadResult | None, CpuSampler] = trio.run(with_engine, config, body)
+    return out
 
 
 def _latency_figures(result: SectionResult, rows: list[list[float]], endpoint: str,
@@ -215,17 +305,22 @@ def measure(count: int, rps: float, progress: Progress | None, *,
     result.config = {"recipients": count, "offered_rps": rps, "endpoints": list(ENDPOINTS),
                      "list_campaigns": LIST_CAMPAIGNS + 1, "load": "open loop, own process",
                      "p99_target_ms": P99_TARGET_MS, "slowdown_target_pct": SLOWDOWN_TARGET_PCT}
+    result.config["server"] = os.environ.get(SERVER_ENV) or "builtin"
     runs: dict[str, CampaignRun] = {}
+    cpu: dict[str, CpuSampler] = {}
     idle_s = IDLE_S[profile]
     with tempfile.TemporaryDirectory(prefix="dispatch-bench-api-") as tmp:
         work = Path(tmp)
         source = work / "recipients.txt"
         write_recipients(source, count, seed)
         with SimulatorProcess(receipts=True) as sim:
-            runs["no API load"], _ = one_run(work / "baseline", sim.port, source, progress,
-                                             "no API load", 0.0)
-            runs["under API load"], load = one_run(work / "loaded", sim.port, source,
-                                                   progress, "under API load", rps, idle_s)
+            sim_pid = getattr(getattr(sim, "_proc", None), "pid", None)
+            runs["no API load"], _, cpu["no API load"] = one_run(
+                work / "baseline", sim.port, source, progress, "no API load", 0.0,
+                sim_pid=sim_pid)
+            runs["under API load"], load, cpu["under API load"] = one_run(
+                work / "loaded", sim.port, source, progress, "under API load", rps, idle_s,
+                sim_pid=sim_pid)
     for variant, r in runs.items():
         c = r.counters
         result.add("dispatch rate", variant, r.msgs_per_s, "msg/s", sent=c.sent, total=c.total,
@@ -243,4 +338,41 @@ def measure(count: int, rps: float, progress: Progress | None, *,
         result.add("max event-loop lag", variant, lags[-1] if lags else float("nan"), "ms")
     assert load is not None
     _api_figures(result, runs["under API load"], load, rps)
+    _cpu_figures(result, runs, cpu, load)
     return result
+
+
+def _cpu_figures(result: SectionResult, runs: dict[str, CampaignRun],
+                 cpu: dict[str, CpuSampler], load: LoadResult) -> None:
+    """Where the cores went (see the module doc)."""
+    per_msg: dict[str, float] = {}
+    for variant, r in runs.items():
+        window = max(1e-9, r.ended_at - r.sending_at)
+        for name in ("engine", "simulator", "load generator"):
+            used = cpu[variant].between(name, r.sending_at, r.ended_at)
+            if used == used:  # not nan
+                result.add("CPU while sending", f"{name}, {variant}", 100 * used / window,
+                           "% of a core", cpu_s=round(used, 3), window_s=round(window, 3))
+        engine_s = cpu[variant].between("engine", r.sending_at, r.ended_at)
+        if r.counters.sent:
+            per_msg[variant] = engine_s / r.counters.sent
+            result.add("engine CPU per message", variant, per_msg[variant] * 1e6, "us")
+    loaded = runs["under API load"]
+    answered = [x for x in load.records if x[1] >= 0]
+    during = sum(1 for x in answered if loaded.sending_at <= x[0] <= loaded.ended_at)
+    if len(per_msg) == 2 and during:
+        added_s = (per_msg["under API load"] - per_msg["no API load"]) * loaded.counters.sent
+        result.add("engine CPU per API request", "while dispatching", added_s / during * 1e3,
+                   "ms", requests=during, note="loaded run's engine CPU minus the "
+                   "baseline run's, per message, times the messages, per request")
+    idle_from, idle_until = load.idle
+    in_idle = sum(1 for x in answered if idle_from <= x[0] < idle_until)
+    if in_idle and load.quiet_s > 0:
+        extra_s = load.idle_cpu_s - load.quiet_cpu_s * (idle_until - idle_from) / load.quiet_s
+        result.add("engine CPU per API request", "idle engine", extra_s / in_idle * 1e3, "ms",
+                   requests=in_idle, quiet_engine_cpu_pct=round(
+                       100 * load.quiet_cpu_s / load.quiet_s, 1))
+    total = len(load.records)
+    if total and load.cpu_s:
+        result.add("load generator CPU per request", "generator", load.cpu_s / total * 1e3,
+                   "ms", requests=total)

@@ -9,7 +9,9 @@ Latency is measured from the moment a request was *due*, not when a connection b
 so a stalled server shows up in the figures instead of slowing the generator down (no
 coordinated omission). It prints ``ready`` once the first request was answered, runs until
 its stdin is closed, then prints one JSON document:
-``{"records": [[due_monotonic, latency_s, path_index, status], ...], "errors": N}``.
+``{"records": [[due_monotonic, latency_s, path_index, status], ...], "errors": N,
+"cpu_s": S}`` (``cpu_s``: the generator's own CPU time, so the bench can show what it costs
+the machine).
 ``time.monotonic`` is system-wide on Linux, so the parent can line the records up with its
 own timeline.
 
@@ -156,7 +158,8 @@ async def generate(host: str, port: int, key: str, paths: list[str], rps: float,
         nursery.cancel_scope.cancel()
     for conn in idle:
         await conn.aclose()
-    return {"records": records, "errors": errors, "offered_rps": rps, "started": start}
+    return {"records": records, "errors": errors, "offered_rps": rps, "started": start,
+            "cpu_s": time.process_time()}
 
 
 async def _until_stdin_closes(stop: trio.Event) -> None:
