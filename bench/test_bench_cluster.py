@@ -91,6 +91,7 @@ class Variant:
     wall_s: float = 0.0
     cpu_s: dict[str, float] = field(default_factory=dict)
     per_node: dict[str, int] = field(default_factory=dict)
+    hot_updates: tuple[int, int] = (0, 0)  # PostgreSQL: (updates, HOT) of recipients
 
     @property
     def rate(self) -> float:
@@ -234,6 +235,9 @@ def _run_variant(work: Path, v: Variant, count: int, pg: Any | None) -> Variant:
             with psycopg.connect(dsn, autocommit=True) as conn:
                 v.per_node = dict(conn.execute(
                     "SELECT lease_owner, COUNT(*) FROM recipients GROUP BY 1").fetchall())
+                row = conn.execute("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
+                                   "WHERE relid = 'recipients'::regclass").fetchone()
+                v.hot_updates = (int(row[0]), int(row[1])) if row else (0, 0)
         return v
     finally:
         for p in procs.values():
@@ -274,12 +278,14 @@ def test_bench_cluster_scaling(benchmark: Any, request: pytest.FixtureRequest, t
     benchmark.pedantic(once, rounds=1, iterations=1)
     print(f"\ncluster throughput, {count} recipients per variant, {BINDS}x{WINDOW} per node, "
           f"{os.cpu_count()} cores; CPU in us per message")
-    print(f"{'variant':12s} {'msg/s':>8s} {'engines':>8s} {'postgres':>9s} {'simulator':>9s}")
+    print(f"{'variant':12s} {'msg/s':>8s} {'engines':>8s} {'postgres':>9s} {'simulator':>9s} "
+          f"{'HOT':>5s}")
     for v in variants:
         engines = sum(v.cpu_us_per_message(f"node{i + 1}") for i in range(v.nodes))
         print(f"{v.name:12s} {v.rate:8.0f} {engines:8.1f} "
               f"{v.cpu_us_per_message('postgres'):9.1f} "
-              f"{v.cpu_us_per_message('simulator'):9.1f}")
+              f"{v.cpu_us_per_message('simulator'):9.1f} "
+              f"{v.hot_updates[1] / max(1, v.hot_updates[0]):5.0%}")
         benchmark.extra_info[f"{v.name} msg/s"] = round(v.rate)
         benchmark.extra_info[f"{v.name} engine us/msg"] = round(engines, 1)
         benchmark.extra_info[f"{v.name} postgres us/msg"] = round(

@@ -4,6 +4,7 @@ that are folded when their node leaves or dies without changing any sum."""
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -14,6 +15,7 @@ from dispatch.campaigns.lifecycle import AuditEntry
 from dispatch.campaigns.model import SmsResult
 from dispatch.store.base import (
     Receipt,
+    RecipientFilter,
     RecoveryPolicy,
     StoreConfig,
     SubmitKind,
@@ -163,6 +165,47 @@ def test_counter_rows_of_nodes_that_left_or_died_fold_into_the_base_row(pg_dsn: 
         k = b.counters(cid)
         assert (k.sent, k.inflight, k.pending, k.ambiguous) == (12, 0, 14, 4)
         assert [(d.sent, d.failed) for d in b.daily_activity(cid)] == [(12, 4)]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_receipts_of_one_multipart_message_on_two_nodes_at_once(pg_dsn: str) -> None:
+    """Both nodes read the recipient before either writes (a third connection holds its row
+    lock until both wait on it): one compare-and-set succeeds, the other finds the row
+    changed, rolls back and redoes its work with the row locked. Both segments count."""
+    a, b = (PostgresStore(StoreConfig(dsn=pg_dsn), node_id=n) for n in ("a", "b"))
+    try:
+        cid = new_campaign(a).id or 0
+        a.add_recipients(cid, rows(1), T0)
+        (r,) = a.claim_for_send(cid, 1, T0)
+        a.record_submit_results([SubmitOutcome(r.id, ACC, "smsc1", ("s0", "s1"))], T0)
+        results: dict[str, int] = {}
+        with psycopg.connect(pg_dsn) as holder:
+            holder.execute("SELECT 1 FROM recipients WHERE id = %s FOR UPDATE", (r.id,))
+            threads = [threading.Thread(target=lambda s=s, m=m: results.__setitem__(
+                m, s.record_receipts([Receipt("smsc1", m, "DELIVRD", "000",
+                                              SmsResult.DELIVERED, T0)], T0)))
+                for s, m in ((a, "s0"), (b, "s1"))]
+            for t in threads:
+                t.start()
+            for _ in range(200):  # bounded: both updates queue behind the holder's lock
+                waiting = sql(pg_dsn, "SELECT count(*) FROM pg_stat_activity "
+                              "WHERE wait_event_type = 'Lock' AND query LIKE %s",
+                              ("WITH w0 AS (UPDATE recipients%",))
+                if waiting[0][0] == 2:
+                    break
+                time.sleep(0.05)
+            assert waiting[0][0] == 2
+            holder.rollback()
+        for t in threads:
+            t.join(timeout=30)
+        assert results == {"s0": 1, "s1": 1}
+        k = a.counters(cid)
+        assert (k.delivered, k.unknown, k.undelivered) == (1, 0, 0)
+        (view,) = a.list_recipients(cid, RecipientFilter()).items
+        assert view.sms_result is SmsResult.DELIVERED
+        assert sql(pg_dsn, "SELECT dlr_mask, dlr_delivered FROM recipients") == [(3, 2)]
     finally:
         a.close()
         b.close()
