@@ -11,18 +11,6 @@ from typing import Any
 
 import pytest
 import trio
-from hardening_harness import (
-    FAST_RECONNECT,
-    Ledger,
-    collect,
-    destination,
-    esme_config,
-    fast_clock,
-    messages,
-    start_pool,
-    wait_until,
-    with_simulator,
-)
 
 from dispatch.simulator import (
     Account,
@@ -36,6 +24,18 @@ from dispatch.simulator import (
 from dispatch.smpp.constants import CommandStatus
 from dispatch.transport.config import EsmeConfig, InflightPolicy, StatusPolicy
 from dispatch.transport.pool import BindPool, SubmitStatus
+from pool_harness import (
+    FAST_RECONNECT,
+    Ledger,
+    collect,
+    destination,
+    esme_config,
+    fast_clock,
+    messages,
+    start_pool,
+    wait_until,
+    with_simulator,
+)
 
 THROTTLE_FAST = StatusPolicy(throttle_pause_s=0.05)
 

@@ -378,11 +378,10 @@ def test_keys_file_holds_hashes_only(tmp_path: Path) -> None:
 def _transport_flow_with_faults() -> None:
     """A pool that first binds with a wrong password, then sends to real-looking numbers over
     a connection the simulator drops: bind errors, drops and retries all get logged."""
-    from hardening_harness import FAST_RECONNECT, collect, esme_config, start_pool, with_simulator
-
     from dispatch.simulator import FaultConfig, SimulatorConfig, SmscSimulator
     from dispatch.smpp.text import split_text
     from dispatch.transport.pool import OutboundMessage
+    from pool_harness import FAST_RECONNECT, collect, esme_config, start_pool, with_simulator
 
     async def body(sim: SmscSimulator, nursery: trio.Nursery) -> None:
         pool = await start_pool(nursery, esme_config(sim, password="Wr0ngPas",

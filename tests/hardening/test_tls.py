@@ -9,7 +9,11 @@ from pathlib import Path
 import pytest
 import trio
 import trustme
-from hardening_harness import (
+
+from dispatch.simulator import SimulatorConfig, SmscSimulator, TlsServerConfig
+from dispatch.transport.config import TlsConfig
+from dispatch.transport.pool import SubmitStatus
+from pool_harness import (
     FAST_RECONNECT,
     collect,
     esme_config,
@@ -18,10 +22,6 @@ from hardening_harness import (
     wait_until,
     with_simulator,
 )
-
-from dispatch.simulator import SimulatorConfig, SmscSimulator, TlsServerConfig
-from dispatch.transport.config import TlsConfig
-from dispatch.transport.pool import SubmitStatus
 
 
 @pytest.fixture

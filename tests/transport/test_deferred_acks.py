@@ -5,10 +5,10 @@ ended is dropped and counted, and the SMSC delivers the receipt again."""
 from __future__ import annotations
 
 import trio
-from pool_harness import esme_config, messages, run_against_simulator
 
 from dispatch.simulator import SimulatorConfig
 from dispatch.transport.pool import BindPool, DeliverAck, ReceiptEvent, SubmitOutcome
+from pool_harness import esme_config, messages, with_simulator
 
 
 async def _drain(pool: BindPool, outcomes: int, receipts: int
@@ -46,7 +46,7 @@ def test_receipts_are_answered_only_when_the_consumer_acks() -> None:
                 await trio.sleep(0.01)
         assert sim.stats.deliver_resps == 40 and sim.stats.redeliveries == 0
         pool.close()
-    run_against_simulator(body, SimulatorConfig(port=0, receipt_delay_s=0.0))
+    with_simulator(body, SimulatorConfig(port=0, receipt_delay_s=0.0))
 
 
 def test_an_ack_after_the_connection_ended_is_dropped_and_the_smsc_redelivers() -> None:
@@ -78,5 +78,5 @@ def test_an_ack_after_the_connection_ended_is_dropped_and_the_smsc_redelivers() 
                 await trio.sleep(0.01)
         assert sim.stats.redeliveries == 10
         second.close()
-    run_against_simulator(body, SimulatorConfig(port=0, receipt_delay_s=0.0,
+    with_simulator(body, SimulatorConfig(port=0, receipt_delay_s=0.0,
                                                 redelivery_delay_s=0.05))

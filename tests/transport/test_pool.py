@@ -6,16 +6,6 @@ from collections import Counter
 
 import pytest
 import trio
-from pool_harness import (
-    collect,
-    destination,
-    esme_config,
-    fast_clock,
-    messages,
-    run_against_simulator,
-    start_pool,
-    wait_until,
-)
 
 from dispatch.simulator import (
     Account,
@@ -30,6 +20,16 @@ from dispatch.smpp.constants import CommandStatus
 from dispatch.smpp.receipt import IdFormat, MessageIdPolicy, SmsResult
 from dispatch.transport.config import BindMode, StatusPolicy
 from dispatch.transport.pool import SubmitStatus, aggregate_segments
+from pool_harness import (
+    collect,
+    destination,
+    esme_config,
+    fast_clock,
+    messages,
+    start_pool,
+    wait_until,
+    with_simulator,
+)
 
 # Virtual time runs RATE times faster than the wall clock in the timing tests, so a scheduling
 # hiccup of the (shared, 2-core) machine is magnified RATE times; the TPS guard window covers
@@ -45,7 +45,7 @@ def test_all_messages_accepted_exactly_once_and_windows_never_exceeded() -> None
         nursery.start_soon(pool.submit_many, msgs)
         got = await collect(pool, outcomes=400)
         assert {o.status for o in got.outcomes.values()} == {SubmitStatus.ACCEPTED}
-        assert got.duplicates == 0
+        assert got.duplicate_outcomes == 0
         assert set(sim.stats.max_outstanding_by_session.values()) <= set(range(1, 9))
         assert max(sim.stats.max_outstanding_by_session.values()) == 8  # the window is used
         assert len(sim.stats.max_outstanding_by_session) == 2  # both binds carried load
@@ -62,7 +62,7 @@ def test_all_messages_accepted_exactly_once_and_windows_never_exceeded() -> None
         assert sum(stats.latency_counts) == 400
         pool.close()
 
-    run_against_simulator(body, SimulatorConfig(port=0, response_latency_s=0.005,
+    with_simulator(body, SimulatorConfig(port=0, response_latency_s=0.005,
                                                 receipts=False))
 
 
@@ -80,7 +80,7 @@ def test_tps_is_never_exceeded_at_the_smsc() -> None:
         pool.close()
 
     # virtual time RATE x faster than the wall clock: 3.5 s of sending in ~0.7 s
-    run_against_simulator(body, SimulatorConfig(port=0, receipts=False), clock=fast_clock(RATE))
+    with_simulator(body, SimulatorConfig(port=0, receipts=False), clock=fast_clock(RATE))
 
 
 def test_per_bind_cap() -> None:
@@ -92,7 +92,7 @@ def test_per_bind_cap() -> None:
         assert sim.stats.max_tps <= 100
         pool.close()
 
-    run_against_simulator(body, SimulatorConfig(port=0, receipts=False), clock=fast_clock(RATE))
+    with_simulator(body, SimulatorConfig(port=0, receipts=False), clock=fast_clock(RATE))
 
 
 def test_throttling_is_honoured_and_retried_until_accepted() -> None:
@@ -110,7 +110,7 @@ def test_throttling_is_honoured_and_retried_until_accepted() -> None:
 
     sim_config = SimulatorConfig(port=0, receipts=False,
                                  accounts=(Account("dispatch", "secret", throttle_tps=100),))
-    run_against_simulator(body, sim_config, clock=fast_clock(RATE))
+    with_simulator(body, sim_config, clock=fast_clock(RATE))
 
 
 def test_permanent_and_transient_statuses() -> None:
@@ -132,7 +132,7 @@ def test_permanent_and_transient_statuses() -> None:
         assert sum(o.status is SubmitStatus.ACCEPTED for o in got.outcomes.values()) == 8
         pool.close()
 
-    run_against_simulator(body, SimulatorConfig(
+    with_simulator(body, SimulatorConfig(
         port=0, receipts=False,
         submit_status_rules=(SubmitStatusRule("999$"),
                              SubmitStatusRule("888$", CommandStatus.ESME_RSYSERR))))
@@ -160,7 +160,7 @@ def test_receipts_correlate_with_submit_ids(sim_fmt: str, receipt_fmt: str | Non
         await wait_until(lambda: sim.stats.deliver_resps == 60)  # every receipt acknowledged
         pool.close()
 
-    run_against_simulator(body, SimulatorConfig(
+    with_simulator(body, SimulatorConfig(
         port=0, message_id_format=sim_fmt, receipt_id_format=receipt_fmt,  # type: ignore[arg-type]
         message_id_width=10, message_id_upper=True, receipt_delay_s=0.01,
         outcomes=(OutcomeRule("UNDELIV", pattern="(" + "|".join(
@@ -191,7 +191,7 @@ def test_multipart_segments_in_order_and_receipts_aggregated() -> None:
             assert result is expected
         pool.close()
 
-    run_against_simulator(body, SimulatorConfig(
+    with_simulator(body, SimulatorConfig(
         port=0, receipt_delay_s=0.01,
         # the middle segment of message 4 fails: its second message id is number 4*3+2
         outcomes=(OutcomeRule("UNDELIV", pattern=destination(4).decode() + "$"),
@@ -227,7 +227,7 @@ def test_transmitter_and_receiver_pairs_and_mo_messages() -> None:
         assert {o.bind_id for o in got.outcomes.values()} <= {"op/tx0", "op/tx1"}
         pool.close()
 
-    run_against_simulator(body, SimulatorConfig(port=0))
+    with_simulator(body, SimulatorConfig(port=0))
 
 
 def test_graceful_close_unbinds_and_returns() -> None:
@@ -249,4 +249,4 @@ def test_graceful_close_unbinds_and_returns() -> None:
         assert pool.statistics().binds_up == 0
         assert pool.statistics().connection_drops == 0  # ended by unbind, not dropped
 
-    run_against_simulator(body, SimulatorConfig(port=0, receipts=False))
+    with_simulator(body, SimulatorConfig(port=0, receipts=False))

@@ -6,22 +6,22 @@ import itertools
 
 import trio
 import trio.testing
-from pool_harness import (
-    collect,
-    destination,
-    esme_config,
-    fast_clock,
-    messages,
-    run_against_simulator,
-    start_pool,
-    wait_until,
-)
 
 from dispatch.simulator import Account, FaultConfig, SimulatorConfig, SmscSimulator
 from dispatch.simulator import destination_hash as dhash
 from dispatch.smpp.constants import CommandStatus
 from dispatch.transport.config import InflightPolicy, ReconnectConfig
 from dispatch.transport.pool import SubmitStatus
+from pool_harness import (
+    collect,
+    destination,
+    esme_config,
+    fast_clock,
+    messages,
+    start_pool,
+    wait_until,
+    with_simulator,
+)
 
 FAST_RECONNECT = ReconnectConfig(initial_s=0.05, max_s=0.5)
 
@@ -37,7 +37,7 @@ def test_drops_lose_nothing_and_acknowledged_submits_are_never_resent() -> None:
             inflight_policy=InflightPolicy.RETRY), bound=2)
         nursery.start_soon(pool.submit_many, messages(400))
         got = await collect(pool, outcomes=400)
-        assert got.duplicates == 0
+        assert got.duplicate_outcomes == 0
         assert {o.status for o in got.outcomes.values()} == {SubmitStatus.ACCEPTED}
         stats = pool.statistics()
         assert stats.connection_drops == 3 and stats.reconnects >= 2
@@ -54,7 +54,7 @@ def test_drops_lose_nothing_and_acknowledged_submits_are_never_resent() -> None:
         assert resent == sim.stats.duplicates <= stats.inflight_retried
         pool.close()
 
-    run_against_simulator(body, SimulatorConfig(
+    with_simulator(body, SimulatorConfig(
         port=0, receipts=False, faults=FaultConfig(drop_after_pdus=60, faulty_sessions=3)))
 
 
@@ -75,7 +75,7 @@ def test_unknown_policy_never_duplicates_and_counts_every_case() -> None:
                    if o.status is SubmitStatus.UNKNOWN)
         pool.close()
 
-    run_against_simulator(body, SimulatorConfig(
+    with_simulator(body, SimulatorConfig(
         port=0, receipts=False, faults=FaultConfig(drop_after_pdus=50, faulty_sessions=2)))
 
 
@@ -90,7 +90,7 @@ def test_framed_garbage_is_nacked_without_dropping_the_bind() -> None:
         assert stats.protocol_errors == 1 and stats.connection_drops == 0
         pool.close()
 
-    run_against_simulator(body, SimulatorConfig(
+    with_simulator(body, SimulatorConfig(
         port=0, receipts=False, faults=FaultConfig(garbage_after_pdus=20)))
 
 
@@ -105,7 +105,7 @@ def test_broken_framing_drops_the_bind_and_it_comes_back() -> None:
         assert stats.protocol_errors == 1
         pool.close()
 
-    run_against_simulator(body, SimulatorConfig(
+    with_simulator(body, SimulatorConfig(
         port=0, receipts=False,
         faults=FaultConfig(garbage_after_pdus=20, garbage=b"\x00\x00\x00\x05\xff" * 8)))
 
@@ -123,7 +123,7 @@ def test_stalled_smsc_times_out_declares_the_link_dead_and_retries_elsewhere() -
         assert stats.connection_drops >= 1 and stats.reconnects >= 1
         pool.close()
 
-    run_against_simulator(body, SimulatorConfig(
+    with_simulator(body, SimulatorConfig(
         port=0, receipts=False, faults=FaultConfig(stall_after_pdus=30)), clock=fast_clock())
 
 
@@ -150,5 +150,5 @@ def test_wrong_password_reported_once_and_retried_with_backoff() -> None:
         pool.close()
 
     clock = trio.testing.MockClock(autojump_threshold=0.01)
-    run_against_simulator(body, SimulatorConfig(
+    with_simulator(body, SimulatorConfig(
         port=0, accounts=(Account("dispatch", "secret"),)), clock=clock, limit_s=300)

@@ -1,7 +1,9 @@
-"""Helpers for transport tests: run a pool against a real simulator over loopback (127.0.0.1, port 0)."""
+"""Helpers for the transport and hardening tests: a real pool against a real simulator over
+loopback (127.0.0.1, port 0), and an exact ledger of what became of every message."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +13,7 @@ import trio.testing
 
 from dispatch.simulator import SimulatorConfig, SmscSimulator, run
 from dispatch.smpp.text import split_text
-from dispatch.transport.config import EsmeConfig
+from dispatch.transport.config import EsmeConfig, ReconnectConfig
 from dispatch.transport.pool import (
     BindFailure,
     BindPool,
@@ -19,12 +21,16 @@ from dispatch.transport.pool import (
     OutboundMessage,
     ReceiptEvent,
     SubmitOutcome,
+    SubmitStatus,
 )
 
+FAST_RECONNECT = ReconnectConfig(initial_s=0.05, max_s=0.5)
 
-def run_against_simulator(body: Callable[[SmscSimulator, trio.Nursery], Awaitable[None]],
-                          sim_config: SimulatorConfig, *, clock: Any = None,
-                          limit_s: float = 30.0) -> None:
+
+def with_simulator(body: Callable[[SmscSimulator, trio.Nursery], Awaitable[None]],
+                   sim_config: SimulatorConfig, *, clock: Any = None,
+                   limit_s: float = 30.0) -> None:
+    """Run ``body(sim, nursery)`` next to a listening simulator, bounded by ``limit_s``."""
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             sim = await nursery.start(run, sim_config)
@@ -60,31 +66,39 @@ def messages(count: int, text: str = "hello", *, registered_delivery: int = 1,
 
 
 @dataclass
-class Collected:
+class Ledger:
+    """Every event a pool emitted, with duplicates counted (a final outcome must come once)."""
+
     outcomes: dict[Any, SubmitOutcome] = field(default_factory=dict)
     receipts: list[ReceiptEvent] = field(default_factory=list)
     mo: list[MoMessage] = field(default_factory=list)
     bind_failures: list[BindFailure] = field(default_factory=list)
-    duplicates: int = 0
+    duplicate_outcomes: int = 0
 
+    def by_status(self) -> Counter[SubmitStatus]:
+        return Counter(o.status for o in self.outcomes.values())
 
-async def collect(pool: BindPool, *, outcomes: int, receipts: int = 0,
-                  into: Collected | None = None) -> Collected:
-    """Read pool events until ``outcomes`` submit outcomes and ``receipts`` receipts came."""
-    got = into or Collected()
-    while len(got.outcomes) < outcomes or len(got.receipts) < receipts:
-        batch = await pool.outcomes.receive()
+    def take(self, batch: list[Any]) -> None:
         for ev in batch:
             if isinstance(ev, SubmitOutcome):
-                if ev.ref in got.outcomes:
-                    got.duplicates += 1
-                got.outcomes[ev.ref] = ev
+                if ev.ref in self.outcomes:
+                    self.duplicate_outcomes += 1
+                self.outcomes[ev.ref] = ev
             elif isinstance(ev, ReceiptEvent):
-                got.receipts.append(ev)
+                self.receipts.append(ev)
             elif isinstance(ev, MoMessage):
-                got.mo.append(ev)
+                self.mo.append(ev)
             elif isinstance(ev, BindFailure):
-                got.bind_failures.append(ev)
+                self.bind_failures.append(ev)
+
+
+async def collect(pool: BindPool, *, outcomes: int = 0, receipts: int = 0,
+                  bind_failures: int = 0, into: Ledger | None = None) -> Ledger:
+    """Read pool events until that many outcomes, receipts and bind failures came."""
+    got = into or Ledger()
+    while (len(got.outcomes) < outcomes or len(got.receipts) < receipts
+           or len(got.bind_failures) < bind_failures):
+        got.take(await pool.outcomes.receive())
     return got
 
 
