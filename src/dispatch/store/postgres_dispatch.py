@@ -12,11 +12,9 @@ run them at once, and the layout (migration 5) that keeps the per-message update
   applies an answer only to a recipient whose lease it deletes: a row a takeover already
   resolved (or re-leased to another node under ``RESEND``) is ``stale``, so a node that was
   presumed dead cannot overwrite what the cluster decided about its rows (fencing by lease).
-* ``record_receipts`` is a read-modify-write of the per-segment mask, and receipts of one
-  multipart message can arrive on two nodes' binds at once. It reads without locking and
-  writes with compare-and-set (the update applies only where the fields it read are
-  unchanged); when any row changed meanwhile, the whole transaction is rolled back and redone
-  with the rows locked (id order). Each receipt bit is applied once, so a replay is harmless.
+* ``record_receipts`` locks the recipients it changes (id order) before the read-modify-write
+  of the per-segment mask, since receipts of one multipart message can arrive on two nodes'
+  binds at once; each receipt bit is applied once, so a replay is harmless.
 * Counter and daily-activity changes go to this node's own rows (``node_id``), summed by the
   ``campaign_counters`` / ``campaign_daily_activity`` views: no row lock is shared by the
   nodes' hot transactions. Rows of nodes that left are folded into the base row (``''``).
@@ -164,8 +162,8 @@ SELECT d.campaign_id, d.kind, count(*)::int,
        EXISTS (SELECT 1 FROM unmatched_receipts) AS parked
 FROM done d GROUP BY d.campaign_id, d.kind"""
 
-# Receipts: the message-id lookup and the recipients' state (locked in id order on the second
-# try, ``_LOCKED``). One primary-key probe per id (a LATERAL subquery with LIMIT 1 cannot be flattened into a join),
+# Receipts: the message-id lookup and the recipients' state, locked in id order. One
+# primary-key probe per id (a LATERAL subquery with LIMIT 1 cannot be flattened into a join),
 # so neither a stale-statistics range scan nor a generic plan's hash join over the whole
 # ``message_ids`` table (O(table) per batch) can be chosen.
 _RECEIPT_LOOKUP_SQL = (
@@ -174,19 +172,12 @@ _RECEIPT_LOOKUP_SQL = (
     "FROM unnest(%s::text[], %s::text[]) AS k(esme, mid), "
     "LATERAL (SELECT recipient_id, segment FROM message_ids "
     "WHERE esme = k.esme AND message_id = k.mid LIMIT 1) AS m "
-    "JOIN recipients r ON r.id = m.recipient_id")
-_LOCKED = " ORDER BY r.id FOR UPDATE OF r"
-# Compare-and-set: only where segments, mask, delivered count, result and stat are still what
-# the merge read.
+    "JOIN recipients r ON r.id = m.recipient_id ORDER BY r.id FOR UPDATE OF r")
 _RECEIPT_UPDATE_SQL = (
     "UPDATE recipients r SET sms_result = v.result, receipt_stat = v.stat, "
     "receipt_err = v.err, dlr_mask = v.mask, dlr_delivered = v.dlv, done_at_us = v.done "
     "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::bigint[], %s::int[], "
-    "%s::bigint[], %s::int[], %s::bigint[], %s::int[], %s::text[], %s::text[]) "
-    "AS v(id, result, stat, err, mask, dlv, done, old_segs, old_mask, old_dlv, old_result, "
-    "old_stat) WHERE r.id = v.id AND r.segments = v.old_segs AND r.dlr_mask = v.old_mask "
-    "AND r.dlr_delivered = v.old_dlv AND r.sms_result IS NOT DISTINCT FROM v.old_result "
-    "AND r.receipt_stat IS NOT DISTINCT FROM v.old_stat RETURNING r.id")
+    "%s::bigint[]) AS v(id, result, stat, err, mask, dlv, done) WHERE r.id = v.id")
 _PARK_SQL = (
     "INSERT INTO unmatched_receipts (esme, message_id, stat, err, sms_result, done_at_us, "
     "received_at_us) SELECT *, %s FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], "
@@ -201,26 +192,17 @@ def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     return [list(col) for col in zip(*rows, strict=True)] if rows else [[]] * width
 
 
-class ReceiptRace(Exception):
-    """A recipient changed between the receipt path's read and its compare-and-set write."""
-
-
-def combined(cur: Cursor, writes: Sequence[Write], expect_first: int | None = None) -> None:
+def combined(cur: Cursor, writes: Sequence[Write]) -> None:
     """Run independent data-modifying statements as one (``WITH w0 AS (..), .. SELECT``):
-    one round trip. They must not modify the same row twice. ``expect_first``: how many rows
-    the first one (with ``RETURNING``) must change, else ``ReceiptRace`` (the caller's
-    transaction is then rolled back whole)."""
+    one round trip. They must not modify the same row twice."""
     if not writes:
         return
-    if len(writes) == 1 and expect_first is None:
+    if len(writes) == 1:
         cur.execute(writes[0][0], writes[0][1])
         return
-    final = " SELECT count(*) FROM w0" if expect_first is not None else " SELECT 1"
-    sql = "WITH " + ", ".join(f"w{i} AS ({w[0]})" for i, w in enumerate(writes)) + final
+    sql = ("WITH " + ", ".join(f"w{i} AS ({w[0]})" for i, w in enumerate(writes))
+           + " SELECT 1")
     cur.execute(sql, [p for w in writes for p in w[1]])
-    row = cur.fetchone()
-    if expect_first is not None and (row is None or row[0] != expect_first):
-        raise ReceiptRace()
 
 
 class Deltas:
@@ -383,33 +365,21 @@ class PostgresDispatchPath:
         if not rows:
             return 0
 
-        def attempt(lock: bool) -> int:
-            def body(cur: Cursor) -> int:
-                deltas = Deltas(self.node_id)
-                matched, unmatched, update = self._apply_receipts(cur, rows, now_us, deltas,
-                                                                  lock)
-                writes = [update] if update else []
-                if unmatched:
-                    writes.append((_PARK_SQL, [now_us, *_columns(unmatched, 6)]))
-                combined(cur, writes + deltas.writes(),
-                         len(update[1][0]) if update else None)
-                return matched
+        def body(cur: Cursor) -> int:
+            deltas = Deltas(self.node_id)
+            matched, unmatched, writes = self._apply_receipts(cur, rows, now_us, deltas)
+            if unmatched:
+                writes.append((_PARK_SQL, [now_us, *_columns(unmatched, 6)]))
+            combined(cur, writes + deltas.writes())
+            return matched
 
-            return self._transact(body)
-
-        try:
-            return attempt(lock=False)
-        except ReceiptRace:  # another node changed one of these recipients meanwhile
-            return attempt(lock=True)
+        return self._transact(body)
 
     def _apply_receipts(self, cur: Cursor, receipts: Sequence[ReceiptRow], now_us: int,
-                        deltas: Deltas, lock: bool
-                        ) -> tuple[int, list[ReceiptRow], Write | None]:
-        """Match and merge; returns (matched, unmatched, the compare-and-set update of the
-        recipients, which must change every row it names). ``lock``: read with the rows
-        locked (then nobody can change them before the update)."""
+                        deltas: Deltas) -> tuple[int, list[ReceiptRow], list[Write]]:
+        """Match and merge; returns (matched, unmatched, the recipient update to run)."""
         keys = sorted({(r[0], r[1]) for r in receipts})
-        cur.execute(_RECEIPT_LOOKUP_SQL + (_LOCKED if lock else ""), _columns(keys, 2))
+        cur.execute(_RECEIPT_LOOKUP_SQL, _columns(keys, 2))
         found: dict[tuple[str, str], tuple[int, int]] = {}
         # recipient id -> [campaign_id, segments, dlr_mask, delivered_segs, sms_result, stat,
         #                  err, done_at_us]
@@ -419,15 +389,14 @@ class PostgresDispatchPath:
             state.setdefault(rid, rest)
         unmatched = [r for r in receipts if (r[0], r[1]) not in found]
         if not found:
-            return 0, unmatched, None
-        read = {rid: (s[1], s[2], s[3], s[4], s[5]) for rid, s in state.items()}
+            return 0, unmatched, []
         matched, changed = merge_receipts(receipts, found, state, now_us, deltas.counters,
                                           deltas.daily)
         if not changed:
-            return matched, unmatched, None
-        columns = _columns([(rid, s[4], s[5], s[6], s[2], s[3], s[7], *read[rid])
-                            for rid in sorted(changed) for s in (state[rid],)], 12)
-        return matched, unmatched, (_RECEIPT_UPDATE_SQL, columns)
+            return matched, unmatched, []
+        columns = _columns([(rid, s[4], s[5], s[6], s[2], s[3], s[7])
+                            for rid in sorted(changed) for s in (state[rid],)], 7)
+        return matched, unmatched, [(_RECEIPT_UPDATE_SQL, columns)]
 
     def _replay_unmatched(self, cur: Cursor, keys: Sequence[tuple[str, str]], now_us: int,
                           deltas: Deltas) -> int:
@@ -442,15 +411,13 @@ class PostgresDispatchPath:
                       deltas: Deltas) -> int:
         if not parked:
             return 0
-        # Locked reads: parked receipts are rare, and this runs inside larger transactions.
-        matched, still, update = self._apply_receipts(
-            cur, [tuple(p[1:]) for p in parked], now_us, deltas, lock=True)
+        matched, still, writes = self._apply_receipts(
+            cur, [tuple(p[1:]) for p in parked], now_us, deltas)
         still_keys = {(u[0], u[1]) for u in still}
         done = [p[0] for p in parked if (p[1], p[2]) not in still_keys]
-        writes = [update] if update else []
         if done:
             writes.append(("DELETE FROM unmatched_receipts WHERE id = ANY(%s)", [done]))
-        combined(cur, writes, len(update[1][0]) if update else None)
+        combined(cur, writes)
         return matched
 
     def retry_unmatched_receipts(self, now: datetime) -> int:
