@@ -8,17 +8,20 @@ runs on both), with what a shared server changes:
   serialization failure, which N nodes writing the same counter rows can provoke. Retrying is
   safe because every write method decides everything from rows it reads (and locks) inside its
   own transaction.
-* Rows are locked in a fixed order (recipients by id, then counters by campaign id, then daily
-  rows by (campaign, day)), so the nodes' transactions queue instead of deadlocking in the
-  common case.
+* Rows are locked in a fixed order (recipients by id, then counter rows by campaign id, then
+  daily rows by (campaign, day)), and every node writes its own counter and daily rows
+  (``node_id``; the views ``campaign_counters`` and ``campaign_daily_activity`` sum them), so
+  the nodes' transactions neither queue on a shared counter row nor deadlock in the common
+  case.
 * Bulk writes are one statement per kind of change: ``COPY`` for recipient inserts,
   ``UPDATE .. FROM unnest(arrays)`` for the dispatch path, ``= ANY(array)`` for lookups.
   psycopg prepares a statement on its fifth execution, so the hot statements are planned once
   per connection.
 * The schema is migrated at open (``dispatch.store.migrations``; the shared tables come from
   ``dispatch.store.schema``), under an advisory lock so nodes starting together do not race.
-* Cluster work (claims stamped with the node id, heartbeats, takeover of a dead node's
-  in-flight rows) lives in ``postgres_cluster``; the dispatch path in ``postgres_dispatch``.
+* Cluster work (heartbeats, takeover of a dead node's leases, folding the counter rows of
+  nodes that left) lives in ``postgres_cluster``; the dispatch path (claim queue, leases,
+  the layout that keeps its updates HOT) in ``postgres_dispatch``.
 
 Collation: the shared SQL compares and sorts text the way SQLite does (bytewise) only when the
 database uses the ``C`` collation; docs/OPERATIONS-POSTGRES.md says to create it that way. The
