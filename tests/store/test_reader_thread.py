@@ -72,3 +72,20 @@ def test_async_store_reads_through_the_reader_thread(tmp_path: Path) -> None:
         assert await store.campaign_detail(12345) is None
         await store.aclose()
     trio.run(main)
+
+
+def test_a_store_that_is_its_own_reader_is_closed_once(tmp_path: Path) -> None:
+    closed: list[int] = []
+
+    class Counting(SqliteStore):
+        def close(self) -> None:
+            closed.append(1)
+            super().close()
+
+    async def main() -> None:
+        store = Counting(StoreConfig(path=str(tmp_path / "s.sqlite3")))
+        facade = AsyncStore(store, store)  # a pooled store (PostgreSQL) can read in parallel
+        assert (await facade.kpi()).total == 0
+        await facade.aclose()
+    trio.run(main)
+    assert closed == [1]

@@ -114,7 +114,8 @@ class AsyncStore:
     """Async facade over a ``Store``: same methods, awaited, serialised on one thread slot.
 
     ``reader``: an optional second store on the same data (for SQLite, a second connection:
-    WAL readers never wait for the writer) with its own thread slot. The read methods that
+    WAL readers never wait for the writer), or the store itself when it is safe to call from
+    two threads at once (a connection pool), with its own thread. The read methods that
     the API and the control loop use go there, so a campaign detail does not queue behind
     group commits, and reads do not delay them. Every write returns after its commit, so a
     read that follows it on the reader sees it."""
@@ -140,7 +141,8 @@ class AsyncStore:
     async def aclose(self) -> None:
         await self.run_sync(self.sync.close)
         if self._reader_thread is not None:
-            await self.run_read(self.reader.close)
+            if self.reader is not self.sync:
+                await self.run_read(self.reader.close)
             await self._reader_thread.close()
 
     # campaigns
