@@ -39,3 +39,7 @@ def test_sampler_windows_count_the_cpu_used_between_two_instants() -> None:
     assert abs(sampler.between("self", t0, t1) - used) < 0.05
     gone = sampler.between("gone", t0, t1)
     assert gone != gone  # nan: never readable
+    # Window ends between samples are interpolated: half the window, about half the CPU.
+    mid = t0 + (t1 - t0) / 2
+    assert abs(sampler.between("engine", t0, mid) + sampler.between("engine", mid, t1)
+               - used) < 1e-9
