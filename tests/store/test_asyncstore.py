@@ -120,3 +120,40 @@ def test_writer_commits_once_the_queue_goes_quiet(store: Store) -> None:
         assert (await astore.counters(cid)).sent == 6
 
     trio.run(main, clock=clock_)
+
+
+def test_writer_queue_is_bounded_by_wait_for_room(store: Store) -> None:
+    """``add`` never blocks; ``wait_for_room`` holds the caller while the queue is at its bound
+    (``group_commit_queue_rows``) and lets it go once a commit has taken a batch."""
+    cid = new_campaign(store).id or 0
+    store.add_recipients(cid, rows(40), T0)
+    config = replace(StoreConfig(), group_commit_rows=8, group_commit_interval_s=3600.0,
+                     group_commit_quiet_s=3600.0, group_commit_queue_rows=16)
+
+    async def main() -> None:
+        astore = AsyncStore(store)
+        claimed = await astore.claim_for_send(cid, 40, T0)
+        outcomes = [SubmitOutcome(r.id, SubmitKind.ACCEPTED, "e", (f"m{r.id}",))
+                    for r in claimed]
+        writer = GroupCommitWriter(astore, config, clock)
+        released = trio.Event()
+
+        async def producer() -> None:
+            writer.add(outcomes[:20])  # over the bound at once: add itself never waits
+            await writer.wait_for_room()
+            released.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(producer)
+            await trio.testing.wait_all_tasks_blocked()
+            assert not released.is_set() and writer.statistics().queued == 20
+            await nursery.start(writer.run)  # full batches (8 rows) go at once: 20 -> 12
+            with trio.fail_after(10):
+                await released.wait()
+                await writer.wait_durable(16)
+            assert writer.statistics().queued <= 8
+            writer.add(outcomes[20:])
+            await writer.aclose()  # drains the rest
+        assert (await astore.counters(cid)).sent == 40
+
+    trio.run(main)
