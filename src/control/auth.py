@@ -63,6 +63,9 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.METRICS:  frozenset({_A, _M, _D, _V}),
 }
 
+#: Actions that change nothing in the store, whatever their HTTP method.
+_READ_ACTIONS = frozenset({Action.READ, Action.METRICS})
+
 API_KEY_HEADER = "X-API-Key"
 _BEARER = "bearer "
 _MISSING = ApiError(401, "Unauthorized",
@@ -114,7 +117,7 @@ class AuthMiddleware:
         if retry_after_s:
             raise too_many_requests(retry_after_s)
         if self._store_faults is not None:
-            self._store_faults.check_write(req.method)
+            self._store_faults.check_write(req.method, action in _READ_ACTIONS)
         req.context.api_key = key
 
 

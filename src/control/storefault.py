@@ -7,7 +7,8 @@ While the engine's store cannot take writes (a full disk, a lost PostgreSQL), th
   ``{"cause": "store", "message": ..., "since": ...}`` on a campaign that is Sending (or was
   found Sending) while the store is down: it sends nothing until the store is back and then
   resumes by itself (the banner's ``/diagnostics`` says the same for all of them);
-* answers every write (any method but GET/HEAD/OPTIONS on a protected route) at once with
+* answers every write (any method but GET/HEAD/OPTIONS on a protected route, except routes
+  that only read, such as the number lookup) at once with
   ``503 Service Unavailable``, the documented error shape and ``Retry-After``, instead of
   letting it queue behind the failing store; a write that meets a store fault on its own
   (the outage began while it ran, or the engine was not told yet) gets the same 503 from the
@@ -38,9 +39,10 @@ class StoreFaults:
     def down(self) -> bool:
         return self._health is not None and self._health.down
 
-    def check_write(self, method: str) -> None:
-        """Raise the 503 for a write while the store is down."""
-        if method not in _READ_METHODS and self.down:
+    def check_write(self, method: str, reads_only: bool = False) -> None:
+        """Raise the 503 for a write while the store is down. ``reads_only``: the route only
+        reads whatever its method (a lookup POSTs its phone number to keep it out of URLs)."""
+        if method not in _READ_METHODS and not reads_only and self.down:
             raise store_unavailable(self.retry_after_s)
 
     def held_up(self) -> HeldUp:

@@ -111,6 +111,10 @@ async def test_store_outage_shows_on_campaigns_and_writes_answer_503(tmp_path: P
                 with trio.fail_after(10):  # answered at once, not after the outage
                     status, raw = await call(method, path, payload)
                 _error_shape(status, raw)
+            # A lookup POSTs its number but only reads: it is answered.
+            status, raw = await call("POST", f"{API}/recipients/lookup",
+                                     {"phoneNumber": "+79000000001"})
+            assert status == 200, raw
             # The header, seen on the raw response (http_request returns the body only).
             with trio.fail_after(10):
                 stream = await trio.open_tcp_stream("127.0.0.1", port)
