@@ -329,6 +329,8 @@ class HttpServer:
         self._connections.add(conn)
         try:
             await conn.run()
+        except Exception as exc:  # a bug here must cost one connection, never the engine
+            log.error("control API connection failed", exc_info=exc)
         finally:
             self._connections.discard(conn)
             if not self._connections:
