@@ -89,6 +89,9 @@ class EngineConfig:
     log_level: str = "info"
     log_format: str = "json"
     api_enabled: bool = True
+    # CPython's young-generation GC threshold for the engine process (dispatch.gctune); 0
+    # keeps Python's default (700), which costs a large share of the loop's CPU at full rate.
+    gc_young_threshold: int = 50_000
     store: StoreConfig = field(default_factory=lambda: StoreConfig(path=""))
     esmes: tuple[EsmeConfig, ...] = ()
     simulator: EmbeddedSimulator = field(default_factory=EmbeddedSimulator)
