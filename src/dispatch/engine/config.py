@@ -69,7 +69,10 @@ class SchedulerConfig:
     a store slower than the SMSC lets the backlog grow to the writer's whole queue, and since
     deliver_sm is answered only after its receipt is committed, receipts would then wait
     seconds for their ack (an SMSC times them out and redelivers). With it, sending slows to
-    the store's pace and the ack delay stays around a commit or two.
+    the store's pace and the ack delay stays around a commit or two. It must hold what
+    arrives during one commit cycle at full rate (two items a message, for up to
+    ``group_commit_interval_s`` plus the commit's own time): at 4000, 15-20k msg/s filled it
+    every cycle and the route stopped claiming, leaving windows empty (e2e -22%).
 
     ``control_interval_s`` is how often lifecycle conditions (start times, windows, expiry,
     completion) are checked.
@@ -78,7 +81,7 @@ class SchedulerConfig:
     tick_s: float = 0.02
     claim_batch: int = 2000
     max_claimed_per_route: int = 4096
-    max_write_backlog: int = 4000
+    max_write_backlog: int = 12000
     control_interval_s: float = 0.25
 
 
