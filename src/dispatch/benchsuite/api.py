@@ -324,7 +324,7 @@ def measure(count: int, rps: float, progress: Progress | None, *,
         source = work / "recipients.txt"
         write_recipients(source, count, seed)
         with SimulatorProcess(receipts=True) as sim:
-            sim_pid = getattr(getattr(sim, "_proc", None), "pid", None)
+            sim_pid = sim.pid
             runs["no API load"], _, cpu["no API load"] = one_run(
                 work / "baseline", sim.port, source, progress, "no API load", 0.0,
                 sim_pid=sim_pid)

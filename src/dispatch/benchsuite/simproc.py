@@ -59,6 +59,11 @@ class SimulatorProcess:
             raise
         return self
 
+    @property
+    def pid(self) -> int | None:
+        """The simulator process's id (its CPU is read from /proc), ``None`` before start."""
+        return None if self._proc is None else self._proc.pid
+
     def failure(self) -> str | None:
         """``None`` while the simulator runs; else its exit status and the end of its stderr
         (a crashed simulator must show up in the results, not as a mysterious bind timeout)."""
