@@ -29,6 +29,7 @@ transaction through ``_transact`` (retried whole on deadlock).
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -51,6 +52,7 @@ from dispatch.store.rows import ReceiptRow, day_of, merge_receipts, opt_us, to_u
 
 Cursor = psycopg.Cursor[tuple[Any, ...]]
 R = TypeVar("R")
+log = logging.getLogger(__name__)
 
 _MAX_SEGMENTS = 63  # bits of the per-recipient receipt mask (a signed 64-bit column)
 _REPLAY_BATCH = 10_000
@@ -261,8 +263,9 @@ class PostgresDispatchPath:
                               now: datetime) -> SubmitTally:
         """Apply the SMSC's answers (see ``dispatch.store.base``) to the recipients this node
         holds the lease of; any other row is ``stale``. Receipts that arrived before their
-        message id was stored are applied right after (a crash in between leaves them parked
-        for ``retry_unmatched_receipts``)."""
+        message id was stored are applied right after, in a second transaction (a crash or a
+        failure in between leaves them parked for ``retry_unmatched_receipts``); an exception
+        from this method means no result was applied."""
         now_us = to_us(now)
         day = day_of(now_us)
         first: dict[int, SubmitOutcome] = {}
@@ -328,7 +331,14 @@ class PostgresDispatchPath:
                 deltas.flush(cur)
                 return matched
 
-            tally["receipts_matched"] = self._transact(replay)
+            try:
+                tally["receipts_matched"] = self._transact(replay)
+            except psycopg.Error as exc:
+                # The results are committed: raising now would make the caller apply them
+                # again (and count them stale). The parked receipts stay parked for
+                # ``retry_unmatched_receipts``.
+                log.warning("parked receipts not replayed after submit results (%s); "
+                            "the periodic retry will match them", type(exc).__name__)
         return SubmitTally(**{k: v for k, v in tally.items() if v})
 
     def _fail_expired_retries(self, cur: Cursor, cids: Sequence[int], now_us: int,
