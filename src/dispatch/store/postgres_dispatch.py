@@ -61,14 +61,14 @@ DB_NOW_US = "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
 
 _COUNTER_UPSERT = (
     f"INSERT INTO campaign_counter_rows (campaign_id, node_id, {', '.join(COUNTER_FIELDS)}) "
-    "SELECT * FROM unnest(%s::bigint[], %s::text[], "
-    + ", ".join("%s::bigint[]" for _ in COUNTER_FIELDS)
+    "SELECT * FROM unnest(%b::bigint[], %b::text[], "
+    + ", ".join("%b::bigint[]" for _ in COUNTER_FIELDS)
     + ") ON CONFLICT (campaign_id, node_id) DO UPDATE SET "
     + ", ".join(f"{f} = campaign_counter_rows.{f} + excluded.{f}" for f in COUNTER_FIELDS))
 _DAILY_UPSERT = (
     "INSERT INTO campaign_daily_rows (campaign_id, day, node_id, sent, delivered, failed) "
-    "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::bigint[], %s::bigint[], "
-    "%s::bigint[]) ON CONFLICT (campaign_id, day, node_id) DO UPDATE SET "
+    "SELECT * FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::bigint[], %b::bigint[], "
+    "%b::bigint[]) ON CONFLICT (campaign_id, day, node_id) DO UPDATE SET "
     "sent = campaign_daily_rows.sent + excluded.sent, "
     "delivered = campaign_daily_rows.delivered + excluded.delivered, "
     "failed = campaign_daily_rows.failed + excluded.failed")
@@ -102,12 +102,12 @@ SELECT id, number, variables, attempts FROM claimed"""
 # rows. Returns (campaign, kind, n) for what was applied, and whether any receipt is parked.
 _SUBMIT_SQL = """
 WITH v AS (
-    SELECT * FROM unnest(%(ids)s::bigint[], %(kinds)s::text[], %(esmes)s::text[],
-                         %(statuses)s::text[], %(mids)s::text[], %(segs)s::int[],
-                         %(errors)s::text[]) AS v(id, kind, esme, status, mids, segs, error)),
+    SELECT * FROM unnest(%(ids)b::bigint[], %(kinds)b::text[], %(esmes)b::text[],
+                         %(statuses)b::text[], %(mids)b::text[], %(segs)b::int[],
+                         %(errors)b::text[]) AS v(id, kind, esme, status, mids, segs, error)),
 gone AS (
     DELETE FROM recipient_leases l
-    WHERE l.owner = ANY(%(owners)s::text[]) AND l.id = ANY(%(ids)s::bigint[])
+    WHERE l.owner = ANY(%(owners)b::text[]) AND l.id = ANY(%(ids)b::bigint[])
     RETURNING l.id, l.campaign_id),
 done AS (
     SELECT v.*, gone.campaign_id FROM v JOIN gone USING (id)),
@@ -131,7 +131,7 @@ requeued AS (
 stored AS (
     INSERT INTO message_ids (esme, message_id, recipient_id, segment)
     SELECT m.esme, m.mid, m.rid, m.seg
-    FROM unnest(%(m_esme)s::text[], %(m_mid)s::text[], %(m_rid)s::bigint[], %(m_seg)s::int[])
+    FROM unnest(%(m_esme)b::text[], %(m_mid)b::text[], %(m_rid)b::bigint[], %(m_seg)b::int[])
         AS m(esme, mid, rid, seg) JOIN gone ON gone.id = m.rid
     ON CONFLICT (esme, message_id) DO UPDATE SET
         recipient_id = excluded.recipient_id, segment = excluded.segment),
@@ -171,19 +171,19 @@ FROM done d GROUP BY d.campaign_id, d.kind"""
 _RECEIPT_LOOKUP_SQL = (
     "SELECT k.esme, k.mid, m.recipient_id, m.segment, r.campaign_id, r.segments, r.dlr_mask, "
     "r.dlr_delivered, r.sms_result, r.receipt_stat, r.receipt_err, r.done_at_us "
-    "FROM unnest(%s::text[], %s::text[]) AS k(esme, mid), "
+    "FROM unnest(%b::text[], %b::text[]) AS k(esme, mid), "
     "LATERAL (SELECT recipient_id, segment FROM message_ids "
     "WHERE esme = k.esme AND message_id = k.mid LIMIT 1) AS m "
     "JOIN recipients r ON r.id = m.recipient_id ORDER BY r.id FOR UPDATE OF r")
 _RECEIPT_UPDATE_SQL = (
     "UPDATE recipients r SET sms_result = v.result, receipt_stat = v.stat, "
     "receipt_err = v.err, dlr_mask = v.mask, dlr_delivered = v.dlv, done_at_us = v.done "
-    "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::bigint[], %s::int[], "
-    "%s::bigint[]) AS v(id, result, stat, err, mask, dlv, done) WHERE r.id = v.id")
+    "FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::bigint[], %b::int[], "
+    "%b::bigint[]) AS v(id, result, stat, err, mask, dlv, done) WHERE r.id = v.id")
 _PARK_SQL = (
     "INSERT INTO unmatched_receipts (esme, message_id, stat, err, sms_result, done_at_us, "
-    "received_at_us) SELECT *, %s FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], "
-    "%s::text[], %s::bigint[])")
+    "received_at_us) SELECT *, %s FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], "
+    "%b::text[], %b::bigint[])")
 _PARKED_COLUMNS = "id, esme, message_id, stat, err, sms_result, done_at_us"
 
 Write = tuple[str, list[Any]]
@@ -413,7 +413,7 @@ class PostgresDispatchPath:
         """Apply parked receipts whose (esme, message id) is in ``keys``; delete them."""
         esmes, mids = _columns(sorted(keys), 2)
         cur.execute(f"SELECT {_PARKED_COLUMNS} FROM unmatched_receipts u "
-                    "WHERE (esme, message_id) IN (SELECT * FROM unnest(%s::text[], %s::text[])) "
+                    "WHERE (esme, message_id) IN (SELECT * FROM unnest(%b::text[], %b::text[])) "
                     "ORDER BY id FOR UPDATE SKIP LOCKED", (esmes, mids))
         return self._apply_parked(cur, cur.fetchall(), now_us, deltas)
 
@@ -489,7 +489,7 @@ class PostgresDispatchPath:
             cur.execute("UPDATE recipients SET stage = 'New', lease_owner = NULL "
                         "WHERE id = ANY(%s)", (ids,))
             cur.execute("INSERT INTO recipient_queue (campaign_id, held, id) "
-                        "SELECT c, false, i FROM unnest(%s::bigint[], %s::bigint[]) AS v(i, c)",
+                        "SELECT c, false, i FROM unnest(%b::bigint[], %b::bigint[]) AS v(i, c)",
                         _columns(leased, 2))
         elif ids:
             cur.execute(
@@ -525,7 +525,7 @@ class PostgresDispatchPath:
             if queued:
                 cur.execute("UPDATE recipients r SET stage = 'Failed', error = CASE WHEN v.held "
                             "THEN 'not triggered' ELSE 'campaign expired' END, done_at_us = %s "
-                            "FROM unnest(%s::bigint[], %s::boolean[]) AS v(id, held) "
+                            "FROM unnest(%b::bigint[], %b::boolean[]) AS v(id, held) "
                             "WHERE r.id = v.id", (now_us, *_columns(queued, 2)))
             n = len(queued)
             n_held = sum(1 for _, held in queued if held)
