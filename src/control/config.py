@@ -42,6 +42,9 @@ class ControlConfig:
     #: The HTTP server on the engine's loop: "builtin" (``control.httpserver``, h11: the least
     #: loop CPU per request) or "hypercorn" (hypercorn's trio worker).
     server: str = "builtin"
+    #: Open connections the built-in server keeps at once; one more is answered 503 and
+    #: closed (a client leaking connections must not exhaust the engine's descriptors).
+    max_connections: int = 512
 
     def __post_init__(self) -> None:
         if self.max_upload_bytes <= 0 or self.max_body_bytes <= 0:
@@ -52,6 +55,8 @@ class ControlConfig:
             raise ValueError("export_ttl_s must be positive")
         if self.server not in ("builtin", "hypercorn"):
             raise ValueError('server must be "builtin" or "hypercorn"')
+        if self.max_connections < 1:
+            raise ValueError("max_connections must be >= 1")
         if self.store_retry_after_s < 1:
             raise ValueError("store_retry_after_s must be >= 1")
 

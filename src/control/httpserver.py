@@ -27,6 +27,7 @@ finish within ``graceful_timeout_s``, then cancel.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -64,6 +65,17 @@ class ServerLimits:
     graceful_timeout_s: float = 5.0
     #: How long a connection closed with an unread request body keeps reading to drop it.
     linger_s: float = 2.0
+    #: Connections served at once; one more gets ``_BUSY`` (503) and is closed.
+    max_connections: int = 512
+
+
+_BUSY_BODY = json.dumps({"error": "Service Unavailable",
+                         "message": "Too many open connections to the control API",
+                         "validationErrors": []}).encode()
+#: The whole answer to a connection over ``max_connections`` (RFC 9110 section 15.6.4).
+_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+         b"retry-after: 1\r\nconnection: close\r\ncontent-length: "
+         + str(len(_BUSY_BODY)).encode() + b"\r\n\r\n" + _BUSY_BODY)
 
 
 class _DateHeader:
@@ -325,6 +337,14 @@ class HttpServer:
         self._idle = trio.Event()
 
     async def _handle(self, stream: trio.SocketStream) -> None:
+        if len(self._connections) >= self.limits.max_connections:
+            with trio.move_on_after(self.limits.send_timeout_s):
+                try:
+                    await stream.send_all(_BUSY)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass
+            await stream.aclose()
+            return
         conn = HttpConnection(self, stream)
         self._connections.add(conn)
         try:

@@ -69,7 +69,9 @@ async def serve_api(app: Any, host: str, port: int,
     if server not in SERVERS:
         raise ValueError(f"unknown control API server {server!r} (one of {SERVERS})")
     if server == "builtin":
-        http = HttpServer(app, ServerLimits(graceful_timeout_s=graceful_timeout_s))
+        http = HttpServer(app, ServerLimits(
+            graceful_timeout_s=graceful_timeout_s,
+            max_connections=int(getattr(config_of_app, "max_connections", 512))))
         async with trio.open_nursery() as nursery:
             bound = await nursery.start(partial(http.serve, host, port,
                                                 shutdown_trigger=shutdown_trigger))

@@ -225,3 +225,37 @@ def test_graceful_shutdown_finishes_the_request_in_progress(tmp_path):
                 with pytest.raises(OSError):
                     await trio.open_tcp_stream("127.0.0.1", port)
     trio.run(main)
+
+
+def test_connections_over_the_cap_get_503_and_the_rest_keep_working(tmp_path):
+    """``[control] max_connections``: idle keep-alive connections count; one more is answered
+    503 (JSON error shape, Retry-After) and closed; once one closes, a new one is served."""
+    async def main() -> None:
+        async with api_env(tmp_path, max_connections=2) as env, trio.open_nursery() as nursery:
+            with trio.fail_after(TIMEOUT_S):
+                port = await _serve(env, nursery)
+                held = [RawClient(await trio.open_tcp_stream("127.0.0.1", port))
+                        for _ in range(2)]
+                for client in held:  # both served, both kept open
+                    await client.stream.send_all(_get("/health", ""))
+                    assert (await client.response())[0] == 200
+                extra = RawClient(await trio.open_tcp_stream("127.0.0.1", port))
+                status, headers, body = await extra.response()
+                assert status == 503 and headers["retry-after"] == "1"
+                assert json.loads(body)["error"] == "Service Unavailable"
+                assert await extra.closed()
+                await held[0].stream.send_all(_get("/health", ""))  # still served
+                assert (await held[0].response())[0] == 200
+                await held[1].stream.aclose()
+                for _ in range(200):  # the server notices the close (bounded)
+                    again = RawClient(await trio.open_tcp_stream("127.0.0.1", port))
+                    await again.stream.send_all(_get("/health", ""))
+                    status = (await again.response())[0]
+                    await again.stream.aclose()
+                    if status == 200:
+                        break
+                    await trio.sleep(0.01)
+                assert status == 200
+                await held[0].stream.aclose()
+            nursery.cancel_scope.cancel()
+    trio.run(main)
