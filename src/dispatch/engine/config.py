@@ -92,9 +92,12 @@ class EngineConfig:
     log_level: str = "info"
     log_format: str = "json"
     api_enabled: bool = True
-    # CPython's young-generation GC threshold for the engine process (dispatch.gctune); 0
+    # CPython's young-generation GC threshold for the engine process (dispatch.interpreter); 0
     # keeps Python's default (700), which costs a large share of the loop's CPU at full rate.
     gc_young_threshold: int = 50_000
+    # The GIL switch interval (dispatch.interpreter): how long the store's threads may wait
+    # for the loop to let go of the GIL; 0 keeps Python's default (5 ms).
+    gil_switch_interval_s: float = 0.0005
     store: StoreConfig = field(default_factory=lambda: StoreConfig(path=""))
     esmes: tuple[EsmeConfig, ...] = ()
     simulator: EmbeddedSimulator = field(default_factory=EmbeddedSimulator)

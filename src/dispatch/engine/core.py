@@ -28,7 +28,7 @@ from typing import Any
 
 import trio
 
-from dispatch import gctune
+from dispatch import interpreter
 from dispatch.campaigns.errors import Conflict, InvalidTransition, NotFound
 from dispatch.campaigns.model import (
     Campaign,
@@ -208,7 +208,7 @@ class Engine:
                 inner.start_soon(self._feed_all, feeders)
                 if cfg.api_enabled:
                     await self._start_api(outer)
-                gctune.tune(cfg.gc_young_threshold)  # started: freeze what start-up made
+                interpreter.tune(cfg.gc_young_threshold, cfg.gil_switch_interval_s)  # after start-up
                 log_event(log, logging.INFO, "engine started", routes=list(self.routes),
                           api_port=self.api_port,
                           store="postgresql" if cfg.store.dsn else cfg.store.path)

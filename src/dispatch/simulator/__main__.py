@@ -12,7 +12,7 @@ from pathlib import Path
 
 import trio
 
-from dispatch import gctune
+from dispatch import interpreter
 from dispatch.simulator.config import (
     Account,
     FaultConfig,
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
                 await nursery.start(sim.run)
-                gctune.tune()  # a long-running process at full rate, like the engine
+                interpreter.tune()  # a long-running process at full rate, like the engine
                 if args.port_file:
                     _write_atomically(args.port_file, f"{sim.port}\n")
                 async for _ in signals:

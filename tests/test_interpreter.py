@@ -1,34 +1,39 @@
-"""dispatch.gctune: what the engine and the simulator do to the collector at start-up."""
+"""dispatch.interpreter: what the engine and the simulator do to the collector and the GIL
+switch interval at start-up."""
 
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import Iterator
 
 import pytest
 
-from dispatch import gctune
+from dispatch import interpreter
 
 
 @pytest.fixture
 def restore_gc() -> Iterator[None]:
-    saved = gc.get_threshold()
+    saved, interval = gc.get_threshold(), sys.getswitchinterval()
     yield
     gc.set_threshold(*saved)
     gc.unfreeze()
+    sys.setswitchinterval(interval)
 
 
 def test_tune_raises_the_young_threshold_and_freezes_what_is_alive(restore_gc: None) -> None:
     older = gc.get_threshold()[1:]
     survivor = {"kept": [1, 2, 3]}  # alive now: frozen, out of every later collection
-    gctune.tune(12_345)
+    interpreter.tune(12_345, 0.002)
     assert gc.get_threshold() == (12_345, *older)
+    assert sys.getswitchinterval() == pytest.approx(0.002)
     assert gc.get_freeze_count() > 0
     assert survivor["kept"] == [1, 2, 3]
 
 
-def test_tune_with_zero_leaves_the_collector_alone(restore_gc: None) -> None:
+def test_tune_with_zeros_leaves_the_interpreter_alone(restore_gc: None) -> None:
     gc.unfreeze()
-    before = gc.get_threshold()
-    gctune.tune(0)
+    before, interval = gc.get_threshold(), sys.getswitchinterval()
+    interpreter.tune(0, 0)
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    assert sys.getswitchinterval() == interval
