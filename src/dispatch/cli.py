@@ -48,13 +48,16 @@ def _config(args: argparse.Namespace) -> EngineConfig:
 
 async def _serve(config: EngineConfig) -> None:
     engine = Engine(config)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(engine.run)
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    # The receiver is open before start-up (store recovery, binds), so a SIGTERM then (a
+    # service manager stopping a node that is still starting) waits in it and ends in the
+    # same graceful stop instead of the default action killing the process.
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(engine.run)
             async for _ in signals:
                 engine.stop()
                 break
-        await engine.wait_stopped()
+            await engine.wait_stopped()
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
