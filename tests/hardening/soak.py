@@ -93,6 +93,11 @@ window = {window}
     return path
 
 
+def _engine_starts(workdir: Path) -> int:
+    """How many engines have logged "engine started" into the soak's engine log so far."""
+    return (workdir / "engine.log").read_bytes().count(b"engine started")
+
+
 def db_path(workdir: Path) -> str:
     return str(workdir / "var" / "dispatch.sqlite3")
 
@@ -241,6 +246,8 @@ async def crash_soak(workdir: Path, *, kills: int, count: int, seed: int = 1,
                     if log:
                         print(f"kill {i + 1}/{kills} after {delay:.2f} s: "
                               f"{sim.stats.submits} submits", file=log, flush=True)
+                engine_log.flush()
+                starts_before = _engine_starts(workdir)
                 proc = await trio.lowlevel.open_process(cmd, stdout=engine_log,
                                                         stderr=engine_log, env=engine_env())
                 try:
@@ -255,6 +262,12 @@ async def crash_soak(workdir: Path, *, kills: int, count: int, seed: int = 1,
                         while (_receipt_ledger(db, cid, accepted_ids)[2]
                                or sim.pending_deliveries()):
                             await trio.sleep(0.2)
+                    # The campaign may have been finished by the engine before: this one
+                    # is then still starting. A SIGTERM before Python has installed the
+                    # engine's handler would kill it by default, which is not what is tested.
+                    with trio.move_on_after(30):
+                        while _engine_starts(workdir) <= starts_before and proc.poll() is None:
+                            await trio.sleep(0.05)
                     proc.send_signal(signal.SIGTERM)
                     with trio.fail_after(30):
                         code = await proc.wait()
