@@ -137,10 +137,11 @@ class Engine:
         cfg = self.config
         # SQLite, or PostgreSQL when [store] dsn is set (dispatch.store.open_store).
         primary = await trio.to_thread.run_sync(open_store, cfg.store)
-        # SQLite: a second connection for reads (API, control loop), so they never queue
-        # behind group commits. PostgreSQL's store already has a connection pool.
+        # Reads (API, control loop) get their own thread so they never queue behind group
+        # commits: on SQLite through a second connection (WAL readers do not wait for the
+        # writer); PostgreSQL's store is safe from two threads (a connection pool).
         reader = (await trio.to_thread.run_sync(open_store, cfg.store)
-                  if not is_postgres(cfg.store) else None)
+                  if not is_postgres(cfg.store) else primary)
         store = AsyncStore(primary, reader)
         self.store = store
         try:
