@@ -64,7 +64,8 @@ def write_numbers(path: Path, count: int, seed: int, prefix: str = "7900") -> li
     return numbers
 
 
-def engine_toml(workdir: Path, port: int, *, binds: int = 2, window: int = 64) -> Path:
+def engine_toml(workdir: Path, port: int, *, binds: int = 2, window: int = 64,
+                tps: float = 0) -> Path:
     path = workdir / "engine.toml"
     path.write_text(f"""
 data_dir = "{workdir / 'var'}"
@@ -89,6 +90,7 @@ system_id = "dispatch"
 password = "secret"
 binds = {binds}
 window = {window}
+tps = {tps}
 """)
     return path
 
@@ -217,7 +219,11 @@ async def crash_soak(workdir: Path, *, kills: int, count: int, seed: int = 1,
                 port=0, response_latency_s=0.002, receipt_delay_s=0.3,
                 deliver_resp_timeout_s=2.0, redelivery_delay_s=0.3, deliver_max_attempts=0,
                 max_log_records=max(200_000, 2 * count)))
-            config = engine_toml(workdir, sim.port)
+            # A TPS contract that makes the campaign outlast the kills (each lands ~the mean
+            # delay into sending, half again for margin): at full rate a fast engine finished
+            # it early and the remaining kills waited for a Sending that never came.
+            tps = max(50.0, count / (kills * (min_delay_s + max_delay_s) / 2 * 1.5))
+            config = engine_toml(workdir, sim.port, tps=round(tps, 1))
             cid = await create_campaign(db, workdir / "r.txt")
             cmd = serve_command(config)
             with trio.fail_after(limit_s):
@@ -231,7 +237,8 @@ async def crash_soak(workdir: Path, *, kills: int, count: int, seed: int = 1,
                         delay = rng.uniform(0.05 if anywhere else min_delay_s, max_delay_s)
                         if not anywhere:
                             with trio.move_on_after(limit_s / 4):
-                                while (campaign_status(db, cid) != CampaignStatus.SENDING.value
+                                while (campaign_status(db, cid) not in (
+                                        CampaignStatus.SENDING.value, CampaignStatus.DONE.value)
                                        and proc.poll() is None):
                                     await trio.sleep(0.05)
                         report.kill_delays_s.append(round(delay, 3))
