@@ -361,22 +361,25 @@ class SqliteDispatchPath:
         with self._tx() as cur:
             deltas = _Deltas()
             n = self._expire_new(cur, campaign_id, now_us, deltas)
-            cur.execute("UPDATE recipients SET stage = 'Failed', error = 'not triggered', "
-                        "done_at_us = ? WHERE campaign_id = ? AND stage = 'Held'",
-                        (now_us, campaign_id))
-            n_held = cur.rowcount
-            deltas.counters[campaign_id].update(held=-n_held, failed=n_held, expired=n_held)
-            deltas.daily[(campaign_id, day_of(now_us))]["failed"] += n_held
+            n += self._expire_stage(cur, campaign_id, "Held", "held", "not triggered", now_us,
+                                    deltas)
             deltas.flush(cur)
-        return n + n_held
+        return n
+
+    @classmethod
+    def _expire_new(cls, cur: sqlite3.Cursor, campaign_id: int, now_us: int,
+                    deltas: _Deltas) -> int:
+        return cls._expire_stage(cur, campaign_id, "New", "pending", "campaign expired",
+                                     now_us, deltas)
 
     @staticmethod
-    def _expire_new(cur: sqlite3.Cursor, campaign_id: int, now_us: int,
-                    deltas: _Deltas) -> int:
-        cur.execute("UPDATE recipients SET stage = 'Failed', error = 'campaign expired', "
-                    "done_at_us = ? WHERE campaign_id = ? AND stage = 'New'",
-                    (now_us, campaign_id))
+    def _expire_stage(cur: sqlite3.Cursor, campaign_id: int, stage: str, counter: str,
+                      error: str, now_us: int, deltas: _Deltas) -> int:
+        """Mark the campaign's recipients in ``stage`` Failed with ``error``; they count as
+        expired (``counter`` is the stage's own counter)."""
+        cur.execute("UPDATE recipients SET stage = 'Failed', error = ?, done_at_us = ? "
+                    "WHERE campaign_id = ? AND stage = ?", (error, now_us, campaign_id, stage))
         n = cur.rowcount
-        deltas.counters[campaign_id].update(pending=-n, failed=n, expired=n)
+        deltas.counters[campaign_id].update({counter: -n, "failed": n, "expired": n})
         deltas.daily[(campaign_id, day_of(now_us))]["failed"] += n
         return n

@@ -75,7 +75,6 @@ class GroupCommitWriter:
         # life) is at index k - _taken_upto - 1. Batches are taken from the front, so
         # "durable up to seq" is one number.
         self._queue: list[SubmitOutcome | Receipt] = []
-        self._seq = 0  # items queued so far
         self._taken_upto = 0  # items handed to a commit so far
         self._durable_upto = 0  # every item with seq <= this is committed
         self._closed = False
@@ -97,9 +96,8 @@ class GroupCommitWriter:
             raise trio.ClosedResourceError("the writer is closed")
         queue = self._queue
         queue.extend(items)
-        self._seq = self._taken_upto + len(queue)
         self._arrived.set()
-        return self._seq
+        return self.last_seq
 
     async def wait_for_room(self) -> None:
         """Backpressure: wait while ``group_commit_queue_rows`` or more items are queued (a
@@ -123,7 +121,7 @@ class GroupCommitWriter:
     @property
     def backlog(self) -> int:
         """Items queued or being committed, not yet durable."""
-        return self._seq - self._durable_upto
+        return self.last_seq - self._durable_upto
 
     async def wait_backlog_below(self, limit: int) -> None:
         """Return once fewer than ``limit`` items wait for a commit (admission control)."""
@@ -133,7 +131,7 @@ class GroupCommitWriter:
     @property
     def last_seq(self) -> int:
         """The sequence number of the last item queued (0: none yet)."""
-        return self._seq
+        return self._taken_upto + len(self._queue)
 
     def call_when_durable(self, seq: int, callback: Callable[[], None]) -> None:
         """Run ``callback`` (synchronous, quick: e.g. queue a deliver_sm_resp) once every item
