@@ -155,6 +155,16 @@ def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("latin-1")
 
 
+def receipt_essentials(fields: tuple[Any, ...], policy: MessageIdPolicy = _DEFAULT_POLICY,
+                       ) -> tuple[str | None, str | None, str | None, SmsResult | None]:
+    """From a ``parse_receipt`` tuple, what matching it needs: (message id key, stat, err,
+    engine result; ``None`` while intermediate). The pool's per-receipt path uses this
+    alone; ``Receipt.from_tuple`` adds the rest."""
+    message_id, stat_text = fields[0], _text(fields[5])
+    return (None if message_id is None else policy.for_receipt(message_id), stat_text,
+            _text(fields[6]), sms_result_for(stat_text))
+
+
 @dataclass(frozen=True, slots=True)
 class Receipt:
     """One delivery receipt, typed. ``message_id`` is the canonical key (see
@@ -176,16 +186,15 @@ class Receipt:
     @classmethod
     def from_tuple(cls, fields: tuple[Any, ...],
                    policy: MessageIdPolicy = _DEFAULT_POLICY) -> Receipt:
-        (message_id, sub, dlvrd, submit_date, done_date, stat, err, text, state) = fields
-        stat_text = _text(stat)
-        result = sms_result_for(stat_text)
+        (message_id, sub, dlvrd, submit_date, done_date, _, _, text, state) = fields
+        key, stat_text, err_text, result = receipt_essentials(fields, policy)
         return cls(
-            message_id=None if message_id is None else policy.for_receipt(message_id),
+            message_id=key,
             raw_message_id=_text(message_id),
             stat=stat_text,
             sms_result=result,
             final=result is not None,
-            err=_text(err),
+            err=err_text,
             submit_date=parse_receipt_date(submit_date),
             done_date=parse_receipt_date(done_date),
             submitted_count=_count(sub),

@@ -64,7 +64,7 @@ from dispatch.smpp.constants import (
     CommandStatus,
     status_name,
 )
-from dispatch.smpp.receipt import SmsResult, sms_result_for
+from dispatch.smpp.receipt import SmsResult, receipt_essentials
 from dispatch.smpp.session import BindMode
 from dispatch.transport.bind import Bind, BindError, DeliverAck
 from dispatch.transport.config import EsmeConfig, InflightPolicy
@@ -571,16 +571,12 @@ class BindPool:
         kind = esm_class & ESM_CLASS_TYPE_MASK
         if kind in (ESM_CLASS_DELIVERY_RECEIPT, ESM_CLASS_INTERMEDIATE_NOTIFICATION):
             raw = impl.parse_receipt(fields[16], fields[17])
-            raw_id, stat, err = raw[0], raw[5], raw[6]  # the fields the engine needs now
-            message_id = None if raw_id is None else self._ids.for_receipt(raw_id)
-            stat_text = None if stat is None else stat.decode("latin-1")
-            result = sms_result_for(stat_text)
+            message_id, stat_text, err_text, result = receipt_essentials(raw, self._ids)
             self.stats_receipts += 1
             self.receipt_stats.received(message_id, stat_text, result is not None,
                                         trio.current_time())
-            out.append(ReceiptEvent(self.name, message_id, stat_text,
-                                    None if err is None else err.decode("latin-1"), result,
-                                    raw, bind.bind_id))
+            out.append(ReceiptEvent(self.name, message_id, stat_text, err_text, result, raw,
+                                    bind.bind_id))
         else:
             self.stats_mo += 1
             out.append(MoMessage(self.name, fields[3], fields[6], esm_class, fields[14],
