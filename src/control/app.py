@@ -29,6 +29,7 @@ from control.keys import KeyStore
 from control.metrics_middleware import MetricsMiddleware
 from control.openapi import build_document
 from control.ratelimit import RateLimiter
+from control.readcache import ReadCache
 from control.resources import system
 from control.routes import api_routes
 from control.storefault import StoreFaults
@@ -45,6 +46,7 @@ class ControlApp(falcon.asgi.App):
     keys: KeyStore
     routes: list[tuple[str, Any]]
     config: ControlConfig
+    read_cache: ReadCache
 
 
 def create_app(service: CampaignService, config: ControlConfig, *,
@@ -66,14 +68,15 @@ def create_app(service: CampaignService, config: ControlConfig, *,
     ``store_health``: the engine's record of store faults (``engine.writer.health``): while
     the store cannot take writes, writes answer 503 and campaigns it holds up say so
     (``control.storefault``).
-    ``clock``: monotonic clock of the rate limiter (tests).
+    ``clock``: monotonic clock of the rate limiter and the read cache (tests).
     """
     keys = keys if keys is not None else KeyStore(config.keys_path)
     if exports is None:
         exports = ExportRunner(service_source(service), config.exports_dir,
                                ttl_s=config.export_ttl_s, queue_size=config.export_queue_size)
-    limiter = RateLimiter(config.rate_limit_per_s, config.rate_limit_burst,
-                          clock=clock or time.monotonic)
+    clock = clock or time.monotonic
+    limiter = RateLimiter(config.rate_limit_per_s, config.rate_limit_burst, clock=clock)
+    cache = ReadCache(config.read_cache_s, service.campaigns_generation, clock=clock)
     # Metrics first: it times and counts every request, the ones auth refuses too.
     middleware: list[Any] = [MetricsMiddleware(registry)] if registry is not None else []
     faults = StoreFaults(store_health, config.store_retry_after_s)
@@ -84,7 +87,7 @@ def create_app(service: CampaignService, config: ControlConfig, *,
 
     routes = [(API_PREFIX + template, resource)
               for template, resource in api_routes(service, config, exports, prepare_number,
-                                                   faults)]
+                                                   faults, cache)]
     document: dict[str, Any] = {}
     routes += [
         ("/health", system.HealthResource()),
@@ -96,4 +99,5 @@ def create_app(service: CampaignService, config: ControlConfig, *,
         app.add_route(template, resource)
     document.update(build_document(routes))
     app.exports, app.keys, app.routes, app.config = exports, keys, routes, config
+    app.read_cache = cache
     return app

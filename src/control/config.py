@@ -45,6 +45,10 @@ class ControlConfig:
     #: Open connections the built-in server keeps at once; one more is answered 503 and
     #: closed (a client leaking connections must not exhaust the engine's descriptors).
     max_connections: int = 512
+    #: Campaign list, detail and KPI bodies are served again to identical requests for this
+    #: long (seconds; 0 turns it off). Statuses are never stale (a create or transition ends
+    #: every entry), counters at most this much (``control.readcache``).
+    read_cache_s: float = 0.5
 
     def __post_init__(self) -> None:
         if self.max_upload_bytes <= 0 or self.max_body_bytes <= 0:
@@ -57,6 +61,8 @@ class ControlConfig:
             raise ValueError('server must be "builtin" or "hypercorn"')
         if self.max_connections < 1:
             raise ValueError("max_connections must be >= 1")
+        if not 0 <= self.read_cache_s <= 60:
+            raise ValueError("read_cache_s must be between 0 and 60")
         if self.store_retry_after_s < 1:
             raise ValueError("store_retry_after_s must be >= 1")
 

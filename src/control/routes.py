@@ -8,19 +8,26 @@ from typing import Any
 from control.config import ControlConfig
 from control.exports import ExportRunner
 from control.resources import campaigns, exports, recipients
+from control.readcache import ReadCache, ViewCache
 from control.storefault import StoreFaults
 from dispatch.campaigns.service import CampaignService, NumberPreparer
 
 
 def api_routes(service: CampaignService, config: ControlConfig, runner: ExportRunner,
                prepare_number: NumberPreparer | None,
-               faults: StoreFaults | None = None) -> list[tuple[str, Any]]:
+               faults: StoreFaults | None = None,
+               cache: ReadCache | None = None) -> list[tuple[str, Any]]:
+    """``cache``: rendered campaign views (``control.readcache``; default: one with
+    ``config.read_cache_s`` over the service's campaign generation)."""
     faults = faults if faults is not None else StoreFaults(None, config.store_retry_after_s)
+    if cache is None:
+        cache = ReadCache(config.read_cache_s, service.campaigns_generation)
+    views = ViewCache(cache, faults)
     cid = "/campaigns/{campaign_id}"
     routes: list[tuple[str, Any]] = [
-        ("/campaigns", campaigns.CampaignsResource(service, config, faults)),
-        ("/campaigns/kpi", campaigns.KpiResource(service)),
-        (cid, campaigns.CampaignResource(service, faults)),
+        ("/campaigns", campaigns.CampaignsResource(service, config, faults, views)),
+        ("/campaigns/kpi", campaigns.KpiResource(service, views)),
+        (cid, campaigns.CampaignResource(service, faults, views)),
         ("/uploads", campaigns.UploadsResource(config)),
         (f"{cid}/trigger", campaigns.CampaignTriggerResource(service, config)),
         (f"{cid}/recipients", recipients.RecipientsResource(service)),

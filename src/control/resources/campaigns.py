@@ -17,6 +17,7 @@ from control.config import ControlConfig
 from control.errors import bad_request, not_found
 from control.media import render
 from control.openapi import Docs, Op
+from control.readcache import ViewCache
 from control.storefault import StoreFaults
 from control.upload import receive_file
 from control.validation import (
@@ -148,12 +149,17 @@ class CampaignsResource:
     }
 
     def __init__(self, service: CampaignService, config: ControlConfig,
-                 faults: StoreFaults) -> None:
+                 faults: StoreFaults, views: ViewCache) -> None:
         self._service = service
         self._config = config
         self._faults = faults
+        self._views = views
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        key = ("list", req.query_string)
+        if self._views.serve(req, resp, key):
+            return
+        generation = self._views.generation()
         q = parse_query(req, LIST_QUERY)
         query = CampaignQuery(
             period=Period(q["period"]),
@@ -169,6 +175,7 @@ class CampaignsResource:
                            "total": page.total,
                            "offset": query.offset,
                            "limit": q.get("limit", 50)})
+        self._views.keep(req, resp, key, generation)
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         body = await read_object(req, self._config.max_body_bytes, CREATE_FIELDS)
@@ -207,11 +214,17 @@ class KpiResource:
     docs: ClassVar[Docs] = {"GET": Op("KPI tiles: total, active, completed, errors, SMS sent",
                                       {200: ("Counters", "Kpi")})}
 
-    def __init__(self, service: CampaignService) -> None:
+    def __init__(self, service: CampaignService, views: ViewCache) -> None:
         self._service = service
+        self._views = views
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        key = ("kpi",)
+        if self._views.serve(req, resp, key):
+            return
+        generation = self._views.generation()
         render(req, resp, kpi_json(await self._service.kpi()))
+        self._views.keep(req, resp, key, generation)
 
 
 class CampaignResource:
@@ -220,18 +233,24 @@ class CampaignResource:
         "Campaign detail: progress, daily activity, state history, audit",
         {200: ("The campaign", "CampaignDetail")})}
 
-    def __init__(self, service: CampaignService, faults: StoreFaults) -> None:
+    def __init__(self, service: CampaignService, faults: StoreFaults, views: ViewCache) -> None:
         self._service = service
         self._faults = faults
+        self._views = views
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
                      campaign_id: str) -> None:
+        key = ("detail", campaign_id)
+        if self._views.serve(req, resp, key):
+            return
+        generation = self._views.generation()
         d = await self._service.detail(campaign_ref(campaign_id))
         body = campaign_json(d.campaign, d.counters, self._faults.held_up().of(d.campaign))
         body.update(dailyActivity=[day_json(x) for x in d.daily_activity],
                     stateHistory=[state_change_json(x) for x in d.state_history],
                     audit=[audit_json(x) for x in d.audit], allowedActions=d.allowed_actions)
         render(req, resp, body)
+        self._views.keep(req, resp, key, generation)
 
 
 class CampaignActionResource:

@@ -147,6 +147,10 @@ class CampaignService:
 
     # ------------------------------------------------------------------ reads
 
+    def campaigns_generation(self) -> int:
+        """Changes whenever a campaign is created or changes status (``AsyncStore``)."""
+        return self._store.campaigns_generation
+
     async def get(self, ref: CampaignRef) -> Campaign:
         if isinstance(ref, int):
             campaign = await self._store.get_campaign(ref)

@@ -265,6 +265,7 @@ class Engine:
                          diagnostics=self.diagnostics, registry=self.metrics_registry,
                          store_health=self.writer.health if self.writer else None)
         await nursery.start(app.exports.run)
+        self.api_app = app
         self.api_port = await nursery.start(serve_api, app, control.host, control.port)
 
     async def _feed_all(self, scope: trio.CancelScope) -> None:

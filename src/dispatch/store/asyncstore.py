@@ -127,6 +127,9 @@ class AsyncStore:
         # A separate reader gets its own thread (see the module doc); without one, reads
         # share the store's thread slot.
         self._reader_thread = ReaderThread() if reader is not None else None
+        #: Bumped after every campaign create and lifecycle transition through this store: the
+        #: API's read cache (``control.readcache``) never serves a body read before a change.
+        self.campaigns_generation = 0
 
     async def run_sync(self, fn: Callable[..., R], *args: Any) -> R:
         """Run any store callable in the store's thread slot (for calls not wrapped below)."""
@@ -148,7 +151,10 @@ class AsyncStore:
     # campaigns
     async def create_campaign(self, campaign: Campaign, change: StateChange,
                               audit: AuditEntry) -> Campaign:
-        return await self.run_sync(self.sync.create_campaign, campaign, change, audit)
+        try:
+            return await self.run_sync(self.sync.create_campaign, campaign, change, audit)
+        finally:
+            self.campaigns_generation += 1
 
     async def get_campaign(self, campaign_id: int) -> Campaign | None:
         return await self.run_read(self.reader.get_campaign, campaign_id)
@@ -159,8 +165,11 @@ class AsyncStore:
     async def apply_transition(self, campaign_id: int, transition: Transition,
                                change: StateChange, audit: AuditEntry | None,
                                auto_start: bool | None = None) -> Campaign:
-        return await self.run_sync(self.sync.apply_transition, campaign_id, transition, change,
-                                   audit, auto_start)
+        try:
+            return await self.run_sync(self.sync.apply_transition, campaign_id, transition,
+                                       change, audit, auto_start)
+        finally:
+            self.campaigns_generation += 1
 
     async def campaign_detail(self, ref: uuid.UUID | int) -> CampaignSnapshot | None:
         """The campaign (by store id or external UUID) with its counters, daily activity,
