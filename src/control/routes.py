@@ -7,8 +7,8 @@ from typing import Any
 
 from control.config import ControlConfig
 from control.exports import ExportRunner
-from control.resources import campaigns, exports, recipients
 from control.readcache import ReadCache, ViewCache
+from control.resources import campaigns, exports, recipients
 from control.storefault import StoreFaults
 from dispatch.campaigns.service import CampaignService, NumberPreparer
 

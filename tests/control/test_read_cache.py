@@ -4,9 +4,8 @@ is faulty."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import uuid
+from datetime import UTC, datetime
 
 import trio
 from control_env import api_env
