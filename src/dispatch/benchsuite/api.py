@@ -1,8 +1,9 @@
 """Section ``api``: control API latency under load while the engine dispatches at full rate,
 and what that load costs the dispatch rate (issue 5, "Benchmark"; DESIGN.md "Bars").
 
-Two runs of the same campaign, each on a fresh engine (same store contents: the campaign plus
-``LIST_CAMPAIGNS`` others so the list has something to sort), one simulator process shared:
+Runs of the same campaign, each on a fresh engine (same store contents: the campaign plus
+``LIST_CAMPAIGNS`` others so the list has something to sort), one simulator process shared,
+in ``REPEATS`` alternated pairs (the rates are over all runs of a variant):
 
 1. baseline: the API is up but idle; the dispatch rate is measured;
 2. loaded: a load process (``dispatch.benchsuite.httpload``, its own process so its CPU is
@@ -68,6 +69,8 @@ from dispatch.engine.core import Engine
 
 # quick: long enough (~2 s of sending) that the loaded window holds ~100 requests, not ~25
 RECIPIENTS = {"quick": 20_000, "full": 100_000}
+#: Pairs of runs (without, with API load), alternated; the rates are over all of them.
+REPEATS = {"quick": 1, "full": 2}
 DEFAULT_RPS = {"quick": 50.0, "full": 200.0}
 LIST_CAMPAIGNS = 50
 ENDPOINTS = ("campaign detail", "campaign list")
@@ -277,27 +280,33 @@ def _latency_figures(result: SectionResult, rows: list[list[float]], endpoint: s
     return ok
 
 
-def _api_figures(result: SectionResult, run: CampaignRun, load: LoadResult,
+def _api_figures(result: SectionResult, pairs: list[tuple[CampaignRun, LoadResult]],
                  rps: float) -> None:
-    idle = load.idle
-    inside = [r for r in load.records if run.sending_at <= r[0] <= run.ended_at]
-    before = [r for r in load.records if idle[0] <= r[0] < idle[1]]
+    """Latencies of every loaded run's requests: the idle-engine window of each, and the
+    requests due while its campaign was Sending."""
+    inside = [r for run, load in pairs for r in load.records
+              if run.sending_at <= r[0] <= run.ended_at]
+    before = [r for _, load in pairs for r in load.records
+              if load.idle[0] <= r[0] < load.idle[1]]
+    idle_s = sum(load.idle[1] - load.idle[0] for _, load in pairs)
+    sending_s = sum(run.ended_at - run.sending_at for run, _ in pairs)
     for index, endpoint in enumerate(ENDPOINTS):
         idle_variant = f"{endpoint} (engine idle)"
         _latency_figures(result, [r for r in before if int(r[2]) == index], idle_variant,
-                         idle[1] - idle[0], rps, "api latency")
+                         idle_s, rps, "api latency")
         rows = [r for r in inside if int(r[2]) == index]
-        _latency_figures(result, rows, endpoint, run.ended_at - run.sending_at, rps,
-                         "api latency")
+        _latency_figures(result, rows, endpoint, sending_s, rps, "api latency")
         result.ratio("p99 latency", endpoint, idle_variant)
         timeline = Series(endpoint, "timeline", "ms", group="api latency over time")
-        for r in rows:
-            if r[1] >= 0:
+        run, load = pairs[-1]
+        for r in load.records:
+            if int(r[2]) == index and r[1] >= 0 and run.sending_at <= r[0] <= run.ended_at:
                 timeline.x.append(round(r[0] - run.sending_at, 3))
                 timeline.y.append(round(r[1] * 1e3, 3))
         result.series.append(timeline)
-    if load.errors:
-        result.notes.append(f"{load.errors} request(s) were dropped (all {MAX_CONNECTIONS} "
+    errors = sum(load.errors for _, load in pairs)
+    if errors:
+        result.notes.append(f"{errors} request(s) were dropped (all {MAX_CONNECTIONS} "
                             "connections of the generator busy: the server fell behind the "
                             "offered rate) or failed; latencies are of the answered ones")
 
@@ -316,8 +325,10 @@ def measure(count: int, rps: float, progress: Progress | None, *,
                      "list_campaigns": LIST_CAMPAIGNS + 1, "load": "open loop, own process",
                      "p99_target_ms": P99_TARGET_MS, "slowdown_target_pct": SLOWDOWN_TARGET_PCT}
     result.config["server"] = os.environ.get(SERVER_ENV) or "builtin"
-    runs: dict[str, CampaignRun] = {}
-    cpu: dict[str, CpuSampler] = {}
+    result.config["pairs_of_runs"] = REPEATS[profile]
+    runs: dict[str, list[CampaignRun]] = {"no API load": [], "under API load": []}
+    cpu: dict[str, list[CpuSampler]] = {"no API load": [], "under API load": []}
+    loads: list[LoadResult] = []
     idle_s = IDLE_S[profile]
     with tempfile.TemporaryDirectory(prefix="dispatch-bench-api-") as tmp:
         work = Path(tmp)
@@ -325,64 +336,81 @@ def measure(count: int, rps: float, progress: Progress | None, *,
         write_recipients(source, count, seed)
         with SimulatorProcess(receipts=True) as sim:
             sim_pid = sim.pid
-            runs["no API load"], _, cpu["no API load"] = one_run(
-                work / "baseline", sim.port, source, progress, "no API load", 0.0,
-                sim_pid=sim_pid)
-            runs["under API load"], load, cpu["under API load"] = one_run(
-                work / "loaded", sim.port, source, progress, "under API load", rps, idle_s,
-                sim_pid=sim_pid)
-    for variant, r in runs.items():
-        c = r.counters
-        result.add("dispatch rate", variant, r.msgs_per_s, "msg/s", sent=c.sent, total=c.total,
-                   status=r.status, send_s=round(r.send_s, 3))
-        result.series.append(r.sampler.throughput(variant, "api dispatch throughput"))
-        if r.status != "Done" or c.sent != count:
-            result.status = "failed"
-            result.reason = f"{variant}: campaign ended {r.status}, sent {c.sent}/{count}"
+            # Alternated, so drift over the section (the simulator's state, the machine's
+            # other load) falls on both variants alike: one pair of runs differed by up to
+            # 25% from the next on the reference machine with nothing changed.
+            for rep in range(REPEATS[profile]):
+                for variant, offered in (("no API load", 0.0), ("under API load", rps)):
+                    one, load, sampler = one_run(
+                        work / f"{variant.split()[0]}-{rep}", sim.port, source, progress,
+                        variant, offered, idle_s if offered else 0.0, sim_pid=sim_pid)
+                    runs[variant].append(one)
+                    cpu[variant].append(sampler)
+                    if load is not None:
+                        loads.append(load)
+    for variant, done in runs.items():
+        sent = sum(r.counters.sent for r in done)
+        send_s = sum(r.send_s for r in done)
+        result.add("dispatch rate", variant, sent / send_s if send_s > 0 else 0.0, "msg/s",
+                   runs=[round(r.msgs_per_s) for r in done], sent=sent,
+                   send_s=round(send_s, 3))
+        for r in done:
+            result.series.append(r.sampler.throughput(variant, "api dispatch throughput"))
+            c = r.counters
+            if r.status != "Done" or c.sent != count:
+                result.status = "failed"
+                result.reason = f"{variant}: campaign ended {r.status}, sent {c.sent}/{count}"
     ratio = result.ratio("dispatch rate", "under API load", "no API load")
     if ratio is not None:
         result.add("dispatch slowdown under API load", "engine", (1 - ratio.value) * 100, "%")
-    for variant, r in runs.items():
-        lags = sorted(r.loop_lag.lags_ms)
+    for variant, done in runs.items():
+        lags = sorted(x for r in done for x in r.loop_lag.lags_ms)
         result.add("p99 event-loop lag", variant, percentile(lags, 99), "ms")
         result.add("max event-loop lag", variant, lags[-1] if lags else float("nan"), "ms")
-    assert load is not None
-    _api_figures(result, runs["under API load"], load, rps)
-    _cpu_figures(result, runs, cpu, load)
+    _api_figures(result, list(zip(runs["under API load"], loads, strict=True)), rps)
+    _cpu_figures(result, runs, cpu, loads)
     return result
 
 
-def _cpu_figures(result: SectionResult, runs: dict[str, CampaignRun],
-                 cpu: dict[str, CpuSampler], load: LoadResult) -> None:
-    """Where the cores went (see the module doc)."""
+def _cpu_figures(result: SectionResult, runs: dict[str, list[CampaignRun]],
+                 cpu: dict[str, list[CpuSampler]], loads: list[LoadResult]) -> None:
+    """Where the cores went (see the module doc), summed over the runs of each variant."""
     per_msg: dict[str, float] = {}
-    for variant, r in runs.items():
-        window = max(1e-9, r.ended_at - r.sending_at)
+    for variant, done in runs.items():
+        window = sum(max(1e-9, r.ended_at - r.sending_at) for r in done)
         for name in ("engine", "simulator", "load generator"):
-            used = cpu[variant].between(name, r.sending_at, r.ended_at)
+            used = sum(sampler.between(name, r.sending_at, r.ended_at)
+                       for r, sampler in zip(done, cpu[variant], strict=True))
             if used == used:  # not nan
                 result.add("CPU while sending", f"{name}, {variant}", 100 * used / window,
                            "% of a core", cpu_s=round(used, 3), window_s=round(window, 3))
-        engine_s = cpu[variant].between("engine", r.sending_at, r.ended_at)
-        if r.counters.sent:
-            per_msg[variant] = engine_s / r.counters.sent
+        engine_s = sum(sampler.between("engine", r.sending_at, r.ended_at)
+                       for r, sampler in zip(done, cpu[variant], strict=True))
+        sent = sum(r.counters.sent for r in done)
+        if sent:
+            per_msg[variant] = engine_s / sent
             result.add("engine CPU per message", variant, per_msg[variant] * 1e6, "us")
     loaded = runs["under API load"]
-    answered = [x for x in load.records if x[1] >= 0]
-    during = sum(1 for x in answered if loaded.sending_at <= x[0] <= loaded.ended_at)
+    during = sum(1 for run, load in zip(loaded, loads, strict=True) for x in load.records
+                 if x[1] >= 0 and run.sending_at <= x[0] <= run.ended_at)
     if len(per_msg) == 2 and during:
-        added_s = (per_msg["under API load"] - per_msg["no API load"]) * loaded.counters.sent
+        sent = sum(r.counters.sent for r in loaded)
+        added_s = (per_msg["under API load"] - per_msg["no API load"]) * sent
         result.add("engine CPU per API request", "while dispatching", added_s / during * 1e3,
-                   "ms", requests=during, note="loaded run's engine CPU minus the "
-                   "baseline run's, per message, times the messages, per request")
-    idle_from, idle_until = load.idle
-    in_idle = sum(1 for x in answered if idle_from <= x[0] < idle_until)
-    if in_idle and load.quiet_s > 0:
-        extra_s = load.idle_cpu_s - load.quiet_cpu_s * (idle_until - idle_from) / load.quiet_s
+                   "ms", requests=during, note="loaded runs' engine CPU minus the "
+                   "baseline runs', per message, times the messages, per request")
+    in_idle = extra_s = 0.0
+    for load in loads:
+        idle_from, idle_until = load.idle
+        answered = sum(1 for x in load.records if x[1] >= 0 and idle_from <= x[0] < idle_until)
+        if answered and load.quiet_s > 0:
+            in_idle += answered
+            extra_s += load.idle_cpu_s - load.quiet_cpu_s * (idle_until - idle_from) / load.quiet_s
+    if in_idle:
         result.add("engine CPU per API request", "idle engine", extra_s / in_idle * 1e3, "ms",
-                   requests=in_idle, quiet_engine_cpu_pct=round(
-                       100 * load.quiet_cpu_s / load.quiet_s, 1))
-    total = len(load.records)
-    if total and load.cpu_s:
-        result.add("load generator CPU per request", "generator", load.cpu_s / total * 1e3,
+                   requests=int(in_idle))
+    total = sum(len(load.records) for load in loads)
+    cpu_s = sum(load.cpu_s for load in loads)
+    if total and cpu_s:
+        result.add("load generator CPU per request", "generator", cpu_s / total * 1e3,
                    "ms", requests=total)

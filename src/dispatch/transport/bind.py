@@ -53,6 +53,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Events handled per loop step: the rest of a large read waits for a checkpoint (``_reader``).
+READ_SLICE_EVENTS = 512
+
 # deliver_sm_resp may still go out while we wait for unbind_resp (SMPP 3.4 section 2.9).
 _ACKING_STATES = frozenset({SessionState.BOUND_TX, SessionState.BOUND_RX,
                             SessionState.BOUND_TRX, SessionState.UNBINDING})
@@ -322,21 +325,30 @@ class Bind:
         inflight = self.inflight
         submit_resp = CommandId.SUBMIT_SM_RESP
         early, self._after_bind_resp = self._after_bind_resp, []
+        backlog: list[Any] = []
+        ended = ""  # why the link ends, raised once the events read before it are handled
         while True:
             if early:
                 events, early = early, []
+            elif backlog:
+                # The rest of a large read, after a checkpoint: one read of 256 KiB holds
+                # thousands of PDUs, and handling them in one step kept the loop from
+                # everything else (the control API, the writer's callbacks) for 10-25 ms.
+                await trio.lowlevel.checkpoint()
+                events, backlog = backlog[:READ_SLICE_EVENTS], backlog[READ_SLICE_EVENTS:]
             else:
                 data = await stream.receive_some(read_size)
                 if not data:
                     raise _Down("connection closed by the SMSC")
                 events = session.receive_data(data)
+                if len(events) > READ_SLICE_EVENTS:
+                    events, backlog = events[:READ_SLICE_EVENTS], events[READ_SLICE_EVENTS:]
             now = trio.current_time()
             self._last_rx = now
             self._unanswered_probes = 0
             out: list[Any] = []
             delivers: list[int] = []
             freed = 0
-            ended = ""
             for ev in events:
                 if type(ev) is Response:
                     if ev.command_id == submit_resp:
@@ -375,7 +387,7 @@ class Bind:
             if out:
                 # even when the link just ended: what was answered before is settled
                 await pool._emit(out)  # backpressure: a slow consumer slows our reads
-            if ended:
+            if ended and not backlog:
                 # let the writer flush the unbind_resp (it is the only one who writes)
                 self.kick()
                 with trio.move_on_after(self.config.unbind_timeout_s):
