@@ -29,7 +29,7 @@ from control.keys import KeyStore
 from control.metrics_middleware import MetricsMiddleware
 from control.openapi import build_document
 from control.ratelimit import RateLimiter
-from control.readcache import ReadCache
+from control.readcache import ReadCache, ReadCacheCollector
 from control.resources import system
 from control.routes import api_routes
 from control.storefault import StoreFaults
@@ -77,6 +77,8 @@ def create_app(service: CampaignService, config: ControlConfig, *,
     clock = clock or time.monotonic
     limiter = RateLimiter(config.rate_limit_per_s, config.rate_limit_burst, clock=clock)
     cache = ReadCache(config.read_cache_s, service.campaigns_generation, clock=clock)
+    if registry is not None:
+        registry.register(ReadCacheCollector(cache))
     # Metrics first: it times and counts every request, the ones auth refuses too.
     middleware: list[Any] = [MetricsMiddleware(registry)] if registry is not None else []
     faults = StoreFaults(store_health, config.store_retry_after_s)

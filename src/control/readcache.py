@@ -28,9 +28,10 @@ made on another node is seen after at most ``read_cache_s``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 
 import falcon.asgi
+from prometheus_client.core import CounterMetricFamily, Metric
 
 from control.media import wants_msgpack
 from control.storefault import StoreFaults
@@ -114,3 +115,19 @@ class ViewCache:
         if (self.cache.enabled and not self._faults.down and resp.status_code == 200
                 and isinstance(resp.data, bytes)):
             self.cache.put(self._key(req, key), generation, (resp.data, str(resp.content_type)))
+
+
+class ReadCacheCollector:
+    """``dispatch_api_read_cache_lookups_total{result="hit"|"miss"}``, read at scrape time."""
+
+    def __init__(self, cache: ReadCache) -> None:
+        self._cache = cache
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily("dispatch_api_read_cache_lookups",
+                                     "Campaign list/detail/KPI requests answered from the "
+                                     "API's read cache (hit) or read from the store (miss).",
+                                     labels=["result"])
+        family.add_metric(["hit"], self._cache.hits)
+        family.add_metric(["miss"], self._cache.misses)
+        yield family

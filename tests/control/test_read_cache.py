@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import trio
 from control_env import api_env
+from prometheus_client import CollectorRegistry
 
 from dispatch.store.base import RecipientRow
 from dispatch.store.faults import StoreHealth
@@ -96,6 +97,24 @@ def test_entries_are_per_query_and_media_type(tmp_path):
             assert bad.status_code == 400  # errors are not cached, the check still runs
             bad = await env.client.get(f"{API}/campaigns", key=viewer, params={"limit": 500})
             assert bad.status_code == 400
+    trio.run(main)
+
+
+def test_hits_and_misses_are_exported(tmp_path):
+    registry = CollectorRegistry()
+
+    async def main():
+        async with api_env(tmp_path, read_cache_s=30, app_kw={"registry": registry}) as env:
+            created = await env.create_campaign()
+            for _ in range(3):
+                r = await env.client.get(f"{API}/campaigns/{created['id']}",
+                                         key=env.keys["viewer"])
+                assert r.status_code == 200
+            r = await env.client.get("/metrics")
+            assert r.status_code == 200
+            text = r.text
+            assert 'dispatch_api_read_cache_lookups_total{result="hit"} 2.0' in text
+            assert 'dispatch_api_read_cache_lookups_total{result="miss"} 1.0' in text
     trio.run(main)
 
 
