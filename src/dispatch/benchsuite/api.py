@@ -146,6 +146,8 @@ class LoadResult:
     quiet_cpu_s: float = 0.0
     quiet_s: float = 0.0
     idle_cpu_s: float = 0.0
+    cache_hits: int = 0  # the engine's API read cache over the whole run
+    cache_misses: int = 0
 
 
 class LoadProcess:
@@ -257,6 +259,9 @@ def one_run(work: Path, sim_port: int, source: Path, progress: Progress | None, 
                 for proc in load:
                     proc.kill()
             nursery.cancel_scope.cancel()
+        cache = engine.api_app.read_cache if engine.api_app is not None else None
+        if result is not None and cache is not None:
+            result.cache_hits, result.cache_misses = cache.hits, cache.misses
         if result is not None and len(quiet) == 3:
             result.quiet_cpu_s, result.quiet_s, result.idle_cpu_s = quiet
         return run, result, cpu
@@ -409,6 +414,12 @@ def _cpu_figures(result: SectionResult, runs: dict[str, list[CampaignRun]],
     if in_idle:
         result.add("engine CPU per API request", "idle engine", extra_s / in_idle * 1e3, "ms",
                    requests=int(in_idle))
+    hits = sum(load.cache_hits for load in loads)
+    lookups = hits + sum(load.cache_misses for load in loads)
+    if lookups:
+        result.add("read cache hits", "under API load", 100 * hits / lookups, "%",
+                   hits=hits, lookups=lookups, note="[control] read_cache_s: list, detail "
+                   "and KPI bodies served again for 0.5 s; statuses never stale")
     total = sum(len(load.records) for load in loads)
     cpu_s = sum(load.cpu_s for load in loads)
     if total and cpu_s:

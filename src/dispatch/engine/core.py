@@ -92,6 +92,7 @@ class Engine:
         self.routes: dict[str, Route] = {}
         self.membership: ClusterMembership | None = None  # PostgreSQL cluster node only
         self.api_port: int | None = None
+        self.api_app: Any = None  # the control API's app (control.app.ControlApp) once served
         self.recovery: RecoveryCounts | None = None
         self._builders: set[int] = set()
         self._stop = trio.Event()
