@@ -85,6 +85,11 @@ _ACTIVE = [s.value for s in (CampaignStatus.PENDING, CampaignStatus.BUILDING,
                              CampaignStatus.SENDING, CampaignStatus.PAUSED)]
 _RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 _TX_ATTEMPTS = 8
+# How long the pool retries one lost connection (backoff 1, 2, 4 ... s) before giving it up;
+# the next checkout then starts a fresh attempt at once. psycopg_pool's default (300 s) let
+# the backoff grow with the outage: after a 25 s PostgreSQL crash the engine waited 5.5 s
+# more for the pool's next attempt, after minutes up to ~2 min, with the server long back.
+_RECONNECT_TIMEOUT_S = 2.0
 _CAMPAIGN_INSERT = CAMPAIGN_INSERT_SQL.replace("?", "%s") + " RETURNING id"
 # The identity sequence's name is looked up once per statement, not once per id (a catalog
 # lookup per row cost more than the ids themselves).
@@ -129,7 +134,7 @@ class PostgresStore(PostgresDispatchPath, PostgresCluster):
             config.dsn, min_size=1, max_size=max(1, config.pool_max_size),
             kwargs={"autocommit": True, "application_name": f"dispatch {self.node_id}"[:63]},
             timeout=max(1.0, config.busy_timeout_s), open=False, name="dispatch-store",
-            configure=_configure)
+            configure=_configure, reconnect_timeout=_RECONNECT_TIMEOUT_S)
         self._pool.open(wait=True, timeout=max(5.0, config.busy_timeout_s))
         try:
             with self._pool.connection() as conn:

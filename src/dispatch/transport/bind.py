@@ -387,7 +387,9 @@ class Bind:
             if out:
                 # even when the link just ended: what was answered before is settled
                 await pool._emit(out)  # backpressure: a slow consumer slows our reads
-            if ended and not backlog:
+            if ended:
+                if backlog:
+                    continue  # settle what was read before the end first (no more acks)
                 # let the writer flush the unbind_resp (it is the only one who writes)
                 self.kick()
                 with trio.move_on_after(self.config.unbind_timeout_s):
