@@ -59,7 +59,7 @@ from pg_cluster import PgCluster, find_bin_dir  # noqa: E402
 
 COUNT = 5000  # at the route's 1500/s the campaign lasts ~3.5 s without the outage
 OUTAGE_HOLD_S = 2.0  # how long the server stays down once the engine has drained
-OUTAGE_S = 9.0  # the store-level outage (see its test)
+OUTAGE_S = 18.0  # the store-level outage (see its test)
 POOL_TIMEOUT_S = 1.0  # busy_timeout_s: the pool's wait for a connection (the minimum)
 NODE = "n1"
 MEMBERSHIP_BUG = ("ClusterMembership.run does not catch STORE_FAULTS: a heartbeat failing "
@@ -217,9 +217,11 @@ def test_postgres_errors_are_store_faults_and_the_pool_reconnects_promptly(
     pool's timeout), and once it is back the same store object works again by itself, soon.
 
     Regression: with psycopg_pool's default ``reconnect_timeout`` (300 s) the pool's attempts
-    to replace a lost connection back off 1, 2, 4, 8 ... s and nothing else connects
-    meanwhile, so after this outage (~9 s: the attempts fall near 1, 3, 7, 15 s) the store
-    stayed unusable 4-7 s after the server was back, and longer the longer the outage."""
+    to replace a lost connection back off 1, 2, 4, 8, 16 ... s (+-10%) and nothing else
+    connects meanwhile: the attempts fall near 1, 3, 7, 15, 31 s into the outage, so with the
+    server back after ~19 s the store stayed unusable for 8 s or more, the longer the longer
+    the outage. Now a lost connection's attempts give up after 2 s and the next checkout
+    connects at once."""
     store = PostgresStore(_store_config(pg.create_database("faults")))
     try:
         store.register_node()
@@ -246,7 +248,7 @@ def test_postgres_errors_are_store_faults_and_the_pool_reconnects_promptly(
         assert store.active_campaigns() == []
         print(f"\n{len(errors)} failed calls ({sorted({type(e).__name__ for e in errors})}), "
               f"back {back_s:.2f} s after the restart")
-        assert back_s < 3.0, f"the pool took {back_s:.1f} s to reconnect"
+        assert back_s < 4.0, f"the pool took {back_s:.1f} s to reconnect"
     finally:
         store.close()
 
