@@ -26,6 +26,7 @@ from dispatch.logs import log_event
 from dispatch.store.asyncstore import AsyncStore
 from dispatch.store.base import StoreConfig
 from dispatch.store.cluster import Cluster, share_of
+from dispatch.store.faults import STORE_FAULTS, describe
 from dispatch.transport.pool import BindPool
 
 log = logging.getLogger(__name__)
@@ -50,28 +51,63 @@ class ClusterMembership:
         await self._store.run_sync(self._cluster.register_node)
         await self._resplit()
         task_status.started()
+        failing_since: float | None = None
+        back_at = float("-inf")  # when our heartbeat last came back after failing
         while True:
             await trio.sleep(self._config.heartbeat_interval_s)
-            if not await self._store.run_sync(self._cluster.heartbeat):
+            # Back from an outage, the other nodes' heartbeats are as stale as ours was: give
+            # them node_timeout_s to beat again before taking anything (rows, TPS) from them.
+            take_over = trio.current_time() - back_at >= self._config.node_timeout_s
+            try:
+                fenced = not await self._beat(take_over)
+            except STORE_FAULTS as exc:
+                # The store is out (the writer and the routes wait for it too): try again at
+                # the next beat. If the outage outlasts node_timeout_s for the other nodes as
+                # well, nobody can declare us dead meanwhile; if only we lost the store, the
+                # first beat back finds out we were declared dead and stops (below).
+                if failing_since is None:
+                    failing_since = trio.current_time()
+                    log_event(log, logging.WARNING, "cluster heartbeat failed; retrying",
+                              node=self._cluster.node_id, error=describe(exc))
+                continue
+            if failing_since is not None:
+                log_event(log, logging.INFO, "cluster heartbeat back", node=self._cluster.node_id,
+                          after_s=round(trio.current_time() - failing_since, 1))
+                failing_since = None
+                back_at = trio.current_time()
+            if fenced:
                 log_event(log, logging.ERROR, "cluster declared this node dead; stopping",
                           node=self._cluster.node_id)
                 self._on_fenced()
                 return
-            await self._resplit()
-            result = await self._store.run_sync(self._cluster.take_over_dead_nodes,
-                                                self._config.recovery_policy, self._clock())
-            moved = result.counts.resent + result.counts.marked_unknown
-            if result.dead_nodes or moved:
-                self.taken_over += moved
-                log_event(log, logging.WARNING, "took over dead nodes",
-                          dead=list(result.dead_nodes), resent=result.counts.resent,
-                          marked_unknown=result.counts.marked_unknown,
-                          policy=self._config.recovery_policy.value)
-            await self._store.retry_unmatched_receipts(self._clock())
 
-    async def _resplit(self) -> None:
+    async def _beat(self, take_over: bool) -> bool:
+        """One heartbeat's work; False when the cluster declared this node dead."""
+        if not await self._store.run_sync(self._cluster.heartbeat):
+            return False
+        await self._resplit(allow_fewer=take_over)
+        if take_over:
+            await self._take_over()
+        await self._store.retry_unmatched_receipts(self._clock())
+        return True
+
+    async def _take_over(self) -> None:
+        result = await self._store.run_sync(self._cluster.take_over_dead_nodes,
+                                            self._config.recovery_policy, self._clock())
+        moved = result.counts.resent + result.counts.marked_unknown
+        if result.dead_nodes or moved:
+            self.taken_over += moved
+            log_event(log, logging.WARNING, "took over dead nodes",
+                      dead=list(result.dead_nodes), resent=result.counts.resent,
+                      marked_unknown=result.counts.marked_unknown,
+                      policy=self._config.recovery_policy.value)
+
+    async def _resplit(self, allow_fewer: bool = True) -> None:
+        """Split each TPS contract by the live nodes. ``allow_fewer=False`` (just back from
+        an outage, the others' heartbeats still stale): a larger share waits for them, so
+        the cluster never sends above the contract."""
         live = len(await self._store.run_sync(self._cluster.live_nodes))
-        if live != self.live_nodes:
+        if live != self.live_nodes and (allow_fewer or live > self.live_nodes):
             log_event(log, logging.INFO, "live nodes changed", node=self._cluster.node_id,
                       live=live)
             self.live_nodes = live
