@@ -10,13 +10,20 @@ heartbeat going, nothing crashes; once the server is back the pool reconnects, t
 resumes by itself, reaches Done, and every recipient was sent exactly once against the
 simulator's submit log, except the ones the store counts as ambiguous.
 
-Found by this test: ``ClusterMembership.run`` (``dispatch/engine/membership.py``) lets the
-psycopg error of a failed heartbeat (``PoolTimeout`` once the pool has no connection left,
-``OperationalError`` on a dead one) escape, which takes the whole engine down -- with the
-default pool timeout (``busy_timeout_s``, 5 s) as soon as an outage outlasts it. The store
-side is sound (``test_postgres_errors_are_store_faults_and_the_pool_reconnects``). The two
-engine-level tests are strict xfails until membership treats ``STORE_FAULTS`` as the writer
-does (retry on the next heartbeat); remove the markers with that fix.
+Found by these tests:
+
+* ``ClusterMembership.run`` (``dispatch/engine/membership.py``) lets the psycopg error of a
+  failed heartbeat (``PoolTimeout`` once the pool has no connection left, ``OperationalError``
+  on a dead one) escape, which takes the whole engine down -- with the default pool timeout
+  (``busy_timeout_s``, 5 s) as soon as an outage outlasts it. Not fixed here (outside the
+  store); the two engine-level tests are strict xfails until membership treats
+  ``STORE_FAULTS`` as the writer does (retry at the next heartbeat): remove the markers with
+  that fix.
+* The store's pool came back slowly: psycopg_pool's reconnect backoff grew with the outage
+  (fixed in ``dispatch/store/postgres.py``;
+  ``test_postgres_errors_are_store_faults_and_the_pool_reconnects_promptly``).
+
+The store side otherwise holds: every error of the outage is in ``STORE_FAULTS``.
 
 The server runs with ``synchronous_commit = on`` (``pg_cluster`` switches it off for speed):
 an immediate stop is a crash of the server process, and with it off the server acknowledges
@@ -143,6 +150,7 @@ async def test_postgres_crash_mid_campaign_pauses_resumes_and_sends_once(
                 assert sim.stats.submits == submits_at_fault, "dispatching went on without a store"
                 await trio.sleep(0.05)
         assert health.down
+        assert engine.writer.backlog > 0  # the results it could not write, kept to retry
         with trio.fail_after(20):
             report = await engine.diagnostics()
         assert report["status"] == "down" and report["store"]["reachable"] is False
@@ -153,8 +161,10 @@ async def test_postgres_crash_mid_campaign_pauses_resumes_and_sends_once(
         fault_stats = health.statistics()
 
         await trio.to_thread.run_sync(_pg_ctl, pg, "start")
-        down_s = trio.current_time() - stopped_at
+        restarted_at = trio.current_time()
+        down_s = restarted_at - stopped_at
         await _wait_for(lambda: not health.down, 30)
+        recovered_s = trio.current_time() - restarted_at
         # The engine carried on: still a live cluster node, and the campaign resumes.
         assert not engine._stop.is_set(), "the engine stopped itself during the outage"
         assert engine.membership.live_nodes == 1
@@ -166,7 +176,7 @@ async def test_postgres_crash_mid_campaign_pauses_resumes_and_sends_once(
         outage_errors = [e for e in errors.items if e.reason == "store_unavailable"]
         assert outage_errors and outage_errors[0].message.startswith("store unavailable from ")
         print(f"\nsubmits before the fault {submits_at_fault}/{COUNT}, server down "
-              f"{down_s:.1f} s, outages {health.outages}, failed writes {health.failures}, "
+              f"{down_s:.1f} s, writes again {recovered_s:.2f} s after the restart, outages {health.outages}, failed writes {health.failures}, "
               f"last error {fault_stats.last_error!r}, redeliveries {sim.stats.redeliveries}")
         engine.stop()
         with trio.fail_after(20):
@@ -210,6 +220,7 @@ def _until_back(call: Any, limit_s: float) -> Any:
             time.sleep(0.1)
 
 
+@pytest.mark.slow
 def test_postgres_errors_are_store_faults_and_the_pool_reconnects_promptly(
         pg: PgCluster) -> None:
     """What the engine's fault handling stands on, at the store: while the server is down every
@@ -253,6 +264,7 @@ def test_postgres_errors_are_store_faults_and_the_pool_reconnects_promptly(
         store.close()
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(strict=True, raises=EngineCrashed, reason=MEMBERSHIP_BUG)
 async def test_cluster_membership_outlives_a_postgres_outage(pg: PgCluster) -> None:
     """The focused case of the bug: the membership task alone, on a real store, across an
