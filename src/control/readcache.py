@@ -13,9 +13,12 @@ What may be stale, and what may not:
   transition, from the API or the engine) read *before* its store read started; an entry
   whose generation is not the current one is never served. A pause answered 200 is seen by
   the next detail read.
-* **counters** (progress, daily activity, KPI totals) by at most ``read_cache_s``: they change
-  with every group commit while a campaign sends, and a progress bar half a second behind is
-  what a polling UI shows anyway.
+* **counters** (progress, daily activity, KPI totals) by at most ``read_cache_s`` plus one
+  store read: they change with every group commit while a campaign sends, and a progress bar
+  half a second behind is what a polling UI shows anyway. An expired entry is re-read by one
+  request while the others get the expired body (single flight): under load, an entry
+  expiring costs one read instead of a queue of them on the reader thread, each request
+  waiting for all the ones before it (a 60 ms latency spike every ``read_cache_s``).
 * nothing while the store is faulty: ``heldUp`` must be current, so nothing is cached or
   served from the cache then.
 
@@ -28,7 +31,7 @@ made on another node is seen after at most ``read_cache_s``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Awaitable, Callable, Hashable, Iterator
 
 import falcon.asgi
 from prometheus_client.core import CounterMetricFamily, Metric
@@ -42,7 +45,11 @@ Rendered = tuple[bytes, str]  # body, content type
 
 
 class ReadCache:
-    """Rendered bodies by key, valid for ``ttl_s`` and while the generation is unchanged."""
+    """Rendered bodies by key, valid for ``ttl_s`` and while the generation is unchanged.
+
+    One refresh at a time per key: while a request re-reads an expired entry, the others
+    asking for it get the expired body (same generation only), so an entry expiring under
+    load costs one store read, not one per request waiting on it."""
 
     def __init__(self, ttl_s: float, generation: Callable[[], int], *,
                  clock: Callable[[], float] = time.monotonic,
@@ -52,6 +59,7 @@ class ReadCache:
         self._clock = clock
         self._max = max_entries
         self._entries: dict[Hashable, tuple[float, int, Rendered]] = {}
+        self._refreshing: set[Hashable] = set()
         self.hits = 0
         self.misses = 0
 
@@ -60,15 +68,21 @@ class ReadCache:
         return self.ttl_s > 0
 
     def get(self, key: Hashable) -> Rendered | None:
+        """The body to serve, or None: then the caller reads, renders and ``put``s it, and
+        must call ``refreshed`` when done (``ViewCache.respond`` does all of it)."""
         entry = self._entries.get(key)
         if entry is not None:
             expires, generation, rendered = entry
-            if expires > self._clock() and generation == self.generation():
+            if generation == self.generation() and (
+                    expires > self._clock() or key in self._refreshing):
                 self.hits += 1
                 return rendered
-            del self._entries[key]
         self.misses += 1
+        self._refreshing.add(key)
         return None
+
+    def refreshed(self, key: Hashable) -> None:
+        self._refreshing.discard(key)
 
     def put(self, key: Hashable, generation: int, rendered: Rendered) -> None:
         """Keep ``rendered``, computed from a store read that started at ``generation``."""
@@ -85,36 +99,33 @@ class ReadCache:
 
 
 class ViewCache:
-    """The resources' side of the cache: a request either is answered from it (``serve``) or
-    computes its answer and offers it (``generation`` before the store read, ``keep`` after
-    rendering). Off while the store is faulty (see the module doc)."""
+    """The resources' side of the cache: ``respond`` answers from it or runs the resource's
+    own rendering and keeps the result. Off while the store is faulty (see the module doc)."""
 
     def __init__(self, cache: ReadCache, faults: StoreFaults) -> None:
         self.cache = cache
         self._faults = faults
 
-    def _key(self, req: falcon.asgi.Request, key: tuple[Hashable, ...]) -> Hashable:
-        return (*key, wants_msgpack(req))
-
-    def serve(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
-              key: tuple[Hashable, ...]) -> bool:
-        """Answer from the cache; False when the caller must compute the answer."""
-        if not self.cache.enabled or self._faults.down:
-            return False
-        hit = self.cache.get(self._key(req, key))
-        if hit is None:
-            return False
-        resp.data, resp.content_type = hit
-        return True
-
-    def generation(self) -> int:
-        return self.cache.generation()
-
-    def keep(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
-             key: tuple[Hashable, ...], generation: int) -> None:
-        if (self.cache.enabled and not self._faults.down and resp.status_code == 200
+    async def respond(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                      key: tuple[Hashable, ...], render: Callable[[], Awaitable[None]]) -> None:
+        """Serve ``key`` from the cache, or ``await render()`` (which fills ``resp``)."""
+        cache = self.cache
+        if not cache.enabled or self._faults.down:
+            await render()
+            return
+        full = (*key, wants_msgpack(req))
+        hit = cache.get(full)
+        if hit is not None:
+            resp.data, resp.content_type = hit
+            return
+        generation = cache.generation()
+        try:
+            await render()
+        finally:
+            cache.refreshed(full)
+        if (not self._faults.down and resp.status_code == 200
                 and isinstance(resp.data, bytes)):
-            self.cache.put(self._key(req, key), generation, (resp.data, str(resp.content_type)))
+            cache.put(full, generation, (resp.data, str(resp.content_type)))
 
 
 class ReadCacheCollector:

@@ -11,6 +11,7 @@ import trio
 from control_env import api_env
 from prometheus_client import CollectorRegistry
 
+from control.readcache import ReadCache
 from dispatch.store.base import RecipientRow
 from dispatch.store.faults import StoreHealth
 
@@ -149,3 +150,31 @@ def test_nothing_is_cached_while_the_store_is_faulty(tmp_path):
             held = (await env.client.get(path, key=viewer)).json
             assert held["progress"]["total"] == 2  # read again, not from the cache
     trio.run(main)
+
+
+def test_one_refresh_at_a_time_serves_the_expired_body_meanwhile():
+    """While one request re-reads an expired entry, the others get the expired body (the
+    same generation only), instead of each reading the store again."""
+    now = [0.0]
+    generation = [1]
+    cache = ReadCache(0.5, lambda: generation[0], clock=lambda: now[0])
+    key = ("detail", "x", False)
+    assert cache.get(key) is None  # first request: a miss, it reads
+    cache.put(key, 1, (b"v1", "application/json"))
+    cache.refreshed(key)
+    assert cache.get(key) == (b"v1", "application/json")
+
+    now[0] = 0.6  # expired
+    assert cache.get(key) is None  # this request refreshes...
+    assert cache.get(key) == (b"v1", "application/json")  # ...the others get v1 meanwhile
+    cache.put(key, 1, (b"v2", "application/json"))
+    cache.refreshed(key)
+    assert cache.get(key) == (b"v2", "application/json")
+
+    now[0] = 1.2
+    assert cache.get(key) is None
+    generation[0] = 2  # a transition while refreshing: the old body is not served
+    assert cache.get(key) is None
+    cache.put(key, 1, (b"v3", "application/json"))  # read before the transition: dropped
+    cache.refreshed(key)
+    assert cache.get(key) is None

@@ -156,10 +156,10 @@ class CampaignsResource:
         self._views = views
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        key = ("list", req.query_string)
-        if self._views.serve(req, resp, key):
-            return
-        generation = self._views.generation()
+        await self._views.respond(req, resp, ("list", req.query_string),
+                                  lambda: self._list(req, resp))
+
+    async def _list(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         q = parse_query(req, LIST_QUERY)
         query = CampaignQuery(
             period=Period(q["period"]),
@@ -175,7 +175,6 @@ class CampaignsResource:
                            "total": page.total,
                            "offset": query.offset,
                            "limit": q.get("limit", 50)})
-        self._views.keep(req, resp, key, generation)
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         body = await read_object(req, self._config.max_body_bytes, CREATE_FIELDS)
@@ -219,12 +218,10 @@ class KpiResource:
         self._views = views
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        key = ("kpi",)
-        if self._views.serve(req, resp, key):
-            return
-        generation = self._views.generation()
+        await self._views.respond(req, resp, ("kpi",), lambda: self._kpi(req, resp))
+
+    async def _kpi(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         render(req, resp, kpi_json(await self._service.kpi()))
-        self._views.keep(req, resp, key, generation)
 
 
 class CampaignResource:
@@ -240,17 +237,17 @@ class CampaignResource:
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
                      campaign_id: str) -> None:
-        key = ("detail", campaign_id)
-        if self._views.serve(req, resp, key):
-            return
-        generation = self._views.generation()
+        await self._views.respond(req, resp, ("detail", campaign_id),
+                                  lambda: self._detail(req, resp, campaign_id))
+
+    async def _detail(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
+                      campaign_id: str) -> None:
         d = await self._service.detail(campaign_ref(campaign_id))
         body = campaign_json(d.campaign, d.counters, self._faults.held_up().of(d.campaign))
         body.update(dailyActivity=[day_json(x) for x in d.daily_activity],
                     stateHistory=[state_change_json(x) for x in d.state_history],
                     audit=[audit_json(x) for x in d.audit], allowedActions=d.allowed_actions)
         render(req, resp, body)
-        self._views.keep(req, resp, key, generation)
 
 
 class CampaignActionResource:
