@@ -12,13 +12,11 @@ simulator's submit log, except the ones the store counts as ambiguous.
 
 Found by these tests:
 
-* ``ClusterMembership.run`` (``dispatch/engine/membership.py``) lets the psycopg error of a
+* ``ClusterMembership.run`` (``dispatch/engine/membership.py``) let the psycopg error of a
   failed heartbeat (``PoolTimeout`` once the pool has no connection left, ``OperationalError``
-  on a dead one) escape, which takes the whole engine down -- with the default pool timeout
-  (``busy_timeout_s``, 5 s) as soon as an outage outlasts it. Not fixed here (outside the
-  store); the two engine-level tests are strict xfails until membership treats
-  ``STORE_FAULTS`` as the writer does (retry at the next heartbeat): remove the markers with
-  that fix.
+  on a dead one) escape, which took the whole engine down -- with the default pool timeout
+  (``busy_timeout_s``, 5 s) as soon as an outage outlasted it (fixed in 236e6b9: a failed
+  beat is retried at the next one; ``test_cluster_membership_outlives_a_postgres_outage``).
 * The store's pool came back slowly: psycopg_pool's reconnect backoff grew with the outage
   (fixed in ``dispatch/store/postgres.py``;
   ``test_postgres_errors_are_store_faults_and_the_pool_reconnects_promptly``).
@@ -69,8 +67,6 @@ OUTAGE_HOLD_S = 2.0  # how long the server stays down once the engine has draine
 OUTAGE_S = 18.0  # the store-level outage (see its test)
 POOL_TIMEOUT_S = 1.0  # busy_timeout_s: the pool's wait for a connection (the minimum)
 NODE = "n1"
-MEMBERSHIP_BUG = ("ClusterMembership.run does not catch STORE_FAULTS: a heartbeat failing "
-                  "during a PostgreSQL outage crashes the engine (see the module doc)")
 
 
 class EngineCrashed(Exception):
@@ -119,7 +115,6 @@ def _query(dsn: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, 
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=EngineCrashed, reason=MEMBERSHIP_BUG)
 async def test_postgres_crash_mid_campaign_pauses_resumes_and_sends_once(
         tmp_path: Path, pg: PgCluster) -> None:
     dsn = pg.create_database("outage")
@@ -176,8 +171,9 @@ async def test_postgres_crash_mid_campaign_pauses_resumes_and_sends_once(
         outage_errors = [e for e in errors.items if e.reason == "store_unavailable"]
         assert outage_errors and outage_errors[0].message.startswith("store unavailable from ")
         print(f"\nsubmits before the fault {submits_at_fault}/{COUNT}, server down "
-              f"{down_s:.1f} s, writes again {recovered_s:.2f} s after the restart, outages {health.outages}, failed writes {health.failures}, "
-              f"last error {fault_stats.last_error!r}, redeliveries {sim.stats.redeliveries}")
+              f"{down_s:.1f} s, writes again {recovered_s:.2f} s after the restart, outages "
+              f"{health.outages}, failed writes {health.failures}, last error "
+              f"{fault_stats.last_error!r}, redeliveries {sim.stats.redeliveries}")
         engine.stop()
         with trio.fail_after(20):
             await engine.wait_stopped()
@@ -265,9 +261,8 @@ def test_postgres_errors_are_store_faults_and_the_pool_reconnects_promptly(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=EngineCrashed, reason=MEMBERSHIP_BUG)
 async def test_cluster_membership_outlives_a_postgres_outage(pg: PgCluster) -> None:
-    """The focused case of the bug: the membership task alone, on a real store, across an
+    """The focused case of the membership bug: the membership task alone, on a real store, across an
     outage longer than the pool's timeout. It must keep running (not fence itself: nobody
     declared the node dead) and heartbeat again once the server is back."""
     dsn = pg.create_database("membership")
