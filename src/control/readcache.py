@@ -94,9 +94,6 @@ class ReadCache:
             del entries[next(iter(entries))]
         entries[key] = (self._clock() + self.ttl_s, generation, rendered)
 
-    def clear(self) -> None:
-        self._entries.clear()
-
 
 class ViewCache:
     """The resources' side of the cache: ``respond`` answers from it or runs the resource's
