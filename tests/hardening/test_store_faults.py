@@ -357,3 +357,38 @@ async def test_stop_during_an_outage_ends_and_a_restart_loses_nothing(
             assert stage == "Delivered" and accepted[destination_hash(number)] == 1
     assert c.sent == COUNT - ambiguous and c.pending == c.inflight == 0
     print(f"stopped mid-outage: {ambiguous} ambiguous, {sum(accepted.values())} accepted once")
+
+
+async def test_a_claim_committed_with_its_answer_lost_is_sent_all_the_same(
+        tmp_path: Path) -> None:
+    """A claim commits but the call fails (on PostgreSQL: the connection dropped between the
+    COMMIT and its answer). The rows are leased, stage Sending, and the route never got them:
+    before the campaign claims again they go back to New, so every recipient is still sent,
+    exactly once, and the campaign reaches Done."""
+    numbers = _numbers(tmp_path / "r.txt", COUNT, seed=13)
+    engine = Engine(_config(tmp_path / "var"))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(engine.run)
+        assert engine.simulator is not None and engine.store is not None
+        sim = engine.simulator
+        store = engine.store.sync
+        assert isinstance(store, SqliteStore)
+        real_claim = store.claim_for_send
+        lost: list[int] = []
+
+        def claim_then_lose_the_answer(campaign_id: int, limit: int,
+                                       now: Any) -> list[Any]:
+            claimed = real_claim(campaign_id, limit, now)  # committed
+            if claimed and not lost and sim.stats.submits > COUNT // 4:
+                lost.extend(r.id for r in claimed)
+                raise sqlite3.OperationalError("connection lost after COMMIT (injected)")
+            return claimed
+
+        store.claim_for_send = claim_then_lose_the_answer  # type: ignore[method-assign]
+        cid = await _start_campaign(engine, tmp_path / "r.txt")
+        await _finish(engine, cid, limit_s=40)
+        assert lost, "the fault never fired"
+        assert engine.routes["sim"].statistics().orphans_released == len(lost)
+        engine.stop()
+        await engine.wait_stopped()
+    _reconcile(engine, cid, numbers)

@@ -146,6 +146,28 @@ def test_submit_outcomes(store: Store) -> None:
     assert_consistent(store, cid)
 
 
+def test_in_flight_ids_are_the_claimed_rows_without_a_result(store: Store) -> None:
+    """What a route checks after a claim failed (it may have committed unseen): the
+    campaign's claimed rows with no submit result yet, and only this campaign's."""
+    cid = new_campaign(store).id or 0
+    other = new_campaign(store).id or 0
+    store.add_recipients(cid, rows(6), T0)
+    store.add_recipients(other, rows(2), T0)
+    assert store.in_flight_ids(cid) == []
+    a, f, r, u = store.claim_for_send(cid, 4, T0)
+    store.claim_for_send(other, 2, T0)
+    assert store.in_flight_ids(cid) == [a.id, f.id, r.id, u.id]
+    store.record_submit_results([SubmitOutcome(a.id, ACC, "smsc1", ("x1",)),
+                                 SubmitOutcome(f.id, FAIL, "smsc1"),
+                                 SubmitOutcome(r.id, RETRY, "smsc1")], T0)
+    assert store.in_flight_ids(cid) == [u.id]
+    store.record_submit_results([SubmitOutcome(u.id, RETRY, "smsc1", (), None, "released")],
+                                T0)
+    assert store.in_flight_ids(cid) == []
+    assert len(store.in_flight_ids(other)) == 2
+    assert_consistent(store, cid)
+
+
 def _accept(store: Store, cid: int, n: int, segments: int = 1) -> list[int]:
     claimed = store.claim_for_send(cid, n, T0)
     store.record_submit_results(

@@ -70,6 +70,8 @@ class RouteStatistics:
     last_bind_error: str
     released_on_shutdown: int = 0
     extra: dict[str, int] = field(default_factory=dict)
+    #: rows a claim leased whose answer was lost, put back to New (``Route._release_orphans``)
+    orphans_released: int = 0
 
 
 class Route:
@@ -89,6 +91,9 @@ class Route:
         self._released = 0
         self._campaign_of: dict[int, int] = {}  # claimed, unresolved recipient -> campaign
         self._withdrawn_pending: list[int] = []  # taken back from the pool, to release
+        # Campaigns whose last claim failed: it may have committed with its answer lost.
+        self._claims_in_doubt: set[int] = set()
+        self._orphans_released = 0
         self._last_bind_error = ""
 
     # ------------------------------------------------------------------ campaign set
@@ -230,9 +235,16 @@ class Route:
             health.affect((campaign_id,))
             return
         try:
+            if campaign_id in self._claims_in_doubt:
+                await self._release_orphans(campaign_id)
+                self._claims_in_doubt.discard(campaign_id)
             claimed = await self._store.claim_for_send(campaign_id, n, now)
         except STORE_FAULTS as exc:
-            # The claim's transaction rolled back: nothing was leased, nothing is lost.
+            # Usually the claim rolled back and nothing was leased. But a claim can commit and
+            # its answer be lost (PostgreSQL: the connection dropped in the round trip): the
+            # rows are then leased to us, stage Sending, and nobody will ever send them. So
+            # before this campaign claims again, such rows go back to New.
+            self._claims_in_doubt.add(campaign_id)
             await trio.sleep(health.fault("claims", exc, (campaign_id,)))
             return
         health.ok("claims")
@@ -256,6 +268,23 @@ class Route:
         for i in range(0, len(claimed), _BUILD_SLICE):
             await self.pool.submit_many(feed.factory.build(claimed[i:i + _BUILD_SLICE]))
             await trio.lowlevel.checkpoint()
+
+    async def _release_orphans(self, campaign_id: int) -> None:
+        """Put back to New the campaign's rows the store says we hold in flight but this
+        route never received (a claim committed with its answer lost). Once every result
+        queued so far is durable, a row leased to us is either held here (in the pool, or
+        withdrawn and waiting for release) or an orphan: its outcome, if any, was queued
+        before the snapshot and is committed by then."""
+        held = {rid for rid, cid in self._campaign_of.items() if cid == campaign_id}
+        held.update(self._withdrawn_pending)
+        await self._writer.wait_durable(self._writer.last_seq)
+        orphans = [rid for rid in await self._store.in_flight_ids(campaign_id)
+                   if rid not in held]
+        if orphans:
+            log_event(log, logging.WARNING, "claimed recipients never received go back to New",
+                      esme=self.name, campaign=campaign_id, count=len(orphans))
+            self._orphans_released += len(orphans)
+            await self._release(orphans)
 
     async def _release(self, recipient_ids: list[int]) -> None:
         """Put claimed-but-unsent recipients back to New (they were never written)."""
@@ -333,4 +362,5 @@ class Route:
     def statistics(self) -> RouteStatistics:
         return RouteStatistics(self.name, len(self._feeds), self._unresolved, self._claimed,
                                self._outcomes, self._receipts, self._mo, self._bind_failures,
-                               self._last_bind_error, self._released)
+                               self._last_bind_error, self._released,
+                               orphans_released=self._orphans_released)

@@ -227,6 +227,9 @@ class AsyncStore:
                              now: datetime) -> list[ClaimedRecipient]:
         return await self.run_sync(self.sync.claim_for_send, campaign_id, limit, now)
 
+    async def in_flight_ids(self, campaign_id: int) -> list[int]:
+        return await self.run_sync(self.sync.in_flight_ids, campaign_id)
+
     async def record_submit_results(self, outcomes: Sequence[SubmitOutcome],
                                     now: datetime) -> SubmitTally:
         return await self.run_sync(self.sync.record_submit_results, outcomes, now)

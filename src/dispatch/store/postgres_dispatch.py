@@ -257,6 +257,13 @@ class PostgresDispatchPath:
                                                    "me": self.node_id}))
         return [ClaimedRecipient(r[0], r[1], unpack_variables(r[2]), r[3]) for r in rows]
 
+    def in_flight_ids(self, campaign_id: int) -> list[int]:
+        """Ids of the campaign's recipients this node holds the lease of (claimed, no
+        submit result yet): what its route must hold in memory once its writes are durable."""
+        return [r[0] for r in self._statement(
+            "SELECT id FROM recipient_leases WHERE owner = %(me)s AND campaign_id = %(cid)s "
+            "ORDER BY id", {"me": self.node_id, "cid": campaign_id})]
+
     # ------------------------------------------------------------------ submit results
 
     def record_submit_results(self, outcomes: Sequence[SubmitOutcome],

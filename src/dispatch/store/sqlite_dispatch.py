@@ -104,6 +104,14 @@ class SqliteDispatchPath:
                         "inflight = inflight + ? WHERE campaign_id = ?", (n, n, campaign_id))
         return [ClaimedRecipient(r[0], r[1], unpack_variables(r[2]), r[3] + 1) for r in rows]
 
+    def in_flight_ids(self, campaign_id: int) -> list[int]:
+        """Ids of the campaign's claimed recipients with no submit result yet (stage
+        Sending): what a route must hold in memory once its writes are durable."""
+        with self._tx() as cur:  # rare (after a failed claim): the writer's connection is fine
+            return [r[0] for r in cur.execute(
+                "SELECT id FROM recipients WHERE campaign_id = ? AND stage = 'Sending' "
+                "ORDER BY id", (campaign_id,))]
+
     # ------------------------------------------------------------------ submit results
 
     def record_submit_results(self, outcomes: Sequence[SubmitOutcome],
