@@ -24,15 +24,12 @@ the outage on until ``LAG_S`` after the first node's heartbeat is back. Checked:
   accepted exactly once, except the ones the store counts as ambiguous (none expected here:
   nobody takes anything over).
 
-Found by this test (strict xfail until fixed in ``dispatch/engine/membership.py``): the grace
-does not cover the first beat back. ``run`` computes ``take_over`` from ``back_at`` *before*
-the beat and sets ``back_at`` only *after* the first successful one, so that beat still runs
-with ``take_over=True``: it re-splits with ``allow_fewer=True`` (live 1: the whole contract)
-and ``take_over_dead_nodes`` declares the still-silent node dead, which is fenced at its next
-beat and stops. Without the hold the same happens whenever the other node's heartbeat commits
-after that first beat's takeover (2 of 4 runs here). Checked against a local copy with
-``take_over = failing_since is None and <elapsed since back_at> >= node_timeout_s``: passes;
-with ``take_over = True`` (no grace at all): fails the same way.
+Found by this test, fixed in ``dispatch/engine/membership.py``: the grace did not cover
+the first beat back. ``run`` computed ``take_over`` from ``back_at`` *before* the beat and set
+``back_at`` only *after* the first successful one, so that beat still ran with
+``take_over=True``: it re-split with ``allow_fewer=True`` (live 1: the whole contract) and
+``take_over_dead_nodes`` declared the still-silent node dead, which was fenced at its next
+beat and stopped. Now a beat while the heartbeat was failing never takes anything over.
 """
 
 from __future__ import annotations
@@ -155,11 +152,6 @@ async def _hold_store(engine: Engine, held: trio.Event, release: trio.Event) -> 
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=NodeStopped, reason=(
-    "ClusterMembership.run computes take_over from back_at before the beat, and sets back_at "
-    "only after the first successful beat: that first beat back from an outage runs with "
-    "take_over=True (allow_fewer=True), declares the still-silent node dead and takes the "
-    "whole TPS contract; the other node is then fenced"))
 async def test_two_nodes_ride_out_a_postgres_crash_longer_than_the_node_timeout(
         tmp_path: Path, pg: PgCluster, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger=MEMBERSHIP_LOG)

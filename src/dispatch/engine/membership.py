@@ -57,7 +57,8 @@ class ClusterMembership:
             await trio.sleep(self._config.heartbeat_interval_s)
             # Back from an outage, the other nodes' heartbeats are as stale as ours was: give
             # them node_timeout_s to beat again before taking anything (rows, TPS) from them.
-            take_over = trio.current_time() - back_at >= self._config.node_timeout_s
+            take_over = (failing_since is None
+                         and trio.current_time() - back_at >= self._config.node_timeout_s)
             try:
                 fenced = not await self._beat(take_over)
             except STORE_FAULTS as exc:
