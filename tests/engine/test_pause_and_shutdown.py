@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -64,3 +65,59 @@ async def test_pause_withdraws_queued_messages_and_resume_sends_each_once(tmp_pa
         assert (await store.counters(c.id)).sent == 3000
         engine.stop()
         await engine.wait_stopped()
+
+
+async def test_a_stop_while_a_claim_runs_gives_back_what_the_pool_never_got(
+        tmp_path: Path) -> None:
+    """The engine is told to stop while a route's claim is in the store: the claim commits,
+    then the feed is cancelled or finds the pool closed before it queued the rows. Those rows
+    go back to New at shutdown (none left in flight), and a restart sends everyone once."""
+    numbers = write_numbers(tmp_path / "r.txt", 3000)
+    config = engine_config(tmp_path / "var", response_latency_s=0.02)
+    # Small claims, so that claims keep running while the campaign sends.
+    config = replace(config, simulator=replace(config.simulator, binds=1, window=8),
+                     scheduler=replace(config.scheduler, claim_batch=100,
+                                       max_claimed_per_route=300))
+    engine = Engine(config)
+    stopped_in_claim: list[int] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(engine.run)
+        service, store, sim = engine.service, engine.store, engine.simulator
+        assert service is not None and store is not None and sim is not None
+        real_claim = store.sync.claim_for_send
+        token = trio.lowlevel.current_trio_token()
+
+        def claim_then_stop(campaign_id: int, limit: int, now: Any) -> Any:
+            claimed = real_claim(campaign_id, limit, now)  # committed
+            if claimed and not stopped_in_claim and sim.stats.submits >= 200:
+                stopped_in_claim.append(len(claimed))
+                trio.from_thread.run_sync(engine.stop, trio_token=token)
+            return claimed
+
+        store.sync.claim_for_send = claim_then_stop  # type: ignore[method-assign]
+        c = await service.create(Campaign(sender="S", text="Sale", author="t", esme="sim",
+                                          source_path=str(tmp_path / "r.txt")))
+        assert c.id is not None
+        await service.approve(c.id, "mod", auto_start=True)
+        with trio.fail_after(60):
+            await engine.wait_stopped()
+    assert stopped_in_claim, "no claim ran after 200 submits"
+    first_run = Counter(r.destination_hash for r in sim.stats.submit_log
+                        if r.command_status == 0)
+
+    engine = Engine(config)  # the same data directory: the campaign resumes by itself
+    async with trio.open_nursery() as nursery:
+        await nursery.start(engine.run)
+        assert engine.recovery is not None
+        assert engine.recovery.marked_unknown == engine.recovery.resent == 0  # nothing stranded
+        service, sim2 = engine.service, engine.simulator
+        assert service is not None and sim2 is not None
+        with trio.fail_after(60):
+            while (await service.get(c.id)).status is not CampaignStatus.DONE:
+                await trio.sleep(0.05)
+        engine.stop()
+        await engine.wait_stopped()
+    accepted = first_run + Counter(r.destination_hash for r in sim2.stats.submit_log
+                                   if r.command_status == 0)
+    assert set(accepted) == {destination_hash(n) for n in numbers}
+    assert set(accepted.values()) == {1}, "a recipient was sent twice"

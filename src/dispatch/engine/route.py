@@ -265,9 +265,34 @@ class Route:
         # Built and queued in slices with a checkpoint between: rendering and splitting a whole
         # claim (~14 us a message) in one go would hold the event loop for tens of ms, and
         # the API and the pool's readers would wait that long.
-        for i in range(0, len(claimed), _BUILD_SLICE):
-            await self.pool.submit_many(feed.factory.build(claimed[i:i + _BUILD_SLICE]))
-            await trio.lowlevel.checkpoint()
+        queued = 0
+        try:
+            for i in range(0, len(claimed), _BUILD_SLICE):
+                await self.pool.submit_many(feed.factory.build(claimed[i:i + _BUILD_SLICE]))
+                queued = min(len(claimed), i + _BUILD_SLICE)
+                await trio.lowlevel.checkpoint()
+        except trio.ClosedResourceError:
+            pass  # the pool closed while this claim ran (the engine is stopping): see below
+        finally:
+            if queued < len(claimed):
+                self._give_back_unqueued([r.id for r in claimed[queued:]])
+
+    def _give_back_unqueued(self, ids: list[int]) -> None:
+        """Queueing a claim was cut short (the engine stopping cancelled the feed, or closed
+        the pool, while the claim ran): the rows the pool never got go back to New now, in the
+        writer's queue before shutdown commits it. What the pool did get is released with the
+        rest of its unsent messages, or answered by the SMSC. Synchronous: this runs in a
+        ``finally`` of a cancelled task."""
+        held = self.pool.holds(set(ids))
+        lost = [rid for rid in ids if rid not in held]
+        if not lost:
+            return
+        for rid in lost:
+            self._campaign_of.pop(rid, None)
+        self._unresolved -= len(lost)
+        self._released += len(lost)
+        self._writer.add(SubmitOutcome(rid, SubmitKind.RETRY, self.name,
+                                       error="released unsent") for rid in lost)
 
     async def _release_orphans(self, campaign_id: int) -> None:
         """Put back to New the campaign's rows the store says we hold in flight but this

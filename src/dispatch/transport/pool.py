@@ -338,6 +338,14 @@ class BindPool:
         sent, with the count accepted: sending them again would duplicate those segments."""
         return [(j.msg, j.part) for j in self._waiting_jobs() if j.part > 0]
 
+    def holds(self, refs: set[Any]) -> set[Any]:
+        """Which of ``refs`` the pool has a message of: waiting, in a bind's hands or in a
+        window (a caller interrupted while queueing learns what it did hand over)."""
+        jobs = self._waiting_jobs()
+        for bind in self._binds:
+            jobs += list(bind.held) + list(bind.inflight.values())
+        return {j.msg.ref for j in jobs if j.msg.ref in refs}
+
     def withdraw(self, refs: set[Any]) -> list[OutboundMessage]:
         """Take back queued messages whose ``ref`` is in ``refs`` and of which nothing was
         submitted yet (a campaign paused or cancelled: what is still queued must not go
