@@ -31,11 +31,9 @@ machine does not crash, so what reached the OS survives.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -60,7 +58,7 @@ _STORE_TESTS = str(Path(__file__).resolve().parents[1] / "store")
 if _STORE_TESTS not in sys.path:
     sys.path.append(_STORE_TESTS)
 
-from pg_cluster import PgCluster, find_bin_dir  # noqa: E402
+from pg_cluster import PgCluster  # noqa: E402
 
 COUNT = 5000  # at the route's 1500/s the campaign lasts ~3.5 s without the outage
 OUTAGE_HOLD_S = 2.0  # how long the server stays down once the engine has drained
@@ -89,16 +87,6 @@ def _check_not_crashed(crashed: list[BaseException]) -> None:
         raise EngineCrashed(repr(crashed[0])) from crashed[0]
 
 
-@pytest.fixture
-def pg() -> Iterator[PgCluster]:
-    if find_bin_dir() is None:
-        if os.environ.get("DISPATCH_REQUIRE_PG") == "1":
-            pytest.fail("PostgreSQL binaries not found")
-        pytest.skip("PostgreSQL binaries not found (apt-get install postgresql-15)")
-    with PgCluster.start_new(settings={"synchronous_commit": "on"}) as server:
-        yield server
-
-
 def _pg_ctl(pg: PgCluster, *args: str) -> None:
     pg._run("pg_ctl", "-D", str(pg.data_dir), "-l", str(pg.log_path), "-w", "-t", "30",
             *args, timeout=40)
@@ -112,6 +100,33 @@ def _store_config(dsn: str) -> StoreConfig:
 def _query(dsn: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         return conn.execute(sql, params).fetchall()
+
+
+def _assert_sent_once(dsn: str, cid: int, numbers: list[str], sim: Any,
+                      count: int) -> tuple[list[tuple[Any, ...]], Counter[str]]:
+    """Against the simulator's submit log: every recipient accepted exactly once, except the
+    rows the store counts as ambiguous (Failed, sent at most once); counters equal to the
+    rows. Returns the ambiguous rows and the accepted counts."""
+    rows = _query(dsn, "SELECT number, stage, ambiguous, sms_result FROM recipients "
+                  "WHERE campaign_id = %s", (cid,))
+    (total, sent, delivered, pending, inflight, ambiguous_count), = _query(
+        dsn, "SELECT total, sent, delivered, pending, inflight, ambiguous "
+        "FROM campaign_counters WHERE campaign_id = %s", (cid,))
+    accepted = Counter(r.destination_hash for r in sim.stats.submit_log if r.command_status == 0)
+    assert len(rows) == total == count
+    assert {r[0] for r in rows} == set(numbers)
+    assert max(accepted.values()) == 1, "a recipient was sent twice"
+    ambiguous = [r for r in rows if r[2]]
+    for number, stage, is_ambiguous, result in rows:
+        got = accepted.get(destination_hash(number), 0)
+        if is_ambiguous:
+            assert stage == "Failed" and got in (0, 1)
+        else:
+            assert (stage, result, got) == ("Delivered", "delivered", 1)
+    assert ambiguous_count == len(ambiguous)
+    assert sent == delivered == count - len(ambiguous)
+    assert pending == inflight == 0
+    return ambiguous, accepted
 
 
 @pytest.mark.slow
@@ -179,25 +194,7 @@ async def test_postgres_crash_mid_campaign_pauses_resumes_and_sends_once(
             await engine.wait_stopped()
     _check_not_crashed(crashed)
 
-    rows = _query(dsn, "SELECT number, stage, ambiguous, sms_result FROM recipients "
-                  "WHERE campaign_id = %s", (cid,))
-    (total, sent, delivered, pending, inflight, ambiguous_count), = _query(
-        dsn, "SELECT total, sent, delivered, pending, inflight, ambiguous "
-        "FROM campaign_counters WHERE campaign_id = %s", (cid,))
-    accepted = Counter(r.destination_hash for r in sim.stats.submit_log if r.command_status == 0)
-    assert len(rows) == total == COUNT
-    assert {r[0] for r in rows} == set(numbers)
-    assert max(accepted.values()) == 1, "a recipient was sent twice"
-    ambiguous = [r for r in rows if r[2]]
-    for number, stage, is_ambiguous, result in rows:
-        got = accepted.get(destination_hash(number), 0)
-        if is_ambiguous:
-            assert stage == "Failed" and got in (0, 1)
-        else:
-            assert (stage, result, got) == ("Delivered", "delivered", 1)
-    assert ambiguous_count == len(ambiguous)
-    assert sent == delivered == COUNT - len(ambiguous)
-    assert pending == inflight == 0
+    ambiguous, accepted = _assert_sent_once(dsn, cid, numbers, sim, COUNT)
     assert sim.stats.deliver_abandoned == 0
     nodes = dict(_query(dsn, "SELECT node_id, state FROM cluster_nodes"))
     assert nodes == {NODE: "stopped"}

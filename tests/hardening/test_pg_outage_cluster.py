@@ -35,23 +35,21 @@ beat and stopped. Now a beat while the heartbeat was failing never takes anythin
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import trio
+from test_pg_outage import _assert_sent_once, _pg_ctl, _query
 from test_store_faults import _config, _finish, _numbers, _start_campaign, _wait_for
 
 from dispatch.campaigns.model import CampaignStatus
 from dispatch.engine.config import EmbeddedSimulator
 from dispatch.engine.core import Engine
-from dispatch.simulator import SimulatorConfig, destination_hash
+from dispatch.simulator import SimulatorConfig
 from dispatch.simulator.server import SmscSimulator
 from dispatch.store.base import StoreConfig
 from dispatch.store.postgres import PostgresStore
@@ -61,7 +59,7 @@ _STORE_TESTS = str(Path(__file__).resolve().parents[1] / "store")
 if _STORE_TESTS not in sys.path:
     sys.path.append(_STORE_TESTS)
 
-from pg_cluster import PgCluster, find_bin_dir  # noqa: E402
+from pg_cluster import PgCluster  # noqa: E402
 
 NODES = ("n1", "n2")
 CONTRACT_TPS = 1000  # the account's contract across the cluster: 500/s per node
@@ -100,27 +98,6 @@ async def _run_capturing(run: Any, crashed: list[BaseException], scope: trio.Can
 def _check_not_stopped(stopped: list[str]) -> None:
     if stopped:
         raise NodeStopped(f"{stopped} stopped itself: declared dead by the other node")
-
-
-@pytest.fixture
-def pg() -> Iterator[PgCluster]:
-    if find_bin_dir() is None:
-        if os.environ.get("DISPATCH_REQUIRE_PG") == "1":
-            pytest.fail("PostgreSQL binaries not found")
-        pytest.skip("PostgreSQL binaries not found (apt-get install postgresql-15)")
-    # synchronous_commit on: an immediate stop is a server crash (see test_pg_outage.py).
-    with PgCluster.start_new(settings={"synchronous_commit": "on"}) as server:
-        yield server
-
-
-def _pg_ctl(pg: PgCluster, *args: str) -> None:
-    pg._run("pg_ctl", "-D", str(pg.data_dir), "-l", str(pg.log_path), "-w", "-t", "30",
-            *args, timeout=40)
-
-
-def _query(dsn: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 def _node_config(tmp_path: Path, node: str, dsn: str, sim_port: int) -> Any:
@@ -267,25 +244,7 @@ async def test_two_nodes_ride_out_a_postgres_crash_longer_than_the_node_timeout(
     assert live_now == {n: 2 for n in NODES}
     assert min_live == {n: 2 for n in NODES}, "a node took more than its share of the TPS"
 
-    rows = _query(dsn, "SELECT number, stage, ambiguous, sms_result FROM recipients "
-                  "WHERE campaign_id = %s", (cid,))
-    (total, sent, delivered, pending, inflight, ambiguous_count), = _query(
-        dsn, "SELECT total, sent, delivered, pending, inflight, ambiguous "
-        "FROM campaign_counters WHERE campaign_id = %s", (cid,))
-    accepted = Counter(r.destination_hash for r in sim.stats.submit_log if r.command_status == 0)
-    assert len(rows) == total == COUNT
-    assert {r[0] for r in rows} == set(numbers)
-    assert max(accepted.values()) == 1, "a recipient was sent twice"
-    ambiguous = [r for r in rows if r[2]]
-    for number, stage, is_ambiguous, result in rows:
-        got = accepted.get(destination_hash(number), 0)
-        if is_ambiguous:
-            assert stage == "Failed" and got in (0, 1)
-        else:
-            assert (stage, result, got) == ("Delivered", "delivered", 1)
-    assert ambiguous_count == len(ambiguous)
-    assert sent == delivered == COUNT - len(ambiguous)
-    assert pending == inflight == 0
+    ambiguous, _ = _assert_sent_once(dsn, cid, numbers, sim, COUNT)
     assert dict(_query(dsn, "SELECT node_id, state FROM cluster_nodes")) == {
         n: "stopped" for n in NODES}
 
