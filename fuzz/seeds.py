@@ -37,7 +37,12 @@ def pdu_streams() -> list[bytes]:
     nack = codec.encode_header_only(C.GENERIC_NACK, 3, 7)
     link = codec.encode_header_only(C.ENQUIRE_LINK, 0, 8)
     udh = codec.encode_sm_batch(C.SUBMIT_SM, [_sm(5, b"\x05\x00\x03\x2a\x02\x01part", 0x40)])
-    return [receipt, submits, resps, bind, bind_resp, nack + link, udh,
+    # a one-letter lower-case stat: upper-cased by the parser (it once did that in place,
+    # in CPython's shared single-byte object)
+    short_stat = codec.encode_sm_batch(C.DELIVER_SM, [_sm(
+        10, b"id:7 sub:001 dlvrd:001 submit date:2401021530 done date:2401021531 stat:t err:0",
+        0x04)])
+    return [receipt, submits, resps, bind, bind_resp, nack + link, udh, short_stat + udh,
             receipt + submits + resps, receipt[:-3], b"\x00\x00\x00\x0f" + link[4:],
             link + b"\xff" * 20, resps + receipt[: len(receipt) // 2]]
 

@@ -182,8 +182,13 @@ cdef object _cd_value(const unsigned char* p, Py_ssize_t n):
 
 
 cdef object _cd_stat_word(const unsigned char* p, Py_ssize_t n):
-    """The stat value upper-cased; the nine standard words come from a table (no allocation)."""
-    cdef bytes word = PyBytes_FromStringAndSize(<const char*>p, n) if n != 7 else None
+    """The stat value upper-cased; the nine standard words come from a table (no allocation).
+
+    Other lengths are upper-cased into a *fresh* bytes object: ``PyBytes_FromStringAndSize``
+    with a source returns CPython's shared single-byte objects for n == 1, and writing into
+    one of those changed that byte for the whole process (a fuzzer found ``b"t"`` turned into
+    ``b"T"`` after a receipt with ``stat:t``)."""
+    cdef bytes word
     cdef unsigned char upper[7]
     cdef unsigned char* w
     cdef Py_ssize_t k
@@ -195,10 +200,10 @@ cdef object _cd_stat_word(const unsigned char* p, Py_ssize_t n):
             if memcmp(upper, PyBytes_AS_STRING(<bytes>PyTuple_GET_ITEM(_cd_STATE_WORDS, i)), 7) == 0:
                 return <object>PyTuple_GET_ITEM(_cd_STATE_WORDS, i)
         return PyBytes_FromStringAndSize(<const char*>upper, 7)
+    word = PyBytes_FromStringAndSize(NULL, n)  # NULL: never a shared object
     w = <unsigned char*>PyBytes_AS_STRING(word)
     for k in range(n):
-        if 0x61 <= w[k] <= 0x7A:
-            w[k] = w[k] - 0x20
+        w[k] = p[k] - 0x20 if 0x61 <= p[k] <= 0x7A else p[k]
     return word
 
 

@@ -36,6 +36,20 @@ def test_standard_text(impl: ModuleType) -> None:
         b"Hello world", None)
 
 
+@pytest.mark.parametrize("stat", [b"t", b"q", b"ok", b"enroute!", b""])
+def test_a_short_lower_case_stat_is_upper_cased_without_touching_shared_bytes(
+        impl: ModuleType, stat: bytes) -> None:
+    """CPython shares its single-byte bytes objects: the Cython parser used to upper-case a
+    one-letter stat in place, which turned every later ``b"t"`` of the process into
+    ``b"T"`` (found by the PDU fuzzer)."""
+    text = b"id:1 sub:001 dlvrd:001 submit date:2311230101 done date:2311230102 stat:%s err:0" % stat
+    parsed = impl.parse_receipt(text, None)
+    assert parsed is not None and parsed[5] == stat.upper()
+    for one in (b"t", b"q", b"o", b"k"):  # the shared objects still hold what they should
+        assert bytes([one[0]]) == one and one.upper() != one
+        assert b"part"[:1] == b"p" and b"xt"[1:] == b"t"
+
+
 @pytest.mark.parametrize("text", [
     b"ID:0A1B2C SUB:001 DLVRD:001 SUBMIT DATE:2311230101 DONE DATE:2311230102 STAT:delivrd "
     b"ERR:000 TEXT:Hello world",
