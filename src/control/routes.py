@@ -15,13 +15,8 @@ from dispatch.campaigns.service import CampaignService, NumberPreparer
 
 def api_routes(service: CampaignService, config: ControlConfig, runner: ExportRunner,
                prepare_number: NumberPreparer | None,
-               faults: StoreFaults | None = None,
-               cache: ReadCache | None = None) -> list[tuple[str, Any]]:
-    """``cache``: rendered campaign views (``control.readcache``; default: one with
-    ``config.read_cache_s`` over the service's campaign generation)."""
-    faults = faults if faults is not None else StoreFaults(None, config.store_retry_after_s)
-    if cache is None:
-        cache = ReadCache(config.read_cache_s, service.campaigns_generation)
+               faults: StoreFaults, cache: ReadCache) -> list[tuple[str, Any]]:
+    """``cache``: rendered campaign views (``control.readcache``), built by ``create_app``."""
     views = ViewCache(cache, faults)
     cid = "/campaigns/{campaign_id}"
     routes: list[tuple[str, Any]] = [

@@ -285,14 +285,10 @@ class Route:
         ``finally`` of a cancelled task."""
         held = self.pool.holds(set(ids))
         lost = [rid for rid in ids if rid not in held]
-        if not lost:
-            return
         for rid in lost:
             self._campaign_of.pop(rid, None)
         self._unresolved -= len(lost)
-        self._released += len(lost)
-        self._writer.add(SubmitOutcome(rid, SubmitKind.RETRY, self.name,
-                                       error="released unsent") for rid in lost)
+        self._release_now(lost)
 
     async def _release_orphans(self, campaign_id: int) -> None:
         """Put back to New the campaign's rows the store says we hold in flight but this
@@ -313,11 +309,16 @@ class Route:
 
     async def _release(self, recipient_ids: list[int]) -> None:
         """Put claimed-but-unsent recipients back to New (they were never written)."""
-        name = self.name
-        self._writer.add(SubmitOutcome(rid, SubmitKind.RETRY, name, error="released unsent")
-                         for rid in recipient_ids)
+        self._release_now(recipient_ids)
         await self._writer.wait_for_room()
-        self._released += len(recipient_ids)
+
+    def _release_now(self, recipient_ids: list[int]) -> None:
+        """``_release`` without waiting for room in the writer's queue."""
+        if recipient_ids:
+            name = self.name
+            self._writer.add(SubmitOutcome(rid, SubmitKind.RETRY, name, error="released unsent")
+                             for rid in recipient_ids)
+            self._released += len(recipient_ids)
 
     async def release_unsent(self) -> None:
         """After the pool closed: everything it never fully submitted goes back to New."""

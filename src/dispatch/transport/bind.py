@@ -335,14 +335,13 @@ class Bind:
                 # thousands of PDUs, and handling them in one step kept the loop from
                 # everything else (the control API, the writer's callbacks) for 10-25 ms.
                 await trio.lowlevel.checkpoint()
-                events, backlog = backlog[:READ_SLICE_EVENTS], backlog[READ_SLICE_EVENTS:]
+                events = backlog
             else:
                 data = await stream.receive_some(read_size)
                 if not data:
                     raise _Down("connection closed by the SMSC")
                 events = session.receive_data(data)
-                if len(events) > READ_SLICE_EVENTS:
-                    events, backlog = events[:READ_SLICE_EVENTS], events[READ_SLICE_EVENTS:]
+            events, backlog = events[:READ_SLICE_EVENTS], events[READ_SLICE_EVENTS:]
             now = trio.current_time()
             self._last_rx = now
             self._unanswered_probes = 0
