@@ -4,6 +4,7 @@ read larger than one loop step of the reader lose any, when an unbind ends it.""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import partial
 
 import trio
@@ -20,6 +21,27 @@ def _receipt(message_id: str) -> tuple[object, ...]:
             f"done date:2611231201 stat:DELIVRD err:000 text:").encode()
     return (b"", 1, 1, b"4915100000001", 5, 0, b"Shop", ESM_CLASS_DELIVERY_RECEIPT, 0, 0, b"",
             b"", 0, 0, 0, 0, body, None)
+
+
+async def _receipts_from(smsc: Callable[[trio.SocketStream], Awaitable[None]], count: int,
+                         done: trio.Event) -> list[ReceiptEvent]:
+    """Bind a pool to the scripted ``smsc`` on loopback; the first ``count`` receipts it hands
+    on, once ``done`` is set too."""
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(
+            partial(trio.serve_tcp, smsc, 0, host="127.0.0.1"))
+        port = listeners[0].socket.getsockname()[1]
+        pool = BindPool(EsmeConfig(name="op", host="127.0.0.1", port=port, system_id="me",
+                                   password="pw"))
+        await nursery.start(pool.run)
+        receipts: list[ReceiptEvent] = []
+        with trio.fail_after(10):
+            while len(receipts) < count:
+                receipts += [e for e in await pool.outcomes.receive()
+                             if isinstance(e, ReceiptEvent)]
+            await done.wait()
+        nursery.cancel_scope.cancel()
+    return receipts
 
 
 async def test_deliver_sm_in_the_same_segment_as_bind_resp_is_handled_and_answered() -> None:
@@ -43,22 +65,9 @@ async def test_deliver_sm_in_the_same_segment_as_bind_resp_is_handled_and_answer
             if session.has_data_to_send:  # bind_resp + both deliver_sm in one write
                 await stream.send_all(session.data_to_send())
 
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(
-            partial(trio.serve_tcp, smsc, 0, host="127.0.0.1"))
-        port = listeners[0].socket.getsockname()[1]
-        pool = BindPool(EsmeConfig(name="op", host="127.0.0.1", port=port, system_id="me",
-                                   password="pw"))
-        await nursery.start(pool.run)
-        receipts: list[ReceiptEvent] = []
-        with trio.fail_after(10):
-            while len(receipts) < 2:
-                receipts += [e for e in await pool.outcomes.receive()
-                             if isinstance(e, ReceiptEvent)]
-            await done.wait()
-        assert sorted(r.message_id for r in receipts) == ["a1", "a2"]  # normalised ids
-        assert sorted(answered) == [1, 2]
-        nursery.cancel_scope.cancel()
+    receipts = await _receipts_from(smsc, 2, done)
+    assert sorted(r.message_id for r in receipts) == ["a1", "a2"]  # normalised ids
+    assert sorted(answered) == [1, 2]
 
 
 async def test_a_large_read_ending_in_an_unbind_hands_on_every_pdu_before_it() -> None:
@@ -86,18 +95,5 @@ async def test_a_large_read_ending_in_an_unbind_hands_on_every_pdu_before_it() -
             if session.has_data_to_send:
                 await stream.send_all(session.data_to_send())
 
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(
-            partial(trio.serve_tcp, smsc, 0, host="127.0.0.1"))
-        port = listeners[0].socket.getsockname()[1]
-        pool = BindPool(EsmeConfig(name="op", host="127.0.0.1", port=port, system_id="me",
-                                   password="pw"))
-        await nursery.start(pool.run)
-        receipts: list[ReceiptEvent] = []
-        with trio.fail_after(10):
-            while len(receipts) < count:
-                receipts += [e for e in await pool.outcomes.receive()
-                             if isinstance(e, ReceiptEvent)]
-            await unbind_answered.wait()
-        assert sorted(r.message_id for r in receipts) == sorted(f"b{i}" for i in range(count))
-        nursery.cancel_scope.cancel()
+    receipts = await _receipts_from(smsc, count, unbind_answered)
+    assert sorted(r.message_id for r in receipts) == sorted(f"b{i}" for i in range(count))
