@@ -114,6 +114,8 @@ def _check(field: Field, value: Any) -> Any:
     if kind == "string" or kind == "datetime":
         if not isinstance(value, str):
             raise _Invalid("Must be a string")
+        if "\x00" in value:  # no store keeps it (PostgreSQL's text type refuses it)
+            raise _Invalid("Must not contain NUL characters")
         if kind == "datetime":
             return _parse_datetime(value)
         if field.enum is not None and value not in field.enum:

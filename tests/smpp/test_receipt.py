@@ -22,6 +22,7 @@ from dispatch.smpp.receipt import (
     normalize_message_id,
     parse_receipt,
     parse_receipt_date,
+    receipt_essentials,
     receipts_from_pdus,
     sms_result_for,
 )
@@ -158,6 +159,21 @@ def test_hex_submit_id_matches_decimal_receipt_id() -> None:
     assert policy.for_submit_resp(b"0A1B") == policy.for_receipt(b"2587")
     r = parse_receipt(b"id:2587 stat:DELIVRD", None, policy)
     assert r.message_id == policy.for_submit_resp("0a1b")
+
+
+def test_nul_characters_an_smsc_sends_are_dropped(impl: ModuleType) -> None:
+    """NULs inside a receipt's id, stat or err never reach the engine (PostgreSQL's text type
+    refuses them, and a store write that fails on data would stop the writer): the key is
+    the one the clean submit_sm_resp id gives, the stat still maps to its result."""
+    fields = impl.parse_receipt(b"id:0A\x001B2C sub:001 dlvrd:001 submit date:2311230101 "
+                                b"done date:2311230102 stat:DELIV\x00RD err:0\x0000 text:x", None)
+    key, stat, err, result = receipt_essentials(fields)
+    assert (key, stat, err, result) == ("a1b2c", "DELIVRD", "000", SmsResult.DELIVERED)
+    assert key == MessageIdPolicy().for_submit_resp(b"0A1B2C")
+    for fmt in IdFormat:
+        assert "\x00" not in normalize_message_id(b"\x0012\x00ab\x00", fmt)
+    tlv = impl.parse_receipt(b"", {Tlv.RECEIPTED_MESSAGE_ID: b"77\x00", Tlv.MESSAGE_STATE: b"\x02"})
+    assert receipt_essentials(tlv)[0] == "77"
 
 
 def test_text_ids_fold_case_and_leading_zeros() -> None:

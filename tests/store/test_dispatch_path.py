@@ -15,6 +15,7 @@ import pytest
 from store_fixtures import T0, new_campaign, query, rows
 
 from dispatch.campaigns.model import RecipientStage, SmsResult
+from dispatch.smpp.receipt import MessageIdPolicy, parse_receipt
 from dispatch.store.base import (
     COUNTER_FIELDS,
     JobError,
@@ -222,6 +223,24 @@ def test_multipart_delivered_only_when_every_segment_is(store: Store) -> None:
                            enumerate([("DELIVRD", DLV), ("UNKNOWN", SmsResult.UNKNOWN),
                                       ("DELIVRD", DLV)])], T0)
     assert stage_of(store, c)[1] == "unknown"
+    assert_consistent(store, cid)
+
+
+def test_a_receipt_whose_text_holds_nuls_is_stored_and_matched(store: Store) -> None:
+    """The receipt parser drops the NULs an SMSC puts in a receipt; what it yields is stored
+    on every backend (PostgreSQL refuses NUL in text: the batch, and the writer with it,
+    used to fail there)."""
+    cid = new_campaign(store).id or 0
+    store.add_recipients(cid, rows(1), T0)
+    (a,) = store.claim_for_send(cid, 1, T0)
+    policy = MessageIdPolicy()
+    store.record_submit_results(
+        [SubmitOutcome(a.id, ACC, "smsc1", (policy.for_submit_resp(b"0A1B"),))], T0)
+    parsed = parse_receipt(b"id:0A\x001B stat:UNDEL\x00IV err:0\x0001", None, policy)
+    assert store.record_receipts([Receipt("smsc1", parsed.message_id or "", parsed.stat,
+                                          parsed.err, parsed.sms_result)], T0) == 1
+    assert query(store, "SELECT sms_result, receipt_stat, receipt_err FROM recipients "
+                 "WHERE id = ?", (a.id,)) == [("failed", "UNDELIV", "001")]
     assert_consistent(store, cid)
 
 

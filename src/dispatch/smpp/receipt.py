@@ -96,7 +96,7 @@ def _normaliser(id_format: IdFormat, policy: MessageIdPolicy) -> Callable[[str |
         def text_key(message_id: str | bytes) -> str:
             # the same steps as normalize_message_id, inlined
             text = (message_id.decode("latin-1") if isinstance(message_id, bytes)
-                    else message_id).strip().lower()
+                    else message_id).replace("\x00", "").strip().lower()
             return text.lstrip("0") or ("0" if text else "")
         return text_key
     return functools.partial(normalize_message_id, id_format=id_format, policy=policy)
@@ -109,9 +109,10 @@ def normalize_message_id(message_id: str | bytes, id_format: IdFormat = IdFormat
                          policy: MessageIdPolicy = _DEFAULT_POLICY) -> str:
     """Canonical key of a message id. Numeric formats become lower-case hex without leading
     zeros, so "0A1B" read as hex and "2587" read as decimal give the same key ("a1b"). An id
-    that does not parse in its declared format falls back to the text rules."""
+    that does not parse in its declared format falls back to the text rules. NUL characters
+    are dropped wherever they are."""
     text = message_id.decode("latin-1") if isinstance(message_id, bytes) else message_id
-    text = text.strip()
+    text = text.replace("\x00", "").strip()
     if id_format is not IdFormat.TEXT and text:
         try:
             number = int(text, 16 if id_format is IdFormat.HEX else 10)
@@ -152,7 +153,9 @@ def _count(value: bytes | None) -> int | None:
 
 
 def _text(value: bytes | None) -> str | None:
-    return None if value is None else value.decode("latin-1")
+    # NULs dropped: an SMSC's text is never worth failing a store write over (PostgreSQL's
+    # text type refuses the NUL character).
+    return None if value is None else value.decode("latin-1").replace("\x00", "")
 
 
 def receipt_essentials(fields: tuple[Any, ...], policy: MessageIdPolicy = _DEFAULT_POLICY,
