@@ -7,13 +7,21 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
+import pytest
 import trio
 import trio.testing
 from store_fixtures import T0, new_campaign, rows
 
 from dispatch.campaigns.model import SmsResult
 from dispatch.store.asyncstore import AsyncStore
-from dispatch.store.base import Receipt, Store, StoreConfig, SubmitKind, SubmitOutcome
+from dispatch.store.base import (
+    Receipt,
+    RecipientFilter,
+    Store,
+    StoreConfig,
+    SubmitKind,
+    SubmitOutcome,
+)
 from dispatch.store.writer import GroupCommitWriter
 
 
@@ -157,3 +165,58 @@ def test_writer_queue_is_bounded_by_wait_for_room(store: Store) -> None:
         assert (await astore.counters(cid)).sent == 40
 
     trio.run(main)
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+def test_items_the_store_refuses_are_set_aside_and_the_rest_committed(store: Store) -> None:
+    """A batch with one outcome the store refuses (64 segments: more than the receipt mask
+    holds) and one receipt it cannot encode (a lone surrogate) among good ones: the writer
+    splits the batch, commits every good item, records the refused outcome as unknown and
+    drops the refused receipt, and keeps running. A batch where every item is refused is
+    not the data's fault: ``run`` fails, as it did for any refusal before."""
+    cid = new_campaign(store).id or 0
+    store.add_recipients(cid, rows(12), T0)
+    config = replace(StoreConfig(), group_commit_rows=1000, group_commit_interval_s=0.05)
+    ACC = SubmitKind.ACCEPTED
+
+    async def main() -> None:
+        astore = AsyncStore(store)
+        claimed = await astore.claim_for_send(cid, 12, T0)
+        good, bad, rest = claimed[:9], claimed[9], claimed[10:]
+        writer = GroupCommitWriter(astore, config, clock)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+            items: list[SubmitOutcome | Receipt] = [
+                SubmitOutcome(r.id, ACC, "e", (f"m{r.id}",)) for r in good]
+            items.insert(4, SubmitOutcome(bad.id, ACC, "e", tuple(f"x{i}" for i in range(64))))
+            items += [Receipt("e", f"m{r.id}", "DELIVRD", None, SmsResult.DELIVERED)
+                      for r in good[:8]]
+            items.insert(12, Receipt("e", f"m{good[8].id}", "\ud800", None,
+                                     SmsResult.DELIVERED))
+            with trio.fail_after(10):
+                await writer.wait_durable(writer.add(items))
+            stats = writer.statistics()
+            assert (stats.refused_outcomes, stats.refused_receipts) == (1, 1)
+            k = await astore.counters(cid)
+            assert (k.sent, k.failed, k.unknown, k.ambiguous, k.delivered, k.inflight) == (
+                9, 1, 1, 1, 8, 2)
+            view = (await astore.list_recipients(cid, RecipientFilter(after_id=bad.id - 1,
+                                                                      limit=1))).items[0]
+            assert view.id == bad.id and view.sms_result is SmsResult.UNKNOWN
+            assert view.error == "the store refused the SMSC's answer (ValueError)"
+
+            # Every item refused: not the data; the writer stops (and with it the engine).
+            writer.add([SubmitOutcome(r.id, ACC, "e", tuple(f"y{r.id}-{i}" for i in range(64)))
+                        for r in rest])
+            with trio.fail_after(10):
+                await trio.sleep_forever()
+
+    with pytest.raises(BaseExceptionGroup) as info:
+        trio.run(main)
+    assert [type(e) for e in _leaves(info.value)] == [ValueError]
+    assert store.counters(cid).inflight == 2  # the refused batch left nothing behind

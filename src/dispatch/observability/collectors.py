@@ -229,6 +229,13 @@ class WriterCollector(_Base):
         yield CounterMetricFamily("dispatch_store_stale_outcomes",
                                   "Submit outcomes for recipients no longer in flight.",
                                   value=ws.stale_outcomes)
+        refused = CounterMetricFamily("dispatch_store_refused_rows",
+                                      "Outcomes (recorded as unknown instead) and receipts "
+                                      "(dropped) the store refused for their data.",
+                                      labels=["kind"])
+        refused.add_metric(["outcome"], ws.refused_outcomes)
+        refused.add_metric(["receipt"], ws.refused_receipts)
+        yield refused
         yield GaugeMetricFamily("dispatch_store_write_queue_rows",
                                 "Outcomes and receipts queued for the next commit.",
                                 value=ws.queued)

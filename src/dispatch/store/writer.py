@@ -17,6 +17,7 @@ switches were a large part of the engine loop's time.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -26,6 +27,7 @@ from typing import Any
 
 import trio
 
+from dispatch.logs import log_event
 from dispatch.observability.buckets import (
     BATCH_ROWS_BUCKETS,
     DURATION_BUCKETS_S,
@@ -33,8 +35,10 @@ from dispatch.observability.buckets import (
     HistogramSnapshot,
 )
 from dispatch.store.asyncstore import AsyncStore
-from dispatch.store.base import Receipt, StoreConfig, SubmitOutcome
-from dispatch.store.faults import STORE_FAULTS, StoreHealth
+from dispatch.store.base import Receipt, StoreConfig, SubmitKind, SubmitOutcome, SubmitTally
+from dispatch.store.faults import STORE_FAULTS, StoreHealth, describe
+
+log = logging.getLogger("dispatch.store.writer")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,8 @@ class WriterStatistics:
     last_commit_s: float
     commit_duration: HistogramSnapshot | None = None  # seconds per commit
     batch_rows: HistogramSnapshot | None = None  # rows per commit
+    refused_outcomes: int = 0  # the store refused their data: recorded as unknown instead
+    refused_receipts: int = 0  # the store refused their data: dropped
 
 
 class GroupCommitWriter:
@@ -59,7 +65,15 @@ class GroupCommitWriter:
     a full disk, a lost connection) does not stop it: the failed batch is kept and applied again
     with backoff until it commits, reported to ``health`` (source ``"writer"``) meanwhile, so
     the routes stop claiming and the SMSC keeps the receipts it has not had an answer for
-    (``dispatch.store.faults``). Other errors propagate out of ``run``.
+    (``dispatch.store.faults``).
+
+    A batch the store refuses for what is in it (any other error: a value the database
+    cannot hold, say) is split in halves until the refused items are found; the rest is
+    committed. A refused submit outcome is recorded as unknown (ambiguous, with the error's
+    type), a refused receipt is dropped; both are logged and counted (``refused_*``). When
+    every item of a batch of several is refused, the fault is not in the data: the error
+    propagates out of ``run`` and stops the engine, as any other bug does (a batch of one
+    cannot tell the two apart: its item is refused).
     """
 
     def __init__(self, store: AsyncStore, config: StoreConfig,
@@ -84,6 +98,7 @@ class GroupCommitWriter:
         self._on_durable: deque[tuple[int, Callable[[], None]]] = deque()
         self._batches = self._outcomes = self._receipts = 0
         self._matched = self._stale = self._last_rows = 0
+        self._refused_outcomes = self._refused_receipts = 0
         self._last_commit_s = 0.0
         self._commit_hist = BucketCounts(DURATION_BUCKETS_S)  # read by metrics at scrape
         self._rows_hist = BucketCounts(BATCH_ROWS_BUCKETS)
@@ -194,12 +209,11 @@ class GroupCommitWriter:
         started = trio.current_time()
         now = self._clock()  # kept across retries: the time the results came in
         if outcomes:
-            tally = await self._until_committed(self._store.record_submit_results, outcomes, now)
+            tally = await self._apply(self._store.record_submit_results, outcomes, now)
             self._matched += tally.receipts_matched
             self._stale += tally.stale
         if receipts:  # its own transaction: a retry never applies the outcomes twice
-            self._matched += await self._until_committed(self._store.record_receipts, receipts,
-                                                         now)
+            self._matched += await self._apply(self._store.record_receipts, receipts, now)
         self._batches += 1
         self._outcomes += len(outcomes)
         self._receipts += len(receipts)
@@ -213,6 +227,63 @@ class GroupCommitWriter:
             waiting.popleft()[1]()
         self._flushed.set()
         self._flushed = trio.Event()
+
+    async def _apply(self, write: Callable[[Any, datetime], Any], rows: list[Any],
+                     now: datetime) -> Any:
+        """``_until_committed``, splitting a batch the store refuses (see the class doc)."""
+        try:
+            return await self._until_committed(write, rows, now)
+        except Exception as exc:
+            if len(rows) == 1:
+                return await self._refused(write, rows[0], now, exc)
+            results: list[Any] = []
+            refused: list[tuple[Any, Exception]] = []
+            await self._split(write, rows, now, results, refused)
+            if len(refused) == len(rows):
+                raise  # every item refused: the fault is not in the data
+            for item, why in refused:
+                results.append(await self._refused(write, item, now, why))
+            if isinstance(results[0], int):
+                return sum(results)
+            return type(results[0])(*map(sum, zip(*results, strict=True)))
+
+    async def _split(self, write: Callable[[Any, datetime], Any], rows: list[Any],
+                     now: datetime, results: list[Any],
+                     refused: list[tuple[Any, Exception]]) -> None:
+        """Commit the halves of a refused batch apart, down to the items refused one by one
+        (collected in ``refused``, not yet handled)."""
+        half = len(rows) // 2
+        for part in (rows[:half], rows[half:]):
+            try:
+                results.append(await self._until_committed(write, part, now))
+            except Exception as exc:
+                if len(part) == 1:
+                    refused.append((part[0], exc))
+                else:
+                    await self._split(write, part, now, results, refused)
+
+    async def _refused(self, write: Callable[[Any, datetime], Any], item: Any, now: datetime,
+                       exc: Exception) -> Any:
+        """One item the store refused: a receipt is dropped; an outcome is recorded as
+        unknown (the SMSC's answer is lost, and the recipient must not stay in flight), or
+        dropped too if even that is refused (recovery finds it in flight at the next start)."""
+        if type(item) is not SubmitOutcome:
+            self._refused_receipts += 1
+            log_event(log, logging.ERROR, "store refused a receipt", esme=item.esme,
+                      stat=item.stat, error=describe(exc))
+            return 0
+        self._refused_outcomes += 1
+        log_event(log, logging.ERROR, "store refused a submit outcome", esme=item.esme,
+                  recipient=item.recipient_id, kind=item.kind.value, error=describe(exc))
+        unknown = SubmitOutcome(item.recipient_id, SubmitKind.UNKNOWN, item.esme, (),
+                                item.submit_status,
+                                f"the store refused the SMSC's answer ({type(exc).__name__})")
+        try:
+            return await self._until_committed(write, [unknown], now)
+        except Exception as again:
+            log_event(log, logging.ERROR, "store refused a submit outcome as unknown too",
+                      esme=item.esme, recipient=item.recipient_id, error=describe(again))
+            return SubmitTally()
 
     async def _until_committed(self, write: Callable[[Any, datetime], Any], rows: Any,
                                now: datetime) -> Any:
@@ -238,4 +309,6 @@ class GroupCommitWriter:
                                 self._stale, queued, self._last_rows,
                                 self._last_commit_s if math.isfinite(self._last_commit_s)
                                 else 0.0, commit_duration=self._commit_hist.snapshot(),
-                                batch_rows=self._rows_hist.snapshot())
+                                batch_rows=self._rows_hist.snapshot(),
+                                refused_outcomes=self._refused_outcomes,
+                                refused_receipts=self._refused_receipts)
