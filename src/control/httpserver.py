@@ -124,8 +124,15 @@ class HttpConnection:
             event = self._h11.next_event()
             if event is not h11.NEED_DATA:
                 return event
+            size = MAX_RECV_BYTES
+            if self._h11.their_state is h11.IDLE:
+                # A request head: read no further than its limit. h11 answers 431 once its
+                # buffer is over ``max_head_bytes``, but only after a read, and a whole read
+                # past the limit would be held meanwhile (64 KiB a connection).
+                room = self._server.limits.max_head_bytes + 1 - len(self._h11.trailing_data[0])
+                size = max(1, min(MAX_RECV_BYTES, room))
             with trio.fail_after(timeout_s):
-                data = await self._stream.receive_some(MAX_RECV_BYTES)
+                data = await self._stream.receive_some(size)
             self._h11.receive_data(data)
 
     async def _send(self, data: bytes) -> None:

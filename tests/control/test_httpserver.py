@@ -189,6 +189,36 @@ def test_bad_requests_are_answered_and_closed(tmp_path):
     trio.run(main)
 
 
+def test_an_oversized_head_is_refused_without_reading_past_its_limit(tmp_path, monkeypatch):
+    """A 431 for a head over ``max_head_bytes``, and the server never held more of it than
+    the limit and one byte (it used to take one more whole 64 KiB read first)."""
+    import h11
+
+    held: list[int] = []
+    receive_data = h11.Connection.receive_data
+
+    def recording(self: h11.Connection, data: bytes) -> None:
+        receive_data(self, data)
+        held.append(len(self.trailing_data[0]))
+
+    monkeypatch.setattr(h11.Connection, "receive_data", recording)
+
+    async def main() -> None:
+        async with api_env(tmp_path) as env, trio.open_nursery() as nursery:
+            with trio.fail_after(TIMEOUT_S):
+                port = await _serve(env, nursery)
+                stream = await trio.open_tcp_stream("127.0.0.1", port)
+                client = RawClient(stream)
+                await stream.send_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: "
+                                      + b"a" * 300_000 + b"\r\n\r\n")
+                got, headers, _ = await client.response()
+                assert got == 431 and headers["connection"] == "close"
+                await stream.aclose()
+            nursery.cancel_scope.cancel()
+    trio.run(main)
+    assert held and max(held) == 64 * 1024 + 1
+
+
 def test_graceful_shutdown_finishes_the_request_in_progress(tmp_path):
     async def main() -> None:
         gate = trio.Event()
