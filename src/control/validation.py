@@ -104,6 +104,36 @@ def _parse_datetime(text: str) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+def _text_error(value: str) -> str | None:
+    """What makes a string unstorable, or None. JSON may carry both: a NUL (PostgreSQL's text
+    type refuses it) and a lone UTF-16 surrogate escape (no store can encode it)."""
+    if "\x00" in value:
+        return "Must not contain NUL characters"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "Must be valid Unicode text (a lone surrogate is not)"
+    return None
+
+
+def _nested_text_error(value: Any) -> str | None:
+    """``_text_error`` of the first bad string (key or value) anywhere inside ``value``."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            error = _text_error(item)
+            if error is not None:
+                return error
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
+
+
 def _check(field: Field, value: Any) -> Any:
     """The clean value, or raise _Invalid with a field message."""
     if value is None:
@@ -114,8 +144,9 @@ def _check(field: Field, value: Any) -> Any:
     if kind == "string" or kind == "datetime":
         if not isinstance(value, str):
             raise _Invalid("Must be a string")
-        if "\x00" in value:  # no store keeps it (PostgreSQL's text type refuses it)
-            raise _Invalid("Must not contain NUL characters")
+        error = _text_error(value)
+        if error is not None:
+            raise _Invalid(error)
         if kind == "datetime":
             return _parse_datetime(value)
         if field.enum is not None and value not in field.enum:
@@ -160,6 +191,9 @@ def _check(field: Field, value: Any) -> Any:
     if kind == "object":
         if not isinstance(value, dict):
             raise _Invalid("Must be an object")
+        error = _nested_text_error(value)
+        if error is not None:
+            raise _Invalid(error)
         return value
     raise AssertionError(kind)
 

@@ -125,6 +125,13 @@ def test_create_validation_errors_are_field_level(tmp_path):
                 f: "Must not contain NUL characters" for f in ("sender", "text", "name")}
             r = await env.client.get(f"{API}/campaigns", key=author, params={"search": "a\x00"})
             assert r.status_code == 400 and "search" in r.json["validationErrors"]
+            # A lone surrogate escape is valid JSON but no store can encode it (a 500 before).
+            r = await env.client.post(
+                f"{API}/campaigns", key=author, headers={"Content-Type": "application/json"},
+                body=b'{"sender": "A", "text": "t\\ud800", "esme": "x", "name": "n\\u00e9"}')
+            assert r.status_code == 400
+            assert r.json["validationErrors"] == {
+                "text": "Must be valid Unicode text (a lone surrogate is not)"}
 
             for raw, ctype in ((b"{not json", "application/json"), (b"[1, 2]", "application/json"),
                                (b"", "application/json"), (b"\xc1", "application/msgpack")):

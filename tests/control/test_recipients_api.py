@@ -136,6 +136,17 @@ def test_message_rules_bulk_inactive_invalid_and_capacity(tmp_path):
             assert r.status_code == 400
             assert r.json["validationErrors"] == {
                 "messages[0].phoneNumber": "Phone number must be 10-15 digits"}
+            # Texts no store can keep, anywhere in the variables: 400, not a 500.
+            for variables, error in (
+                    ('{"name": "x\\ud800"}', "Must be valid Unicode text (a lone surrogate is not)"),
+                    ('{"a": {"deep": ["x\\u0000"]}}', "Must not contain NUL characters")):
+                body = (f'{{"messages": [{{"phoneNumber": "{NUMBERS[0]}"}}, '
+                        f'{{"phoneNumber": "{NUMBERS[1]}", "variables": {variables}}}]}}').encode()
+                r = await env.client.post(f"{API}/campaigns/{cid}/messages", key=author,
+                                          body=body,
+                                          headers={"Content-Type": "application/json"})
+                assert r.status_code == 400
+                assert r.json["validationErrors"] == {"messages": f"Item 1: {error}"}
 
             many = {"messages": [{"phoneNumber": f"+7912{i:07d}"} for i in range(1001)]}
             r = await env.client.post(f"{API}/campaigns/{cid}/messages", key=author, json=many)
