@@ -13,6 +13,7 @@ import dataclasses
 import json
 import math
 import re
+import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -104,6 +105,10 @@ def _parse_datetime(text: str) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_FLOAT_MAX = int(sys.float_info.max)
+
+
 def _text_error(value: str) -> str | None:
     """What makes a string unstorable, or None. JSON may carry both: a NUL (PostgreSQL's text
     type refuses it) and a lone UTF-16 surrogate escape (no store can encode it)."""
@@ -167,6 +172,11 @@ def _check(field: Field, value: Any) -> Any:
         if isinstance(value, bool) or not ok:
             raise _Invalid("Must be an integer" if kind == "integer" else "Must be a number")
         if isinstance(value, float) and not math.isfinite(value):
+            raise _Invalid("Must be a finite number")
+        # JSON integers are unbounded; the stores hold 64-bit integers and doubles.
+        if kind == "integer" and not _INT64_MIN <= value <= _INT64_MAX:
+            raise _Invalid(f"Must be between {_INT64_MIN} and {_INT64_MAX}")
+        if kind == "number" and isinstance(value, int) and not -_FLOAT_MAX <= value <= _FLOAT_MAX:
             raise _Invalid("Must be a finite number")
         if field.minimum is not None and value < field.minimum:
             raise _Invalid(f"Must be at least {_num(field.minimum)}")

@@ -125,6 +125,15 @@ def test_create_validation_errors_are_field_level(tmp_path):
                 f: "Must not contain NUL characters" for f in ("sender", "text", "name")}
             r = await env.client.get(f"{API}/campaigns", key=author, params={"search": "a\x00"})
             assert r.status_code == 400 and "search" in r.json["validationErrors"]
+            # JSON numbers past what a store holds (a 500 before).
+            r = await post(f"{API}/campaigns", key=author,
+                           json={"sender": "A", "text": "t", "esme": "x", "tpsCap": 10**400,
+                                 "priority": 2**64})
+            assert r.status_code == 400
+            assert r.json["validationErrors"]["tpsCap"] == "Must be a finite number"
+            assert "priority" in r.json["validationErrors"]
+            r = await env.client.get(f"{API}/campaigns", key=author, params={"offset": 2**63})
+            assert r.status_code == 400 and "offset" in r.json["validationErrors"]
             # A lone surrogate escape is valid JSON but no store can encode it (a 500 before).
             r = await env.client.post(
                 f"{API}/campaigns", key=author, headers={"Content-Type": "application/json"},
