@@ -1,4 +1,5 @@
-"""The control API over a real CampaignService and a real SQLite store in tmp_path (helpers).
+"""The control API over a real CampaignService and a real store (SQLite in tmp_path, or
+PostgreSQL) (helpers).
 
 Tests are plain functions that ``trio.run`` an ``async with api_env(tmp_path) as env:`` body;
 the export runner runs in the env's nursery like it does in the engine.
@@ -23,9 +24,9 @@ from control.exports import ExportRunner, service_source
 from control.keys import KeyStore, Role
 from dispatch.campaigns.service import CampaignService, ServiceConfig
 from dispatch.ingest import ctn_hash, mask_number, normalize_phone
+from dispatch.store import open_store
 from dispatch.store.asyncstore import AsyncStore
 from dispatch.store.base import StoreConfig
-from dispatch.store.sqlite import SqliteStore
 
 HASH_KEY = bytes(range(16))
 
@@ -57,12 +58,14 @@ class ApiEnv:
 
 @contextlib.asynccontextmanager
 async def api_env(tmp_path: Path, *, export_source: Any = None, app_kw: Any = None,
-                  **config: Any) -> AsyncIterator[ApiEnv]:
+                  store_dsn: str = "", **config: Any) -> AsyncIterator[ApiEnv]:
     """``export_source`` wraps the real service source (to gate it); ``app_kw`` goes to
-    ``create_app``; the rest to ``ControlConfig``."""
+    ``create_app``; ``store_dsn`` selects a PostgreSQL store instead of SQLite in tmp_path;
+    the rest goes to ``ControlConfig``."""
     app_kw = app_kw or {}
     cfg = ControlConfig(data_dir=str(tmp_path / "data"), **config)
-    store = AsyncStore(SqliteStore(StoreConfig(path=str(tmp_path / "store.sqlite3"))))
+    store = AsyncStore(open_store(StoreConfig(path=str(tmp_path / "store.sqlite3"),
+                                              dsn=store_dsn)))
     service = CampaignService(store, ServiceConfig(max_pending_messages=1000),
                               clock=lambda: datetime.now(UTC), prepare_number=prepare_number)
     key_store = KeyStore(cfg.keys_path)
