@@ -270,7 +270,7 @@ class GroupCommitWriter:
         if type(item) is not SubmitOutcome:
             self._refused_receipts += 1
             log_event(log, logging.ERROR, "store refused a receipt", esme=item.esme,
-                      stat=item.stat, error=describe(exc))
+                      error=describe(exc))
             return 0
         self._refused_outcomes += 1
         log_event(log, logging.ERROR, "store refused a submit outcome", esme=item.esme,
