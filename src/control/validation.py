@@ -24,6 +24,7 @@ import msgpack
 
 from control.errors import ApiError, bad_request
 from control.media import JSON, MSGPACK, MSGPACK_TYPES
+from dispatch.campaigns.model import text_problem
 from dispatch.store.base import LIMIT_EXCEEDED_MESSAGE
 
 FieldType = Literal["string", "integer", "number", "boolean", "datetime", "array", "object"]
@@ -109,26 +110,13 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _FLOAT_MAX = int(sys.float_info.max)
 
 
-def _text_error(value: str) -> str | None:
-    """What makes a string unstorable, or None. JSON may carry both: a NUL (PostgreSQL's text
-    type refuses it) and a lone UTF-16 surrogate escape (no store can encode it)."""
-    if "\x00" in value:
-        return "Must not contain NUL characters"
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return "Must be valid Unicode text (a lone surrogate is not)"
-    return None
-
-
-def _nested_text_error(value: Any) -> str | None:
-    """``_text_error`` of the first bad string (key or value) anywhere inside ``value``."""
+def _nested_text_problem(value: Any) -> str | None:
+    """``text_problem`` of the first bad string (key or value) anywhere inside ``value``."""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            error = _text_error(item)
+            error = text_problem(item)
             if error is not None:
                 return error
         elif isinstance(item, dict):
@@ -149,7 +137,7 @@ def _check(field: Field, value: Any) -> Any:
     if kind == "string" or kind == "datetime":
         if not isinstance(value, str):
             raise _Invalid("Must be a string")
-        error = _text_error(value)
+        error = text_problem(value)
         if error is not None:
             raise _Invalid(error)
         if kind == "datetime":
@@ -201,7 +189,7 @@ def _check(field: Field, value: Any) -> Any:
     if kind == "object":
         if not isinstance(value, dict):
             raise _Invalid("Must be an object")
-        error = _nested_text_error(value)
+        error = _nested_text_problem(value)
         if error is not None:
             raise _Invalid(error)
         return value

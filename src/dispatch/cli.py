@@ -25,6 +25,7 @@ import trio
 
 from dispatch import fastpath
 from dispatch.benchsuite.options import add_arguments as add_bench_arguments
+from dispatch.campaigns.errors import ValidationError
 from dispatch.campaigns.model import Campaign
 from dispatch.configload import ConfigError
 from dispatch.engine.config import SIMULATOR_ROUTE, EngineConfig, load_config
@@ -108,7 +109,17 @@ def cmd_send(args: argparse.Namespace) -> int:
     kwargs: dict[str, object] = {"sender": args.sender, "text": args.text, "author": "cli",
                                  "source_path": str(path), "esme": args.route,
                                  "name": args.name or path.name}
-    result, engine = trio.run(_send, config, kwargs, args.quiet)
+    invalid: dict[str, str] = {}
+    outcome: tuple[OneShotResult, Engine] | None = None
+    try:
+        outcome = trio.run(_send, config, kwargs, args.quiet)
+    except* ValidationError as group:  # the campaign was refused before anything was sent
+        for exc in group.exceptions:
+            invalid.update(exc.errors if isinstance(exc, ValidationError) else {})
+    if outcome is None:
+        raise SystemExit("invalid campaign: " + "; ".join(f"{field}: {message}"
+                                                          for field, message in invalid.items()))
+    result, engine = outcome
     _print_summary(result, engine)
     return 0 if result.campaign.status.value == "Done" else 1
 

@@ -50,6 +50,13 @@ def test_all_field_errors_reported_at_once() -> None:
     ({"window": DailyWindow(time(9), time(10), "Mars/Olympus")}, "window.timeZone"),
     ({"sender": "X" * 21}, "sender"),
     ({"text": "é€", "data_coding": DataCoding.LATIN1}, "text"),
+    # What no store can keep: NUL (PostgreSQL) and lone surrogates (UTF-8).
+    ({"name": "a\x00b"}, "name"),
+    ({"sender": "A\udcffB"}, "sender"),
+    ({"text": "hi \ud800"}, "text"),
+    ({"esme": "smsc\x00"}, "esme"),
+    ({"author": "\udc80"}, "author"),
+    ({"source_path": "/tmp/\udcff.txt"}, "sourcePath"),
 ])
 def test_field_errors(kw: dict[str, object], field: str) -> None:
     with pytest.raises(ValidationError) as info:

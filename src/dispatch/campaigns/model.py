@@ -176,9 +176,29 @@ def _aware(value: datetime | None) -> bool:
     return value is None or (value.tzinfo is not None and value.utcoffset() is not None)
 
 
+def text_problem(value: str) -> str | None:
+    """Why no store can keep ``value``, or None: a NUL character (PostgreSQL's text type
+    refuses it) or a lone UTF-16 surrogate (JSON escapes and undecodable command-line bytes
+    make them; UTF-8 cannot encode it)."""
+    if "\x00" in value:
+        return "Must not contain NUL characters"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "Must be valid Unicode text (a lone surrogate is not)"
+    return None
+
+
 def validate(c: Campaign) -> None:
     """Raise ``ValidationError`` listing every invalid field of ``c`` (API field names)."""
     errors: dict[str, str] = {}
+    for field_name, text in (("name", c.name), ("sender", c.sender), ("text", c.text),
+                             ("author", c.author), ("esme", c.esme),
+                             ("sourcePath", c.source_path or "")):
+        problem = text_problem(text)
+        if problem is not None:
+            errors[field_name] = problem
     sender = c.sender.strip()
     if not sender:
         errors["sender"] = "Sender is required"
