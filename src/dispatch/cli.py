@@ -88,7 +88,9 @@ async def _send(config: EngineConfig, campaign_kwargs: dict[str, object],
 def _print_summary(result: OneShotResult, engine: Engine) -> None:
     c = result.counters
     rate = c.processed / result.send_s if result.send_s > 0 else 0.0
-    print(f"campaign {result.campaign.external_id}: {result.campaign.status.value}")
+    print(f"campaign {result.campaign.external_id}: {result.campaign.status.value}"
+          + (f" ({result.reason})" if result.reason and result.campaign.status.value != "Done"
+             else ""))
     print(f"  recipients {c.total}  sent {c.sent}  failed {c.failed}  ambiguous {c.ambiguous}")
     print(f"  receipts: delivered {c.delivered}  undelivered {c.undelivered}  "
           f"unknown {c.unknown}  job errors {c.job_errors}")

@@ -1,6 +1,7 @@
-"""``dispatch send`` refuses a campaign the store could not keep with a clear message, not a
-traceback: command-line bytes that are not UTF-8 reach Python as lone surrogates, which no
-store can encode (they crashed the command before)."""
+"""``dispatch send`` as a user runs it (a subprocess, the real engine and simulator): a
+campaign the store could not keep is refused with a clear message, not a traceback
+(command-line bytes that are not UTF-8 reach Python as lone surrogates, which no store can
+encode: they crashed the command before), and a campaign that fails says why."""
 
 from __future__ import annotations
 
@@ -24,3 +25,15 @@ def test_send_refuses_undecodable_arguments_with_a_clear_message(tmp_path: Path)
         "invalid campaign: sender: Must be valid Unicode text (a lone surrogate is not)")
     assert "Traceback" not in err
     assert done.stdout == b""  # no campaign ran, so no summary
+
+
+def test_send_says_why_a_campaign_failed(tmp_path: Path) -> None:
+    recipients = tmp_path / "r.txt"
+    recipients.write_text("+79001234567\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "dispatch.cli", "send", str(recipients), "--data-dir",
+         str(tmp_path / "var"), "--quiet", "--sender", "A", "--text", "hi", "--route", "nope"],
+        capture_output=True, timeout=60, check=False, text=True)
+    assert done.returncode == 1, done.stderr
+    first = done.stdout.splitlines()[0]
+    assert first.startswith("campaign ") and first.endswith(": Failed (unknown ESME route 'nope')")

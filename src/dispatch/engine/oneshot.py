@@ -25,6 +25,7 @@ class OneShotResult:
     elapsed_s: float
     send_s: float  # from Sending to the end
     receipts_wait_s: float
+    reason: str = ""  # why it entered its final status (the last state-history row)
 
 
 def _bar(done: int, total: int, width: int = 30) -> str:
@@ -83,7 +84,8 @@ async def run_one_shot(engine: Engine, campaign: Campaign, *, progress: TextIO |
     receipts_wait = time.monotonic() - send_end
     if progress is not None and live:
         progress.write("\n")
-    final = await service.get(cid)
-    counters = await service.counters(cid)
-    return OneShotResult(final, counters, time.monotonic() - started,
-                         send_end - (sending_since or started), receipts_wait)
+    detail = await service.detail(cid)
+    history = detail.state_history
+    return OneShotResult(detail.campaign, detail.counters, time.monotonic() - started,
+                         send_end - (sending_since or started), receipts_wait,
+                         history[-1].reason if history else "")
