@@ -65,3 +65,20 @@ def test_missing_and_broken_files(tmp_path) -> None:
     bad.write_text("name = \n")
     with pytest.raises(ConfigError, match=r"bad\.toml"):
         load_toml(str(bad))
+
+
+@pytest.mark.parametrize(("toml", "message"), [
+    ("[control]\nport = 70000\n", r"control: port must be between 0 and 65535"),
+    ('[[esmes]]\nname = "a"\nhost = "h"\nport = 65536\nsystem_id = "s"\npassword = "p"\n',
+     r"ESME 'a': port must be between 0 and 65535"),
+    ("[control]\nport = -1\n", r"control: port must be between 0 and 65535"),
+])
+def test_a_port_out_of_range_is_a_config_error(tmp_path, toml: str, message: str) -> None:
+    """The socket layer takes a port modulo 65536: a typo such as 70000 would listen on
+    4464 without a word. The engine's config refuses it instead."""
+    from dispatch.engine.config import load_config
+
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=message):
+        load_config(str(path), env={})

@@ -51,6 +51,8 @@ class ControlConfig:
     read_cache_s: float = 0.5
 
     def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:  # the socket layer would wrap 70000 to 4464
+            raise ValueError("port must be between 0 and 65535")
         if self.max_upload_bytes <= 0 or self.max_body_bytes <= 0:
             raise ValueError("max_upload_bytes and max_body_bytes must be positive")
         if self.rate_limit_per_s <= 0 or self.rate_limit_burst < 1:

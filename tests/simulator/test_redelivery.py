@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 import trio
 
 from dispatch.simulator import SimulatorConfig, SmscSimulator, run
@@ -198,3 +199,13 @@ def test_command_line_options() -> None:
     assert (config.deliver_window, config.deliver_resp_timeout_s, config.redelivery_delay_s,
             config.deliver_max_attempts) == (8, 5.0, 0.5, 4)
     assert parse_args([]).tls is None
+
+
+def test_a_port_out_of_range_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """Not a traceback, and not port 70000 taken modulo 65536 (4464) without a word."""
+    from dispatch.simulator.__main__ import parse_args
+
+    with pytest.raises(SystemExit) as info:
+        parse_args(["--port", "70000"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.strip().endswith("error: port must be between 0 and 65535")

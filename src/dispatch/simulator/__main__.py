@@ -92,6 +92,13 @@ def _config(a: argparse.Namespace, p: argparse.ArgumentParser) -> SimulatorConfi
         p.error("--tls-key and --tls-client-ca need --tls-cert")
     tls = (TlsServerConfig(certfile=a.tls_cert, keyfile=a.tls_key, cafile=a.tls_client_ca)
            if a.tls_cert else None)
+    try:
+        return _build(a, tls)
+    except ValueError as exc:  # a value the config refuses (a port out of range, say)
+        p.error(str(exc))
+
+
+def _build(a: argparse.Namespace, tls: TlsServerConfig | None) -> SimulatorConfig:
     return SimulatorConfig(
         host=a.host, port=a.port, tls=tls,
         accounts=tuple(a.account) or (Account("dispatch", "secret"),),

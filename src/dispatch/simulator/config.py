@@ -118,3 +118,7 @@ class SimulatorConfig:
     redelivery_delay_s: float = 1.0
     deliver_max_attempts: int = 10
     read_size: int = 256 * 1024
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:  # the socket layer would wrap 70000 to 4464
+            raise ValueError("port must be between 0 and 65535")

@@ -137,6 +137,8 @@ class EsmeConfig:
             raise ValueError("bind_mode must be transceiver or transmitter (+ receivers)")
         if self.binds < 1 or self.window < 1:
             raise ValueError("binds and window must be at least 1")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"ESME {self.name!r}: port must be between 0 and 65535")
         if self.tps < 0 or self.per_bind_tps < 0:
             raise ValueError("tps must be >= 0")
         # bind_* C-Octet String sizes, NUL included (SMPP 3.4 section 4.1.1): refused here,
