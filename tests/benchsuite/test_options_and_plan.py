@@ -43,6 +43,9 @@ def test_target_needs_credentials_and_explicit_destinations():
         parse("--target", "smsc.example:2775", "--system-id", "a", "--password", "b")
     with pytest.raises(SystemExit, match="max-messages"):
         parse("--max-messages", "0")
+    for bad in ("-5", "nan"):  # the api section failed deep inside with either
+        with pytest.raises(SystemExit, match="api-rps"):
+            parse("--api-rps", bad)
     c = parse("--target", "smsc.example:2775", "--system-id", "a", "--password", "b",
               "--to", "+4915112345678", "--tps-cap", "5", "--window", "3")
     assert c.target is not None and c.target.port == 2775 and c.target.tps_cap == 5.0

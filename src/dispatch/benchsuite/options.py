@@ -113,6 +113,8 @@ def config_from_args(args: argparse.Namespace) -> SuiteConfig:
         raise SystemExit("dispatch bench: --only/--skip leave no section to run")
     if args.max_messages < 1:
         raise SystemExit("dispatch bench: --max-messages must be at least 1")
+    if args.api_rps < 0 or args.api_rps != args.api_rps:  # negative or NaN
+        raise SystemExit("dispatch bench: --api-rps must be a positive rate (0: the default)")
     target = None
     if args.target:
         if not args.system_id or args.password is None:
