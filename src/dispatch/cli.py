@@ -26,7 +26,7 @@ import trio
 from dispatch import fastpath
 from dispatch.benchsuite.options import add_arguments as add_bench_arguments
 from dispatch.campaigns.errors import ValidationError
-from dispatch.campaigns.model import Campaign
+from dispatch.campaigns.model import Campaign, CampaignStatus
 from dispatch.configload import ConfigError
 from dispatch.engine.config import SIMULATOR_ROUTE, EngineConfig, load_config
 from dispatch.engine.core import Engine
@@ -88,9 +88,9 @@ async def _send(config: EngineConfig, campaign_kwargs: dict[str, object],
 def _print_summary(result: OneShotResult, engine: Engine) -> None:
     c = result.counters
     rate = c.processed / result.send_s if result.send_s > 0 else 0.0
-    print(f"campaign {result.campaign.external_id}: {result.campaign.status.value}"
-          + (f" ({result.reason})" if result.reason and result.campaign.status.value != "Done"
-             else ""))
+    status = result.campaign.status
+    why = f" ({result.reason})" if result.reason and status is not CampaignStatus.DONE else ""
+    print(f"campaign {result.campaign.external_id}: {status.value}{why}")
     print(f"  recipients {c.total}  sent {c.sent}  failed {c.failed}  ambiguous {c.ambiguous}")
     print(f"  receipts: delivered {c.delivered}  undelivered {c.undelivered}  "
           f"unknown {c.unknown}  job errors {c.job_errors}")
@@ -116,7 +116,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     try:
         outcome = trio.run(_send, config, kwargs, args.quiet)
     except* ValidationError as group:  # the campaign was refused before anything was sent
-        for exc in group.exceptions:
+        for exc in group.exceptions:  # ValidationErrors (the nursery in _send adds one level)
             invalid.update(exc.errors if isinstance(exc, ValidationError) else {})
     if outcome is None:
         raise SystemExit("invalid campaign: " + "; ".join(f"{field}: {message}"

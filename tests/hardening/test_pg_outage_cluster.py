@@ -43,7 +43,13 @@ from typing import Any
 
 import pytest
 import trio
-from test_pg_outage import _assert_sent_once, _pg_ctl, _query
+from test_pg_outage import (
+    _assert_sent_once,
+    _check_not_crashed,
+    _pg_ctl,
+    _query,
+    _run_capturing,
+)
 from test_store_faults import _config, _finish, _numbers, _start_campaign, _wait_for
 
 from dispatch.campaigns.model import CampaignStatus
@@ -77,22 +83,8 @@ LATE = "n2"  # the node whose heartbeat comes back second
 LAG_S = 0.4  # how much later (< NODE_TIMEOUT_S: the first must wait for it)
 
 
-class EngineCrashed(Exception):
-    """A task the test runs died of an exception instead of riding the outage out."""
-
-
 class NodeStopped(Exception):
     """An engine stopped itself (fenced: the other node declared it dead)."""
-
-
-async def _run_capturing(run: Any, crashed: list[BaseException], scope: trio.CancelScope,
-                         *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-    """Run ``run(task_status=...)``; if it raises, keep the error and cancel ``scope``."""
-    try:
-        await run(task_status=task_status)
-    except Exception as exc:
-        crashed.append(exc)
-        scope.cancel()
 
 
 def _check_not_stopped(stopped: list[str]) -> None:
@@ -228,8 +220,7 @@ async def test_two_nodes_ride_out_a_postgres_crash_longer_than_the_node_timeout(
                     await engine.wait_stopped()
             nursery.cancel_scope.cancel()
     _check_not_stopped(stopped)  # first: a fenced node's stop is the cause of what follows
-    if crashed:
-        raise EngineCrashed(repr(crashed[0])) from crashed[0]
+    _check_not_crashed(crashed)
 
     back = {_field(r, "node"): r.created for r in _events(caplog, "cluster heartbeat back")}
     print(f"\nserver down {down_s:.1f} s, heartbeat back per node "

@@ -93,27 +93,23 @@ def _config(a: argparse.Namespace, p: argparse.ArgumentParser) -> SimulatorConfi
     tls = (TlsServerConfig(certfile=a.tls_cert, keyfile=a.tls_key, cafile=a.tls_client_ca)
            if a.tls_cert else None)
     try:
-        return _build(a, tls)
+        return SimulatorConfig(
+            host=a.host, port=a.port, tls=tls,
+            accounts=tuple(a.account) or (Account("dispatch", "secret"),),
+            response_latency_s=a.latency_s, receipt_delay_s=a.receipt_delay_s,
+            receipts=not a.no_receipts,
+            outcomes=tuple(a.outcome) or (OutcomeRule("DELIVRD", share=1.0),),
+            submit_status_rules=tuple(a.reject), message_id_format=a.id_format,
+            receipt_id_format=a.receipt_id_format, message_id_width=a.id_width,
+            faults=FaultConfig(drop_after_pdus=a.drop_after_pdus,
+                               stall_after_pdus=a.stall_after_pdus,
+                               garbage_after_pdus=a.garbage_after_pdus,
+                               faulty_sessions=a.faulty_sessions),
+            seed=a.seed, log_submits=not a.no_log, deliver_window=a.deliver_window,
+            deliver_resp_timeout_s=a.deliver_resp_timeout_s,
+            redelivery_delay_s=a.redelivery_delay_s, deliver_max_attempts=a.deliver_max_attempts)
     except ValueError as exc:  # a value the config refuses (a port out of range, say)
         p.error(str(exc))
-
-
-def _build(a: argparse.Namespace, tls: TlsServerConfig | None) -> SimulatorConfig:
-    return SimulatorConfig(
-        host=a.host, port=a.port, tls=tls,
-        accounts=tuple(a.account) or (Account("dispatch", "secret"),),
-        response_latency_s=a.latency_s, receipt_delay_s=a.receipt_delay_s,
-        receipts=not a.no_receipts,
-        outcomes=tuple(a.outcome) or (OutcomeRule("DELIVRD", share=1.0),),
-        submit_status_rules=tuple(a.reject), message_id_format=a.id_format,
-        receipt_id_format=a.receipt_id_format, message_id_width=a.id_width,
-        faults=FaultConfig(drop_after_pdus=a.drop_after_pdus,
-                           stall_after_pdus=a.stall_after_pdus,
-                           garbage_after_pdus=a.garbage_after_pdus,
-                           faulty_sessions=a.faulty_sessions),
-        seed=a.seed, log_submits=not a.no_log, deliver_window=a.deliver_window,
-        deliver_resp_timeout_s=a.deliver_resp_timeout_s,
-        redelivery_delay_s=a.redelivery_delay_s, deliver_max_attempts=a.deliver_max_attempts)
 
 
 def stats_document(sim: SmscSimulator) -> dict[str, object]:

@@ -231,36 +231,33 @@ class GroupCommitWriter:
     async def _apply(self, write: Callable[[Any, datetime], Any], rows: list[Any],
                      now: datetime) -> Any:
         """``_until_committed``, splitting a batch the store refuses (see the class doc)."""
+        results: list[Any] = []
+        refused: list[tuple[Any, Exception]] = []
+        await self._commit_parts(write, rows, now, results, refused)
+        if not refused:
+            return results[0]  # the whole batch in one commit, as nearly always
+        if len(refused) == len(rows) > 1:
+            raise refused[0][1]  # every item refused: the fault is not in the data
+        for item, why in refused:
+            results.append(await self._refused(write, item, now, why))
+        if isinstance(results[0], int):
+            return sum(results)
+        return type(results[0])(*map(sum, zip(*results, strict=True)))
+
+    async def _commit_parts(self, write: Callable[[Any, datetime], Any], rows: list[Any],
+                            now: datetime, results: list[Any],
+                            refused: list[tuple[Any, Exception]]) -> None:
+        """Commit ``rows``; if the store refuses them, their halves apart, down to the items
+        refused one by one (collected in ``refused``, not yet handled)."""
         try:
-            return await self._until_committed(write, rows, now)
+            results.append(await self._until_committed(write, rows, now))
         except Exception as exc:
             if len(rows) == 1:
-                return await self._refused(write, rows[0], now, exc)
-            results: list[Any] = []
-            refused: list[tuple[Any, Exception]] = []
-            await self._split(write, rows, now, results, refused)
-            if len(refused) == len(rows):
-                raise  # every item refused: the fault is not in the data
-            for item, why in refused:
-                results.append(await self._refused(write, item, now, why))
-            if isinstance(results[0], int):
-                return sum(results)
-            return type(results[0])(*map(sum, zip(*results, strict=True)))
-
-    async def _split(self, write: Callable[[Any, datetime], Any], rows: list[Any],
-                     now: datetime, results: list[Any],
-                     refused: list[tuple[Any, Exception]]) -> None:
-        """Commit the halves of a refused batch apart, down to the items refused one by one
-        (collected in ``refused``, not yet handled)."""
-        half = len(rows) // 2
-        for part in (rows[:half], rows[half:]):
-            try:
-                results.append(await self._until_committed(write, part, now))
-            except Exception as exc:
-                if len(part) == 1:
-                    refused.append((part[0], exc))
-                else:
-                    await self._split(write, part, now, results, refused)
+                refused.append((rows[0], exc))
+                return
+            half = len(rows) // 2
+            await self._commit_parts(write, rows[:half], now, results, refused)
+            await self._commit_parts(write, rows[half:], now, results, refused)
 
     async def _refused(self, write: Callable[[Any, datetime], Any], item: Any, now: datetime,
                        exc: Exception) -> Any:
