@@ -46,8 +46,9 @@ from dispatch.campaigns.service import CampaignService, ServiceConfig
 from dispatch.engine.core import utc_now
 from dispatch.simulator import SimulatorConfig, SmscSimulator, destination_hash
 from dispatch.simulator import run as run_simulator
+from dispatch.smpp.receipt import normalize_message_id
 from dispatch.store.asyncstore import AsyncStore
-from dispatch.store.base import StoreConfig, normalize_message_id
+from dispatch.store.base import StoreConfig
 from dispatch.store.sqlite import SqliteStore
 
 KEY = "00112233445566778899aabbccddeeff"

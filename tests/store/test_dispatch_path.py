@@ -15,7 +15,7 @@ import pytest
 from store_fixtures import T0, new_campaign, query, rows
 
 from dispatch.campaigns.model import RecipientStage, SmsResult
-from dispatch.smpp.receipt import MessageIdPolicy, parse_receipt
+from dispatch.smpp.receipt import MessageIdPolicy, normalize_message_id, parse_receipt
 from dispatch.store.base import (
     COUNTER_FIELDS,
     JobError,
@@ -26,7 +26,6 @@ from dispatch.store.base import (
     StoreConfig,
     SubmitKind,
     SubmitOutcome,
-    normalize_message_id,
 )
 from dispatch.store.rows import day_of
 from dispatch.store.sqlite import SqliteStore

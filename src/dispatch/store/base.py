@@ -328,16 +328,6 @@ class StoreConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def normalize_message_id(raw: str | bytes) -> str:
-    """SMSC message ids as one canonical string: without NULs, stripped of spaces, lower-case,
-    leading zeros dropped ("00A1" and "a1" match). Whether an ESME reports hex in submit_sm_resp
-    and decimal in receipts is a per-ESME transport setting, converted before this."""
-    text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else raw
-    text = text.replace("\x00", "").strip().lower()
-    stripped = text.lstrip("0")
-    return stripped or ("0" if text else "")
-
-
 class Store(Protocol):
     """The durable store. Every method is synchronous and runs in the store's own worker thread
     (``dispatch.store.asyncstore``); implementations need not be thread-safe beyond that."""
