@@ -10,7 +10,7 @@ key has the clear-number right (``clear=True``); otherwise the masked form and t
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time
 from typing import Any
 
 from dispatch.campaigns.lifecycle import AuditEntry, StateChange
@@ -22,10 +22,16 @@ def iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
+def wall_time(t: time) -> str:
+    """``HH:MM``, or ``HH:MM:SS`` when the window edge is not on a whole minute (the engine
+    opens it at that second, so the API says so)."""
+    return t.isoformat("minutes" if not t.second and not t.microsecond else "auto")
+
+
 def window_json(window: DailyWindow | None) -> dict[str, str] | None:
     if window is None:
         return None
-    return {"start": window.start.strftime("%H:%M"), "end": window.end.strftime("%H:%M"),
+    return {"start": wall_time(window.start), "end": wall_time(window.end),
             "timeZone": window.tz}
 
 

@@ -57,8 +57,10 @@ def campaign_ref(campaign_id: str) -> uuid.UUID:
 
 
 WINDOW_FIELDS = {
-    "start": Field("string", required=True, description="Local time HH:MM", max_length=8),
-    "end": Field("string", required=True, description="Local time HH:MM", max_length=8),
+    "start": Field("string", required=True, max_length=8,
+                   description="Local wall-clock time HH:MM (or HH:MM:SS), no UTC offset"),
+    "end": Field("string", required=True, max_length=8,
+                 description="Local wall-clock time HH:MM (or HH:MM:SS), no UTC offset"),
     "timeZone": Field("string", description="IANA zone, default UTC", max_length=64),
 }
 

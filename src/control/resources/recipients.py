@@ -23,7 +23,6 @@ from control.validation import (
     LIMIT,
     MAX_POSITION,
     PHONE_MESSAGE,
-    PHONE_PATTERN,
     Field,
     parse_query,
     read_object,
@@ -52,8 +51,12 @@ ERRORS_QUERY = {
 }
 
 LOOKUP_FIELDS = {
-    "phoneNumber": Field("string", required=True, pattern=PHONE_PATTERN,
-                         pattern_message=PHONE_MESSAGE),
+    # No pattern here: the number is checked by the engine's own normaliser below, so every
+    # spelling a recipient file or a transactional request takes ("+7 912 345-00-01",
+    # "0079123450001") finds the same recipient.
+    "phoneNumber": Field("string", required=True, max_length=32,
+                         description="Phone number, 10-15 digits, in any spelling the core "
+                                     "accepts"),
     "campaignId": Field("string", nullable=True, max_length=36),
 }
 
@@ -148,7 +151,8 @@ class ErrorsResource:
         q = parse_query(req, ERRORS_QUERY)
         clear = current_key(req).clear_numbers
         jobs = await self._service.job_errors(ref, q["jobOffset"], q.get("limit"))
-        messages = await self._service.message_errors(ref, q["messagesAfter"], q.get("limit"))
+        messages = await self._service.message_errors(ref, q["messagesAfter"], q.get("limit"),
+                                                      with_numbers=clear)
         render(req, resp, {
             "jobErrors": page_json(jobs, [job_error_json(e) for e in jobs.items], q.get("limit")),
             "messageErrors": page_json(messages, [recipient_json(r, clear) for r in messages.items],

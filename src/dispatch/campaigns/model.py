@@ -245,7 +245,14 @@ def validate(c: Campaign) -> None:
             ZoneInfo(c.window.tz)
         except (ZoneInfoNotFoundError, ValueError):
             errors["window.timeZone"] = f"Unknown time zone {c.window.tz!r}"
-        if c.window.start == c.window.end:
+        for name, edge in (("start", c.window.start), ("end", c.window.end)):
+            # Wall-clock time in window.tz: an offset would make the engine compare an aware
+            # time with a naive one (TypeError) and the API report the wrong hour.
+            if edge.tzinfo is not None:
+                errors[f"window.{name}"] = ("Must be a local time without a UTC offset "
+                                            "(the zone is window.timeZone)")
+        if "window.start" not in errors and "window.end" not in errors \
+                and c.window.start == c.window.end:
             errors["window"] = "Window start and end must differ"
     if errors:
         raise ValidationError(errors)

@@ -216,10 +216,12 @@ class CampaignService:
                                             self._limit(limit))
 
     async def message_errors(self, ref: CampaignRef, after_id: int = 0,
-                             limit: int | None = None) -> Page[RecipientView]:
-        """Recipients whose delivery failed (sms_result failed), not stage Failed (003)."""
+                             limit: int | None = None,
+                             with_numbers: bool = False) -> Page[RecipientView]:
+        """Recipients whose delivery failed (sms_result failed), not stage Failed (003);
+        ``with_numbers`` as for ``recipients`` (the caller's clear-number right)."""
         return await self.recipients(ref, sms_results=frozenset({SmsResult.FAILED}),
-                                     after_id=after_id, limit=limit)
+                                     after_id=after_id, limit=limit, with_numbers=with_numbers)
 
     # ------------------------------------------------------------------ create and user actions
 
