@@ -16,6 +16,7 @@ right; otherwise the masked number and the ctn_hash are written.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import enum
@@ -135,10 +136,13 @@ class ExportRunner:
         return export
 
     def download_path(self, export_id: str) -> Export:
-        """The finished export, or 404 (unknown), 409 (not finished), 410 (expired)."""
+        """The finished export, or 404 (unknown), 409 (not finished, or failed), 410 (expired)."""
         export = self.get(export_id)
         if export.status is ExportStatus.EXPIRED:
             raise ApiError(410, "Gone", "Export expired. Create a new export")
+        if export.status is ExportStatus.FAILED:
+            raise ApiError(409, "Conflict",
+                           f"Export failed: {export.error}. Create a new export")
         if export.status is not ExportStatus.DONE or export.path is None:
             raise ApiError(409, "Conflict", f"Export is not ready: status is {export.status}")
         return export
@@ -152,6 +156,9 @@ class ExportRunner:
                     os.unlink(export.path)
                 except FileNotFoundError:
                     pass
+                except OSError as exc:  # never fail a status read or the sweep over it
+                    log.warning("expired export file not removed", exc_info=exc,
+                                extra={"fields": {"export": export.id}})
                 export.path = None
 
     # ---------------------------------------------------------------- engine side
@@ -192,9 +199,12 @@ class ExportRunner:
             rows, size = await trio.to_thread.run_sync(self._write_file, export, path)
         except Exception as exc:
             export.status = ExportStatus.FAILED
-            export.error = exc.message if isinstance(exc, ApiError) else "Export failed"
+            export.error = (exc.message if isinstance(exc, ApiError)
+                            else "the export file could not be written"
+                            if isinstance(exc, OSError) else "internal error")
             export.finished_at = self._clock()
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # the cause may also stop the clean-up
+                path.unlink(missing_ok=True)
             log.error("export failed", exc_info=exc,
                       extra={"fields": {"export": export.id, "campaign": export.campaign_id}})
             return

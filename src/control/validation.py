@@ -15,7 +15,7 @@ import math
 import re
 import sys
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 import falcon
@@ -103,7 +103,11 @@ def _parse_datetime(text: str) -> datetime:
         value = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
     except ValueError:
         raise _Invalid("Must be an ISO 8601 date-time") from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if value.tzinfo is None or value.utcoffset() is None:
+        # A time without an offset is ambiguous (a UI's local time read as UTC would schedule
+        # hours off): refused, as RFC 3339's date-time requires the offset.
+        raise _Invalid("Must include a time zone offset (e.g. Z or +02:00)")
+    return value
 
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1

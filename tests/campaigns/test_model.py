@@ -50,6 +50,7 @@ def test_all_field_errors_reported_at_once() -> None:
     ({"window": DailyWindow(time(9), time(10), "Mars/Olympus")}, "window.timeZone"),
     ({"sender": "X" * 21}, "sender"),
     ({"text": "é€", "data_coding": DataCoding.LATIN1}, "text"),
+    ({"text": "Hi {name} ☺", "data_coding": DataCoding.GSM7}, "text"),
     # What no store can keep: NUL (PostgreSQL) and lone surrogates (UTF-8).
     ({"name": "a\x00b"}, "name"),
     ({"sender": "A\udcffB"}, "sender"),
@@ -62,6 +63,12 @@ def test_field_errors(kw: dict[str, object], field: str) -> None:
     with pytest.raises(ValidationError) as info:
         validate(make(**kw))
     assert field in info.value.errors
+
+
+def test_an_explicit_coding_takes_every_text_it_can_carry() -> None:
+    validate(make(text="Hi {name}, 5€ [ok] ^_^ Ü ñ é @ £", data_coding=DataCoding.GSM7))
+    validate(make(text="Café {n}", data_coding=DataCoding.LATIN1))
+    validate(make(text="Hi ☺", data_coding=DataCoding.UCS2))
 
 
 def test_placeholders_and_render() -> None:

@@ -114,6 +114,19 @@ def test_create_validation_errors_are_field_level(tmp_path):
                                             "timeZone": "Mars/Base"}})
             assert r.status_code == 400
             assert set(r.json["validationErrors"]) == {"window.timeZone"}
+            # A date-time without an offset is ambiguous: refused, not read as UTC.
+            r = await post(f"{API}/campaigns", key=author,
+                           json={"sender": "A", "text": "t", "esme": "x", "mode": "OnTime",
+                                 "startAt": "2030-01-01T09:00:00"})
+            assert r.status_code == 400
+            assert r.json["validationErrors"] == {
+                "startAt": "Must include a time zone offset (e.g. Z or +02:00)"}
+            r = await post(f"{API}/campaigns", key=author,
+                           json={"sender": "A", "text": "t", "esme": "x", "mode": "OnTime",
+                                 "startAt": "2030-01-01T09:00:00+02:00"})
+            assert r.status_code == 201
+            r = await env.client.get(f"{API}/campaigns/{r.json['id']}", key=author)
+            assert r.json["startAt"] == "2030-01-01T07:00:00+00:00"
 
             # NUL characters: refused by field, body and query alike (PostgreSQL's text type
             # cannot store them; a 500 there before).

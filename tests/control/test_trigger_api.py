@@ -55,6 +55,11 @@ def test_trigger_action(tmp_path):
             assert r.status_code == 400
             assert r.json["validationErrors"] == {
                 "phoneNumbers[0]": "Phone number must be 10-15 digits"}
+            # Over the per-request limit: the documented message (001), either way.
+            for body in ({"count": 200_001}, {"phoneNumbers": ["+491700000000"] * 200_001}):
+                r = await env.client.post(url, key=operator, json=body)
+                assert r.status_code == 400
+                assert r.json["message"] == "Maximum 200000 recipients allowed per request"
 
             r = await env.client.post(url, key=operator, json={
                 "phoneNumbers": ["+49 170 0000 0001", "004917000000002", "+4915999999999"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 
 import trio
 from control_env import api_env
@@ -140,4 +141,26 @@ def test_export_lifecycle_download_masking_and_expiry(tmp_path):
             r = await env.client.post(f"{API}/campaigns/{cid}/exports", key=viewer,
                                       json={"format": "xlsx"})
             assert r.status_code == 400 and "format" in r.json["validationErrors"]
+    trio.run(main)
+
+
+def test_a_failed_export_says_so_and_is_not_downloadable(tmp_path):
+    async def main():
+        async with api_env(tmp_path) as env:
+            cid = await active_transactional(env)
+            viewer = env.keys["viewer"]
+            # The export directory is gone and a file stands in its place: the build fails
+            # on the real filesystem.
+            directory = env.config.exports_dir
+            shutil.rmtree(directory)
+            directory.write_text("not a directory")
+            r = await env.client.post(f"{API}/campaigns/{cid}/exports", key=viewer,
+                                      json={"format": "csv"})
+            assert r.status_code == 202
+            failed = await wait_status(env, r.json["id"], {"Done", "Failed"}, viewer)
+            assert failed["status"] == "Failed" and failed["error"] == "the export file could not be written"
+            r = await env.client.get(f"{API}/exports/{failed['id']}/download", key=viewer)
+            assert r.status_code == 409
+            assert r.json["message"] == ("Export failed: the export file could not be written. "
+                                         "Create a new export")
     trio.run(main)

@@ -285,10 +285,13 @@ class CampaignActionResource:
 
 
 TRIGGER_FIELDS = {
-    "phoneNumbers": Field("array", items=Field("string", max_length=32), max_length=200_000,
-                          description="Release these recipients (each at most once)"),
-    "count": Field("integer", minimum=1, maximum=200_000,
-                   description="Or: release the next N recipients in file order"),
+    # No size bound here: the service checks the configured per-request limit (200000 by
+    # default) and answers it with the documented "Maximum N recipients allowed per request".
+    "phoneNumbers": Field("array", items=Field("string", max_length=32),
+                          description="Release these recipients (each at most once), "
+                                      "up to 200000"),
+    "count": Field("integer", minimum=1,
+                   description="Or: release the next N recipients in file order, up to 200000"),
     "note": NOTE,
 }
 

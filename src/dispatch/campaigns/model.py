@@ -19,6 +19,7 @@ from datetime import datetime, time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dispatch.campaigns.errors import ValidationError
+from dispatch.smpp.text import is_gsm7
 
 
 class CampaignStatus(enum.StrEnum):
@@ -213,6 +214,8 @@ def validate(c: Campaign) -> None:
             _PLACEHOLDER.sub("", c.text).encode("latin-1")
         except UnicodeEncodeError:
             errors["text"] = "Text contains characters outside Latin-1"
+    elif c.data_coding is DataCoding.GSM7 and not is_gsm7(_PLACEHOLDER.sub("", c.text)):
+        errors["text"] = "Text contains characters outside the GSM 03.38 alphabet"
     if not c.author.strip():
         errors["author"] = "Author is required"
     if not c.esme.strip():
