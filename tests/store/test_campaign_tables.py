@@ -3,8 +3,9 @@ recipient filters with keyset pagination, job errors."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from store_fixtures import T0, new_campaign, rows
@@ -15,9 +16,11 @@ from dispatch.campaigns.model import (
     CampaignKind,
     CampaignMode,
     CampaignStatus,
+    DailyWindow,
     RecipientStage,
     SmsResult,
 )
+from dispatch.campaigns.schedule import window_open
 from dispatch.store.base import (
     CampaignFilter,
     CampaignSort,
@@ -184,3 +187,15 @@ def test_pending_messages_counts_active_transactional(store: Store) -> None:
     store.claim_for_send(t, 2, T0)
     assert store.pending_messages(CampaignKind.TRANSACTIONAL) == 6
     assert store.pending_messages() == 12
+
+
+def test_a_window_stored_with_an_offset_reads_back_as_wall_clock_time(store: Store) -> None:
+    # Validation refuses such edges now; a campaign stored before it did must still load
+    # into something the engine's window check can evaluate (it raised TypeError).
+    c = new_campaign(store, window=DailyWindow(time(9, tzinfo=UTC), time(17, tzinfo=UTC),
+                                               "Europe/Berlin"))
+    loaded = store.get_campaign(c.id or 0)
+    assert loaded is not None and loaded.window is not None
+    assert (loaded.window.start, loaded.window.end) == (time(9), time(17))
+    assert window_open(loaded.window, datetime(2026, 1, 5, 9, 30, tzinfo=ZoneInfo("Europe/Berlin")))
+    assert not window_open(loaded.window, datetime(2026, 1, 5, 7, 0, tzinfo=UTC))  # 08:00 local

@@ -107,7 +107,11 @@ _PAUSED_BY = {m.value: m for m in PausedBy}
 def campaign_from_row(r: Sequence[Any]) -> Campaign:
     window = None
     if r[10] is not None:
-        window = DailyWindow(time.fromisoformat(r[10]), time.fromisoformat(r[11]), r[12])
+        # Wall-clock edges in the window's zone. An edge stored with a UTC offset (accepted
+        # before validation refused offsets) is read as the wall-clock time it names: an
+        # aware edge would fail every comparison with the engine's naive wall time.
+        window = DailyWindow(time.fromisoformat(r[10]).replace(tzinfo=None),
+                             time.fromisoformat(r[11]).replace(tzinfo=None), r[12])
     return Campaign(
         id=r[0], external_id=uuid.UUID(r[1]), name=r[2], sender=r[3], text=r[4],
         data_coding=_DATA_CODINGS[r[5]], mode=_MODES[r[6]], kind=_KINDS[r[7]],
