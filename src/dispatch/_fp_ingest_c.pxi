@@ -179,10 +179,16 @@ cdef extern from *:
         }
         return n;
     }
-    static inline ptrdiff_t dpi_count_byte(const unsigned char *b, ptrdiff_t pos, ptrdiff_t end,
-                                           unsigned char c) {
+    /* Count of c in [pos, end) outside double quotes: each '"' toggles (RFC 4180 quoting; a
+       doubled quote inside a quoted field toggles twice). A quoted field's text is data. */
+    static inline ptrdiff_t dpi_count_unquoted(const unsigned char *b, ptrdiff_t pos,
+                                               ptrdiff_t end, unsigned char c) {
         ptrdiff_t n = 0;
-        for (; pos < end; pos++) n += b[pos] == c;
+        int quoted = 0;
+        for (; pos < end; pos++) {
+            if (b[pos] == '"') quoted ^= 1;
+            else n += !quoted && b[pos] == c;
+        }
         return n;
     }
     static inline ptrdiff_t dpi_find_byte(const unsigned char *b, ptrdiff_t pos, ptrdiff_t end,
@@ -459,8 +465,8 @@ cdef extern from *:
     Py_ssize_t dpi_find_eol(const unsigned char* b, Py_ssize_t pos, Py_ssize_t end) noexcept nogil
     int dpi_is_blank(const unsigned char* b, Py_ssize_t pos, Py_ssize_t end) noexcept nogil
     Py_ssize_t dpi_count_eols(const unsigned char* b, Py_ssize_t pos, Py_ssize_t end) noexcept nogil
-    Py_ssize_t dpi_count_byte(const unsigned char* b, Py_ssize_t pos, Py_ssize_t end,
-                              unsigned char c) noexcept nogil
+    Py_ssize_t dpi_count_unquoted(const unsigned char* b, Py_ssize_t pos, Py_ssize_t end,
+                                  unsigned char c) noexcept nogil
     Py_ssize_t dpi_find_byte(const unsigned char* b, Py_ssize_t pos, Py_ssize_t end,
                              unsigned char c) noexcept nogil
     Py_ssize_t dpi_digit_count(const unsigned char* b, Py_ssize_t pos, Py_ssize_t end) noexcept nogil

@@ -382,9 +382,9 @@ cdef class RecipientParser:
         cdef int delims[3]
         cdef bint malformed = False
         if self._delim < 0:
-            counts[0] = dpi_count_byte(buf, pos, t, 44)
-            counts[1] = dpi_count_byte(buf, pos, t, 59)
-            counts[2] = dpi_count_byte(buf, pos, t, 9)
+            counts[0] = dpi_count_unquoted(buf, pos, t, 44)
+            counts[1] = dpi_count_unquoted(buf, pos, t, 59)
+            counts[2] = dpi_count_unquoted(buf, pos, t, 9)
             delims[0] = 44
             delims[1] = 59
             delims[2] = 9
@@ -441,10 +441,11 @@ cdef class RecipientParser:
                 escaped = False
                 while True:
                     q = dpi_find_byte(buf, start, end, _ING_QUOTE)
-                    if q < 0:
+                    if q < 0:  # unterminated: malformed, up to the terminator after the quote
                         if eof:
                             malformed[0] = True
-                            return end
+                            e = dpi_find_eol(buf, i + 1, end)
+                            return end if e < 0 else e
                         return _ING_WAIT
                     if q + 1 < end and buf[q + 1] == _ING_QUOTE:
                         escaped = True
@@ -544,7 +545,8 @@ cdef class RecipientParser:
                 raise ValueError(f"phone column {wanted!r} is not in the header")
             index = folded.index(wanted.strip().casefold())
         elif has_header:
-            folded = [n.casefold() for n in names]
+            # "Phone Number", "phone-number" and "phone_number" name one column
+            folded = [n.casefold().replace(" ", "_").replace("-", "_") for n in names]
             index = next((i for i, n in enumerate(folded) if n in DEFAULT_PHONE_COLUMNS), 0)
         else:
             index = first_numeric if first_numeric >= 0 else 0

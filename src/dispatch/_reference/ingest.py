@@ -14,17 +14,19 @@ The rules, in the order they apply to a stream:
 * A record holding a NUL byte or invalid UTF-8 (strict, as ``bytes.decode``) is ``bad_encoding``
   (this is what UTF-16 and cp1251 files look like).
 * CSV (RFC 4180): the delimiter, when not given, is the most frequent of ``,`` ``;`` ``\\t`` in
-  the first non-blank line (ties in that order; none -> ``,``). A field is quoted when it starts
-  with ``"``; ``""`` inside is one quote; quoted fields may hold delimiters and newlines. A quote
-  inside an unquoted field, text after a closing quote, an unterminated quote, or a field count
-  that differs from the first well-formed record's is ``malformed_row`` (such a row ends at the
-  next line terminator).
+  the first non-blank line, outside double quotes (each ``"`` toggles; ties in that order;
+  none -> ``,``). A field is quoted when it starts with ``"``; ``""`` inside is one quote;
+  quoted fields may hold delimiters and newlines. A quote inside an unquoted field, text after
+  a closing quote, an unterminated quote, or a field count that differs from the first
+  well-formed record's is ``malformed_row`` (such a row ends at the next line terminator after
+  the fault: for an unterminated quote, the first one after that quote).
 * The first well-formed CSV record is the header when ``has_header`` says so; when it is None
   (auto), the record is a header unless one of its fields holds 7 or more digits. The phone
   column is an index, a header name (case-insensitive), or by default the first header named like
-  ``DEFAULT_PHONE_COLUMNS`` (else column 0); without a header the default is the first field of
-  the first record with 7+ digits (else 0). The other columns are the recipient's variables,
-  named by the header, or ``col<index>`` without one.
+  ``DEFAULT_PHONE_COLUMNS`` (case-insensitive, a space or ``-`` read as ``_``; else column 0);
+  without a header the default is the first field of the first record with 7+ digits (else 0).
+  The other columns are the recipient's variables, named by the header, or ``col<index>``
+  without one.
 * A phone field, trimmed of spaces/tabs, may hold digits, a leading ``+`` and the separators
   ``space - . ( )``; anything else is ``invalid_characters``; nothing at all is ``empty_phone``.
   Without ``+``, a leading ``00`` (international prefix) is dropped, else the national trunk rule
@@ -490,7 +492,7 @@ class RecipientParser:
         line_no = self.lines + 1
         end = len(buf)
         if self._delim is None:
-            line = buf[pos:t]
+            line = b"".join(buf[pos:t].split(b'"')[::2])  # outside quotes: quoted text is data
             counts = [line.count(b","), line.count(b";"), line.count(b"\t")]
             best = max(counts)
             self._delim = (44, 59, 9)[counts.index(best)] if best else 44
@@ -552,7 +554,8 @@ class RecipientParser:
                 raise ValueError(f"phone column {wanted!r} is not in the header")
             index = folded.index(wanted.strip().casefold())
         elif has_header:
-            folded = [n.casefold() for n in names]
+            # "Phone Number", "phone-number" and "phone_number" name one column
+            folded = [n.casefold().replace(" ", "_").replace("-", "_") for n in names]
             index = next((i for i, n in enumerate(folded) if n in DEFAULT_PHONE_COLUMNS), 0)
         else:
             index = next((i for i, f in enumerate(fields) if _digit_count(f) >= _HEADER_DIGITS), 0)
@@ -578,8 +581,11 @@ def _scan_quoted(buf: bytes, pos: int, delim: int,
             start = i + 1
             while True:
                 q = buf.find(b'"', start, end)
-                if q < 0:
-                    return (end, fields, True) if eof else None
+                if q < 0:  # unterminated: malformed, up to the terminator after the quote
+                    if not eof:
+                        return None
+                    e = _find_eol(buf, i + 1, end)
+                    return (end if e < 0 else e), fields, True
                 if q + 1 < end and buf[q + 1] == _QUOTE:
                     parts.append(buf[start:q + 1])
                     start = q + 2

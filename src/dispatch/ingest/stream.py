@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +20,9 @@ from typing import BinaryIO, NamedTuple
 from dispatch import fastpath
 from dispatch._reference.ingest import RecipientBatch  # one class, built by both implementations
 from dispatch.ingest.options import IngestOptions
+
+_EOL = re.compile(rb"[\r\n]")
+_BOM = b"\xef\xbb\xbf"
 
 
 class IngestError(ValueError):
@@ -65,14 +69,43 @@ class IngestSummary:
         return text
 
 
-def _resolve_format(options: IngestOptions, name: str | None, first_chunk: bytes) -> str:
+def _format_from_name(options: IngestOptions, name: str | None) -> str | None:
+    """The format the options or the file name decide, or None: sniff the content."""
     if options.format != "auto":
         return options.format
     suffix = Path(name).suffix.lower() if name else ""
-    if suffix in (".csv", ".txt"):
-        return suffix[1:]
-    first_line = first_chunk.split(b"\n", 1)[0].split(b"\r", 1)[0]
-    return "csv" if any(d in first_line for d in (b",", b";", b"\t")) else "txt"
+    return suffix[1:] if suffix in (".csv", ".txt") else None
+
+
+def _sniff_format(stream: BinaryIO, first: bytes, options: IngestOptions) -> tuple[str, bytes]:
+    """csv when the first non-blank line (the one the parser detects its delimiter on) holds
+    ``,`` ``;`` or a tab, else txt; and the bytes read so far (``first``, plus as many more
+    chunks as it took for that line to end: at most about ``max_line_bytes``, as a longer line
+    is the parser's error anyway)."""
+    head = bytearray(first)
+    start = scanned = 0  # where the current line starts; where to look for its end
+    while True:
+        end = _EOL.search(head, scanned)
+        if end is None:
+            if len(head) > options.max_line_bytes + 3:
+                break
+            more = stream.read(options.chunk_bytes)
+            if not more:
+                break
+            scanned = len(head)
+            head += more
+            continue
+        line = bytes(head[start:end.start()])
+        if start == 0 and line.startswith(_BOM):
+            line = line[3:]
+        if line.strip(b" \t"):
+            return _format_of_line(line), bytes(head)
+        start = scanned = end.end()
+    return _format_of_line(bytes(head[start:])), bytes(head)
+
+
+def _format_of_line(line: bytes) -> str:
+    return "csv" if any(d in line for d in (b",", b";", b"\t")) else "txt"
 
 
 class RecipientStream:
@@ -106,7 +139,9 @@ class RecipientStream:
         opts = self._options
         expected_bytes = _remaining_bytes(stream)
         first = stream.read(opts.chunk_bytes)
-        fmt = _resolve_format(opts, name if isinstance(name, str) else None, first)
+        fmt = _format_from_name(opts, name if isinstance(name, str) else None)
+        if fmt is None:  # the whole first line, whatever the chunk size
+            fmt, first = _sniff_format(stream, first, opts)
         trunk = opts.trunk
         parser = fastpath.impl.RecipientParser(
             opts.hash_key, fmt=fmt, delimiter=opts.delimiter, has_header=opts.has_header,

@@ -1,0 +1,61 @@
+"""CSV edge cases found by probing: each test failed before its fix."""
+
+from __future__ import annotations
+
+import pytest
+from tests.ingest.helpers import parse
+
+
+def test_unterminated_quote_at_eof_ends_at_its_line(impl) -> None:
+    """A quote opened and never closed is a malformed row that ends at the next line
+    terminator (the spec of the reference), as every other malformed row does: the rows after
+    it are parsed, not swallowed into one error. (It swallowed the rest of the file whenever
+    that rest was shorter than max_line_bytes; longer, it was cut as line_too_long and parsing
+    resumed, so the outcome depended on the file's size.)"""
+    data = b'phone,name\n79123456789,"Ivan\r\n79123456780,Petr\n79123456781,ok'
+    for splits in ([], list(range(1, len(data)))):
+        r = parse(impl, data, splits, fmt="csv")
+        assert [(x.number, x.line_no, x.variables) for x in r["recipients"]] == [
+            ("79123456780", 3, {"name": "Petr"}),
+            ("79123456781", 4, {"name": "ok"}),
+        ]
+        assert r["errors"] == [(2, "malformed_row")]
+        assert r["lines"] == 4
+
+
+def test_unterminated_quote_in_a_later_line_of_a_record(impl) -> None:
+    """The malformed row ends at the terminator after the quote that never closes, not at the
+    end of the record's first line (which is inside a closed quoted field)."""
+    data = b'phone,a,b\n79123456789,"x\ny","open\n79123456780,c,d\n'
+    r = parse(impl, data, fmt="csv")
+    assert [(x.number, x.line_no) for x in r["recipients"]] == [("79123456780", 4)]
+    assert r["errors"] == [(2, "malformed_row")]
+    assert r["lines"] == 4
+
+
+def test_delimiters_inside_quotes_do_not_pick_the_delimiter(impl) -> None:
+    """The delimiter is detected on the first non-blank line by counting , ; and tab; a
+    quoted field's text is data, not structure. (Quoted semicolons outnumbered the real commas,
+    so ';' was picked and every row of a headerless file was malformed.)"""
+    data = ('79123456789,"Ленина ул.; д. 5; кв. 7"\n'
+            '79123456780,"Tverskaya; 1"\n').encode()
+    r = parse(impl, data, fmt="csv")
+    assert r["delimiter"] == ","
+    assert [(x.number, x.variables) for x in r["recipients"]] == [
+        ("79123456789", {"col1": "Ленина ул.; д. 5; кв. 7"}),
+        ("79123456780", {"col1": "Tverskaya; 1"}),
+    ]
+    assert r["errors"] == []
+
+
+@pytest.mark.parametrize("header", [b"Name,Phone Number", b"Name,PHONE-NUMBER",
+                                    b"Name, phone number ", b"name,Destination Addr"])
+def test_default_phone_column_names_written_with_spaces_or_dashes(impl, header: bytes) -> None:
+    """``phone_number`` and ``destination_addr`` are default phone column names; a header
+    writes them as words ("Phone Number"). (It matched only the underscore spelling, so the
+    phone column fell back to column 0, the names, and every row was invalid_characters.)"""
+    r = parse(impl, header + b"\nAnn,79123456789\n", fmt="csv")
+    assert r["errors"] == []
+    [recipient] = r["recipients"]
+    assert recipient.number == "79123456789"
+    assert recipient.variables == {header.split(b",")[0].decode(): "Ann"}
