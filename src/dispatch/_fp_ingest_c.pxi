@@ -283,7 +283,7 @@ cdef extern from *:
     static int dpi_normalize(const unsigned char *b, ptrdiff_t pos, ptrdiff_t end,
                              const dpi_trunk *trunk, uint64_t *out, unsigned char *record) {
         unsigned char d[24];
-        int n = 0, plus;
+        int n = 0, plus, dots = 0, dot_at = 0, other = 0, nonzero_after = 0;
         while (pos < end && (b[pos] == 32 || b[pos] == 9)) pos++;
         while (end > pos && (b[end - 1] == 32 || b[end - 1] == 9)) end--;
         if (pos == end) return 5;                      /* empty_phone */
@@ -291,9 +291,17 @@ cdef extern from *:
         if (plus) pos++;
         for (; pos < end; pos++) {
             unsigned char c = b[pos];
-            if ((unsigned)(c - '0') < 10) { if (n < 24) d[n] = c; n++; }
-            else if (!(c == ' ' || c == '-' || c == '.' || c == '(' || c == ')')) return 1;
+            if ((unsigned)(c - '0') < 10) {
+                if (n < 24) d[n] = c;
+                n++;
+                nonzero_after |= dots && c != '0';
+            } else if (c == '.') { dots++; dot_at = n; }
+            else if (c == ' ' || c == '-' || c == '(' || c == ')') other = 1;
+            else return 1;
         }
+        /* digits "." zeros: a spreadsheet's float rendering ("79123456789.0"), read without
+           the fraction (the reference's rule) */
+        if (dots == 1 && !other && !nonzero_after && dot_at > 0 && dot_at < n) n = dot_at;
         return dpi_finish_digits(d, n, plus, trunk, out, record);
     }
 
@@ -306,7 +314,8 @@ cdef extern from *:
                                    const dpi_trunk *trunk, uint64_t *out, unsigned char *record,
                                    ptrdiff_t *eol) {
         unsigned char d[24];
-        int n = 0, plus = 0, started = 0, invalid = 0, tab_after = 0;
+        int n = 0, plus = 0, started = 0, invalid = 0, tab_after = 0, dot = 0;
+        const ptrdiff_t start = pos;
         for (; pos < lim; pos++) {
             unsigned char c = b[pos];
             if ((unsigned)(c - '0') < 10) {
@@ -318,6 +327,7 @@ cdef extern from *:
                 *eol = pos;
                 if (!started) return DPI_BLANK;
                 if (invalid) return 1;
+                if (dot) return dpi_normalize(b, start, pos, trunk, out, record);  /* its "." rule */
                 return dpi_finish_digits(d, n, plus, trunk, out, record);
             } else if (c == ' ') {
                 continue;
@@ -325,6 +335,7 @@ cdef extern from *:
                 if (started) tab_after = 1;
             } else if (c == '-' || c == '.' || c == '(' || c == ')') {
                 if (tab_after) invalid = 1;
+                dot |= c == '.';
                 started = 1;
             } else if (c == '+' && !started) {
                 plus = 1;
@@ -377,7 +388,7 @@ cdef extern from *:
         tab = DPI_MASK_EQ(9) & valid;
         *eol = pos + e;
         if (valid & ~(digit | space | sep | plus | tab)) return 1;   /* invalid_characters */
-        if (tab) return DPI_SLOW;                                    /* rare: the byte loop */
+        if (tab | (DPI_MASK_EQ('.') & valid)) return DPI_SLOW;       /* rare: the byte loop */
         if (!(valid & ~space)) return DPI_BLANK;
         if (plus) {    /* one '+', before anything but spaces */
             if ((plus & (plus - 1)) || (space & (plus - 1)) != plus - 1) return 1;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from tests.ingest.helpers import numbers, parse
 
 RU = ("8", 11, "7")
 
@@ -29,6 +30,16 @@ RU = ("8", 11, "7")
     ("000123456789", None, (None, "bad_country_code")),
     ("123456789012345", None, ("123456789012345", None)),
     ("+7 912 345 67 89", RU, ("79123456789", None)),
+    # A spreadsheet's float rendering of the number: the fraction is not digits of it (it
+    # was read as 791234567890, a different, valid number).
+    ("79123456789.0", None, ("79123456789", None)),
+    (" +79123456789.00 ", None, ("79123456789", None)),
+    ("89123456789.0", RU, ("79123456789", None)),
+    ("7912345678.5", None, ("79123456785", None)),      # not zeros: "." is a separator
+    ("791.234.567.890", None, ("791234567890", None)),  # several dots: separators
+    ("7 912 345 67 89.0", None, ("791234567890", None)),  # other separators: as before
+    (".0", None, (None, "too_short")),
+    ("912345678.0", None, (None, "too_short")),
 ])
 def test_normalize_phone(impl, raw: str, trunk: tuple[str, int, str] | None,
                          expected: tuple[str | None, str | None]) -> None:
@@ -41,3 +52,16 @@ def test_bad_trunk_rule_is_refused(impl) -> None:
     with pytest.raises(ValueError):
         impl.RecipientParser(bytes(16), trunk_prefix="x", trunk_national_length=11,
                              trunk_country_code="7")
+
+
+def test_float_renderings_in_files_are_read_without_the_fraction(impl) -> None:
+    """Every path of the parsers: short txt lines (the SIMD shortcut), long ones (the byte
+    loop), CSV fields; and the same answer from both implementations."""
+    pad = " " * 40
+    txt = (b"79123456789.0\n" + f"{pad}79123456780.00{pad}\n".encode()
+           + b"7912345678.5\n+79123456781.0\r\n")
+    r = parse(impl, txt, fmt="txt")
+    assert numbers(r) == ["79123456789", "79123456780", "79123456785", "79123456781"]
+    csv = b"phone,name\n79123456789.0,a\n\"79123456780.0\",b\n"
+    r = parse(impl, csv, fmt="csv")
+    assert numbers(r) == ["79123456789", "79123456780"]

@@ -29,6 +29,8 @@ The rules, in the order they apply to a stream:
   without one.
 * A phone field, trimmed of spaces/tabs, may hold digits, a leading ``+`` and the separators
   ``space - . ( )``; anything else is ``invalid_characters``; nothing at all is ``empty_phone``.
+  A field of only digits, one ``.`` and one or more zeros (``79123456789.0``: a spreadsheet's
+  number written as a float) is read without that fraction; any other ``.`` is a separator.
   Without ``+``, a leading ``00`` (international prefix) is dropped, else the national trunk rule
   applies when configured: a number of exactly ``trunk_national_length`` digits starting with
   ``trunk_prefix`` gets that prefix replaced by ``trunk_country_code`` (Russia: "8", 11, "7"). The
@@ -168,6 +170,9 @@ def _normalize(field: bytes, trunk: tuple[bytes, int, bytes] | None) -> tuple[in
         return 0, 1 + 4
     plus = s[0] == 43
     body = s[1:] if plus else s
+    whole, dot, fraction = body.partition(b".")
+    if dot and whole.isdigit() and fraction and not fraction.strip(b"0"):
+        body = whole  # "79123456789.0": a float rendering, not the digits 7912345678 9 0
     digits = bytearray()
     for c in body:
         if 48 <= c <= 57:
