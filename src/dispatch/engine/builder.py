@@ -30,6 +30,7 @@ _REASON_TEXT = {
     "invalid_characters": "Phone number contains invalid characters",
     "too_short": "Phone number has fewer than 10 digits",
     "too_long": "Phone number has more than 15 digits",
+    "bad_country_code": "Phone number starts with 0: no country code",
     "empty_phone": "Phone number is empty",
     "malformed_row": "Malformed CSV row",
     "line_too_long": "Line is too long",
