@@ -66,6 +66,16 @@ def test_messages_recipients_masking_filters_and_errors(tmp_path, caplog):
             assert len(r.json["items"]) == 1
 
             await send_and_receipt(env, cid)
+            # The list's Progress column: each item carries its campaign's counters, the same
+            # as the detail's.
+            other = await env.create_campaign(name="other")
+            r = await env.client.get(f"{API}/campaigns", key=viewer)
+            items = {c["id"]: c for c in r.json["items"]}
+            detail = (await env.client.get(f"{API}/campaigns/{cid}", key=viewer)).json
+            assert items[cid]["progress"] == detail["progress"]
+            assert (detail["progress"]["total"], detail["progress"]["sent"]) == (3, 3)
+            assert detail["progress"]["delivered"] == 1
+            assert items[other["id"]]["progress"]["total"] == 0
 
             async def stages(**params):
                 r = await env.client.get(f"{API}/campaigns/{cid}/recipients", key=viewer,

@@ -118,6 +118,12 @@ def test_kpi_and_active(store: Store) -> None:
     assert (kpi.total, kpi.active, kpi.completed, kpi.errors) == (3, 1, 1, 0)
     assert (kpi.sms_sent, kpi.sms_delivered) == (4, 1)
     assert [c.id for c in store.active_campaigns()] == [b]
+    # A list page's progress in one read: the same figures as one by one; unknown ids absent.
+    many = store.counters_many([a, b, 999, a])
+    assert set(many) == {a, b}
+    assert many[a] == store.counters(a) and (many[a].sent, many[a].delivered) == (4, 1)
+    assert many[b] == store.counters(b) and many[b].total == 0
+    assert store.counters_many([]) == {}
 
 
 def test_recipient_filters_and_keyset_pages(store: Store) -> None:

@@ -172,8 +172,10 @@ class CampaignsResource:
             sort=CampaignSort(q["sort"]), descending=q["order"] == "desc",
             offset=q["offset"], limit=q.get("limit"))
         page = await self._service.list_campaigns(query)
+        progress = await self._service.progress_of(page.items)  # the list's Progress column
         held = self._faults.held_up()
-        render(req, resp, {"items": [campaign_json(c, None, held.of(c)) for c in page.items],
+        render(req, resp, {"items": [campaign_json(c, progress.get(c.id or 0), held.of(c))
+                                     for c in page.items],
                            "total": page.total,
                            "offset": query.offset,
                            "limit": q.get("limit", 50)})

@@ -180,6 +180,10 @@ class CampaignService:
             limit=self._limit(query.limit))
         return await self._store.list_campaigns(flt)
 
+    async def progress_of(self, campaigns: Sequence[Campaign]) -> dict[int, Counters]:
+        """The counters of each of ``campaigns`` by store id (a list page's progress column)."""
+        return await self._store.counters_many([c.id for c in campaigns if c.id is not None])
+
     async def kpi(self) -> Kpi:
         return await self._store.kpi()
 

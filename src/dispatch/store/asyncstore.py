@@ -181,6 +181,9 @@ class AsyncStore:
     async def list_campaigns(self, flt: CampaignFilter) -> Page[Campaign]:
         return await self.run_read(self.reader.list_campaigns, flt)
 
+    async def counters_many(self, campaign_ids: Sequence[int]) -> dict[int, Counters]:
+        return await self.run_read(self.reader.counters_many, campaign_ids)
+
     async def active_campaigns(self) -> list[Campaign]:
         return await self.run_sync(self.sync.active_campaigns)
 

@@ -501,6 +501,13 @@ class PostgresStore(PostgresDispatchPath, PostgresCluster):
             raise NotFound("Campaign not found")
         return Counters(*row)
 
+    def counters_many(self, campaign_ids: Sequence[int]) -> dict[int, Counters]:
+        """The counters of each campaign in ``campaign_ids`` that exists (a list page's)."""
+        rows = self._read(f"SELECT campaign_id, {', '.join(COUNTER_FIELDS)} "
+                          "FROM campaign_counters WHERE campaign_id = ANY(%s)",
+                          (sorted(set(campaign_ids)),))
+        return {r[0]: Counters(*r[1:]) for r in rows}
+
     def daily_activity(self, campaign_id: int) -> list[DayActivity]:
         rows = self._read("SELECT day, sent, delivered, failed FROM campaign_daily_activity "
                           "WHERE campaign_id = %s ORDER BY day", (campaign_id,))
