@@ -526,6 +526,10 @@ cdef class RecipientParser:
             if dpi_digit_count(buf, <Py_ssize_t>f[3 * i], <Py_ssize_t>f[3 * i + 1]) >= _ING_HEADER_DIGITS:
                 first_numeric = i
                 break
+        if self.header is not None:  # the header named no phone column: this record picks it
+            if nfields == self._field_count:  # (else it is malformed, and the next one)
+                self._set_columns(list(self.header), first_numeric if first_numeric >= 0 else 0)
+            return False
         has_header = self._has_header
         if has_header is None:
             has_header = first_numeric < 0
@@ -547,15 +551,24 @@ cdef class RecipientParser:
         elif has_header:
             # "Phone Number", "phone-number" and "phone_number" name one column
             folded = [n.casefold().replace(" ", "_").replace("-", "_") for n in names]
-            index = next((i for i, n in enumerate(folded) if n in DEFAULT_PHONE_COLUMNS), 0)
+            found = next((i for i, n in enumerate(folded) if n in DEFAULT_PHONE_COLUMNS), None)
+            self.header = tuple(names)
+            if found is None:  # no known name: the first data record decides (see above)
+                self._field_count = nfields
+                return True
+            index = found
         else:
             index = first_numeric if first_numeric >= 0 else 0
-        self._phone_index = index
-        self._field_count = nfields
-        self.variable_names = tuple(n for i, n in enumerate(names) if i != index)
+        self._set_columns(names, index)
         if has_header:
             self.header = tuple(names)
         return bool(has_header)
+
+    cdef int _set_columns(self, list names, Py_ssize_t index) except -1:
+        self._phone_index = index
+        self._field_count = len(names)
+        self.variable_names = tuple(n for i, n in enumerate(names) if i != index)
+        return 0
 
     cdef int _finish_run(self, const unsigned char* buf) except -1:
         """Dedupe this run's candidates in file order, hash the survivors, flush errors, and

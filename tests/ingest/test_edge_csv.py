@@ -59,3 +59,35 @@ def test_default_phone_column_names_written_with_spaces_or_dashes(impl, header: 
     [recipient] = r["recipients"]
     assert recipient.number == "79123456789"
     assert recipient.variables == {header.split(b",")[0].decode(): "Ann"}
+
+
+def test_russian_phone_column_names_are_known(impl) -> None:
+    data = "ФИО;Телефон;Город\nИванов;+7 912 345-67-89;Москва\n".encode()
+    r = parse(impl, data, fmt="csv")
+    assert [(x.number, x.variables) for x in r["recipients"]] == [
+        ("79123456789", {"ФИО": "Иванов", "Город": "Москва"})]
+
+
+def test_a_header_naming_no_known_column_lets_the_first_data_row_pick_it(impl) -> None:
+    """A header in a language the defaults do not list: the phone column is the first field
+    of the first data record with 7+ digits, as in a file without a header (it was column 0:
+    every row failed as invalid_characters and the campaign had no recipients)."""
+    data = (b"Klient;Kontakt;Stadt\n"
+            b"Ivan;Berlin\n"                       # malformed: it cannot decide
+            b"Anna;+49 170 1234567;Hamburg\n"      # decides: column 1
+            b"Olga;+49 170 7654321;Bremen\n")
+    for splits in ([], list(range(1, len(data)))):
+        r = parse(impl, data, splits, fmt="csv")
+        assert [(x.number, x.line_no, x.variables) for x in r["recipients"]] == [
+            ("491701234567", 3, {"Klient": "Anna", "Stadt": "Hamburg"}),
+            ("491707654321", 4, {"Klient": "Olga", "Stadt": "Bremen"}),
+        ]
+        assert r["errors"] == [(2, "malformed_row")]
+        assert r["header"] == ("Klient", "Kontakt", "Stadt")
+        assert r["variable_names"] == ("Klient", "Stadt")
+
+
+def test_a_header_only_file_with_unknown_names(impl) -> None:
+    r = parse(impl, b"Klient;Kontakt\n", fmt="csv")
+    assert r["recipients"] == [] and r["errors"] == [] and r["lines"] == 1
+    assert r["header"] == ("Klient", "Kontakt")

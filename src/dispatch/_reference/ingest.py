@@ -23,8 +23,10 @@ The rules, in the order they apply to a stream:
 * The first well-formed CSV record is the header when ``has_header`` says so; when it is None
   (auto), the record is a header unless one of its fields holds 7 or more digits. The phone
   column is an index, a header name (case-insensitive), or by default the first header named like
-  ``DEFAULT_PHONE_COLUMNS`` (case-insensitive, a space or ``-`` read as ``_``; else column 0);
-  without a header the default is the first field of the first record with 7+ digits (else 0).
+  ``DEFAULT_PHONE_COLUMNS`` (case-insensitive, a space or ``-`` read as ``_``); a header with
+  none of those names ("ФИО;Телефон" in a language not listed) leaves the choice to the first
+  data record: the first of its fields with 7+ digits (else 0), as without a header. Without a
+  header the default is the first field of the first record with 7+ digits (else 0).
   The other columns are the recipient's variables, named by the header, or ``col<index>``
   without one.
 * A phone field, trimmed of spaces/tabs, may hold digits, a leading ``+`` and the separators
@@ -76,6 +78,7 @@ REASONS = (
 DEFAULT_PHONE_COLUMNS = (
     "phone", "msisdn", "number", "ctn", "destination", "destination_addr", "phone_number",
     "mobile", "tel", "telephone", "recipient", "to",
+    "телефон", "тел", "номер", "номер_телефона", "мобильный", "мобильный_телефон", "абонент",
 )
 
 _MASK64 = 0xFFFFFFFFFFFFFFFF
@@ -540,6 +543,11 @@ class RecipientParser:
     def _setup_columns(self, fields: list[bytes]) -> bool:
         """Resolve header and phone column from the first well-formed record; True if it was
         the header (consumed)."""
+        if self.header is not None:  # the header named no phone column: this record picks it
+            if len(fields) == self._field_count:  # (else it is malformed, and the next one)
+                self._set_columns(list(self.header), next(
+                    (i for i, f in enumerate(fields) if _digit_count(f) >= _HEADER_DIGITS), 0))
+            return False
         has_header = self._has_header
         if has_header is None:
             has_header = all(_digit_count(f) < _HEADER_DIGITS for f in fields)
@@ -561,15 +569,23 @@ class RecipientParser:
         elif has_header:
             # "Phone Number", "phone-number" and "phone_number" name one column
             folded = [n.casefold().replace(" ", "_").replace("-", "_") for n in names]
-            index = next((i for i, n in enumerate(folded) if n in DEFAULT_PHONE_COLUMNS), 0)
+            found = next((i for i, n in enumerate(folded) if n in DEFAULT_PHONE_COLUMNS), None)
+            self.header = tuple(names)
+            if found is None:  # no known name: the first data record decides (see above)
+                self._field_count = len(fields)
+                return True
+            index = found
         else:
             index = next((i for i, f in enumerate(fields) if _digit_count(f) >= _HEADER_DIGITS), 0)
-        self._phone_index = index
-        self._field_count = len(fields)
-        self.variable_names = tuple(n for i, n in enumerate(names) if i != index)
+        self._set_columns(names, index)
         if has_header:
             self.header = tuple(names)
         return has_header
+
+    def _set_columns(self, names: list[str], index: int) -> None:
+        self._phone_index = index
+        self._field_count = len(names)
+        self.variable_names = tuple(n for i, n in enumerate(names) if i != index)
 
 
 def _scan_quoted(buf: bytes, pos: int, delim: int,
