@@ -277,6 +277,9 @@ cdef object _cd_body(unsigned int command_id, const unsigned char* d, Py_ssize_t
             or command_id == _CD_DATA_SM_RESP:
         if pos == end:
             return b""
+        if end - pos < 65 and memchr(d + pos, 0, <size_t>(end - pos)) == NULL:
+            # the NUL left out: taken whole (see the reference codec's docstring)
+            return PyBytes_FromStringAndSize(<const char*>(d + pos), end - pos)
         return _cd_cstring(d, &pos, end, 65, "message_id", _CD_RINVCMDLEN)
     if command_id == 0x80000000 or command_id == 0x00000015 or command_id == 0x80000015 \
             or command_id == 0x00000006 or command_id == 0x80000006:

@@ -144,8 +144,8 @@ cdef tuple _cd_receipt(const unsigned char* s, Py_ssize_t n, object rid, int mes
             ends[slot] = k
     cdef tuple out = PyTuple_New(9)
     for f in range(8):
-        if f == 0 and rid is not None:
-            _cd_set(out, 0, rid)
+        if f == 0 and rid is not None and (starts[0] < 0 or len(rid) > 0):
+            _cd_set(out, 0, rid)  # an empty TLV says nothing: the text's id stands
         elif f == 5 and 1 <= message_state <= 9:
             _cd_set(out, 5, <object>PyTuple_GET_ITEM(_cd_STATE_WORDS, message_state))
         elif starts[f] < 0:
@@ -248,7 +248,8 @@ def parse_receipt(short_message, tlvs=None):
     """Parse a delivery receipt (SMPP 3.4 Appendix B text, sections 5.3.2.12 / 5.3.2.35 TLVs).
 
     Returns ``(message_id, sub, dlvrd, submit_date, done_date, stat, err, text,
-    message_state)``; the receipted_message_id and message_state TLVs win over the text.
+    message_state)``; the receipted_message_id and message_state TLVs win over the text
+    (an empty receipted_message_id only when the text has no id).
     """
     return _cd_parse_receipt(short_message, tlvs)
 

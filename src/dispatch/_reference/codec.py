@@ -12,6 +12,10 @@ Decisions written down here (the extension follows them exactly):
 * A body that does not parse (truncated fixed field, C-string with no NUL inside the PDU or
   longer than its SMPP maximum, sm_length past the end, broken TLV) raises ``PduError`` with
   ``frame_length`` set: the frame is intact, the session can answer generic_nack and skip it.
+* A message_id (submit_sm_resp, deliver_sm_resp, data_sm_resp) that runs to the end of the PDU
+  without its NUL is taken whole when it fits (at most 64 octets): SMSCs that leave the NUL
+  out exist, and refusing their answer would leave an accepted submit unsettled until it
+  times out and is sent again -- a duplicate for the recipient.
 * Octets after the last field of a PDU that has no optional part (enquire_link, bind,
   submit_sm_resp, ...) are ignored, as most SMSCs and smpplib do (SMPP 5.0 allows TLVs there).
 * Responses with a non-zero command_status are encoded without a body (section 4.4.2: "The
@@ -178,6 +182,8 @@ def _body(command_id: int, data: bytes, pos: int, end: int) -> Any:
     if command_id in _MESSAGE_ID_RESPS:
         if pos == end:
             return b""
+        if end - pos < _MAX_MESSAGE_ID and data.find(b"\x00", pos, end) < 0:
+            return data[pos:end]  # the NUL left out (see the module docstring)
         return _cstring(data, pos, end, _MAX_MESSAGE_ID, "message_id")[0]
     if command_id in _HEADER_ONLY:
         return None
@@ -447,7 +453,8 @@ def parse_receipt(short_message: bytes,
     Returns ``(message_id, sub, dlvrd, submit_date, done_date, stat, err, text,
     message_state)``: raw ``bytes`` or ``None`` when absent; ``stat`` upper-cased;
     ``message_state`` an int from the TLV or ``None``. The receipted_message_id and
-    message_state TLVs take precedence over the text. Never raises on odd input.
+    message_state TLVs take precedence over the text, except an empty receipted_message_id
+    when the text has an id. Never raises on odd input.
     """
     fields: list[Any] = [None] * 8
     data = bytes(short_message)
@@ -490,7 +497,9 @@ def parse_receipt(short_message: bytes,
         rid = tlvs.get(_RECEIPTED_MESSAGE_ID)
         if rid is not None:
             nul = rid.find(b"\x00")
-            fields[0] = rid if nul < 0 else rid[:nul]
+            rid = rid if nul < 0 else rid[:nul]
+            if rid or fields[0] is None:  # an empty TLV says nothing: the text's id stands
+                fields[0] = rid
         state = tlvs.get(_MESSAGE_STATE)
         if state is not None and len(state) == 1:
             message_state = state[0]

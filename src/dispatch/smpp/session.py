@@ -14,10 +14,12 @@ What the session does by itself, because the spec leaves no choice:
   dropped (section 3.2: responses are correlated by sequence_number);
 * enquire_link is answered with enquire_link_resp (section 4.11), unbind with unbind_resp and
   the session closes (section 4.2);
-* an unknown command id gets generic_nack ESME_RINVCMDID, a malformed but well-framed PDU gets
-  generic_nack with the decoder's status (section 4.3); a broken frame (length < 16 or above
-  ``max_pdu_length``) cannot be skipped, so the session closes and reports a fatal
-  ``ProtocolError`` -- the transport drops the connection;
+* an unknown command id gets generic_nack ESME_RINVCMDID, a malformed but well-framed request
+  gets generic_nack with the decoder's status (section 4.3); a malformed but well-framed
+  response is not nacked, it still settles its request with the status in its header (body
+  dropped); a broken frame (length < 16 or above ``max_pdu_length``) cannot be skipped, so
+  the session closes and reports a fatal ``ProtocolError`` -- the transport drops the
+  connection;
 * a request the bind state forbids (submit_sm on a receiver bind, anything before bind) is
   answered with its response carrying ESME_RINVBNDSTS (section 5.1.3).
 
@@ -130,6 +132,8 @@ MAY_RECEIVE: dict[str, dict[SessionState, frozenset[int]]] = {
 }
 
 _KNOWN_REQUESTS = frozenset(int(c) for c in C if not c & RESPONSE_BIT)
+#: Requests that have no response PDU (sections 4.1.7, 4.12).
+_NO_RESPONSE = frozenset({int(C.OUTBIND), int(C.ALERT_NOTIFICATION)})
 
 
 # ------------------------------------------------------------------------------------ events
@@ -348,9 +352,24 @@ class _Session:
                                                 or S.ESME_RINVCMDLEN, True))
                     self.close()
                     return events
+                events.append(ProtocolError(str(err), err.command_status, False))
+                command_id = err.command_id or 0
+                if command_id & RESPONSE_BIT:
+                    # A response whose body does not parse (a bind_resp system_id over 15
+                    # octets, a broken TLV) still answers its request: the frame and header
+                    # are intact and the status is there (section 3.2 matches responses by
+                    # sequence number). Left pending, a bind would never complete and a
+                    # submit would time out and be sent twice. A response is not nacked.
+                    status = int.from_bytes(rx[8:12], "big")
+                    del rx[:err.frame_length]
+                    self.pdus_received += 1
+                    self._handle((command_id, status, err.sequence_number or 0, None), events)
+                    if self.state is SessionState.CLOSED:
+                        rx.clear()
+                        return events
+                    continue
                 self.send_generic_nack(err.command_status or S.ESME_RUNKNOWNERR,
                                        err.sequence_number or 0)
-                events.append(ProtocolError(str(err), err.command_status, False))
                 del rx[:err.frame_length]
                 continue
             if consumed:
@@ -392,6 +411,11 @@ class _Session:
             self.send_generic_nack(S.ESME_RINVCMDID, seq)
             events.append(ProtocolError(f"unknown command id 0x{command_id:08X}",
                                         S.ESME_RINVCMDID, False))
+            return
+        if command_id in _NO_RESPONSE:
+            # Sections 4.1.7 and 4.12: outbind and alert_notification have no response PDU
+            # (0x8000000B, 0x80000102 do not exist); neither is of use on this session.
+            events.append(ProtocolError(f"{C(command_id).name.lower()} ignored", 0, False))
             return
         if command_id not in MAY_RECEIVE[self.role].get(self.state, ()):
             # Section 5.1.3: ESME_RINVBNDSTS, "incorrect BIND status for given command".

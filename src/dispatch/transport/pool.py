@@ -62,6 +62,7 @@ from dispatch.smpp.constants import (
     ESM_CLASS_INTERMEDIATE_NOTIFICATION,
     ESM_CLASS_TYPE_MASK,
     CommandStatus,
+    Tlv,
     status_name,
 )
 from dispatch.smpp.receipt import SmsResult, receipt_essentials
@@ -243,6 +244,27 @@ class PoolStatistics:
     receipts_by_stat: dict[str, int] = field(default_factory=dict)
     receipt_delay: HistogramSnapshot | None = None
     receipt_delay_evicted: int = 0
+
+
+_RECEIPTED_MESSAGE_ID = int(Tlv.RECEIPTED_MESSAGE_ID)
+_MESSAGE_PAYLOAD = int(Tlv.MESSAGE_PAYLOAD)
+_DATA_CODING_UCS2 = 0x08
+
+
+def _receipt_text(fields: tuple[Any, ...]) -> bytes:
+    """The Appendix B text of a receipt deliver_sm, as octets ``parse_receipt`` can read.
+
+    * In message_payload when short_message is empty (SMPP 3.4 section 5.3.2.32: the two
+      are mutually exclusive; an SMSC may use either).
+    * In UCS-2 when the SMSC copied the submit's data_coding 0x08 (section 5.2.19) and wrote
+      the text to match: decoded to one octet per character. The receipt keys are ASCII, so
+      UCS-2 text starts with a 0x00 octet, which ASCII text never does; many SMSCs copy 0x08
+      and still write ASCII, and that text is left as it is.
+    """
+    text: bytes = fields[16] or fields[17].get(_MESSAGE_PAYLOAD, b"")
+    if fields[14] == _DATA_CODING_UCS2 and text[:1] == b"\x00" and not len(text) % 2:
+        text = text.decode("utf-16-be", "replace").encode("latin-1", "replace")
+    return text
 
 
 # --------------------------------------------------------------------------------- pool
@@ -577,8 +599,14 @@ class BindPool:
         (non-zero), or 0 to acknowledge after the event was handed on."""
         esm_class = fields[7]
         kind = esm_class & ESM_CLASS_TYPE_MASK
-        if kind in (ESM_CLASS_DELIVERY_RECEIPT, ESM_CLASS_INTERMEDIATE_NOTIFICATION):
-            raw = impl.parse_receipt(fields[16], fields[17])
+        # Only a receipt carries receipted_message_id (SMPP 3.4 section 5.3.2.12); some SMSCs
+        # leave esm_class 0 on it. The fast path's parse_receipts applies the same rule.
+        if (kind in (ESM_CLASS_DELIVERY_RECEIPT, ESM_CLASS_INTERMEDIATE_NOTIFICATION)
+                or _RECEIPTED_MESSAGE_ID in fields[17]):
+            text = fields[16]
+            if not text or fields[14] == _DATA_CODING_UCS2:  # the common case skips a call
+                text = _receipt_text(fields)
+            raw = impl.parse_receipt(text, fields[17])
             message_id, stat_text, err_text, result = receipt_essentials(raw, self._ids)
             self.stats_receipts += 1
             self.receipt_stats.received(message_id, stat_text, result is not None,

@@ -28,20 +28,43 @@ class RateLimiter:
         self.window_s = window_s
         self.granted = 0  # plain-int counters for statistics()
         self.waits = 0
+        self._cap = 0
+        self._rate = 0.0
+        self._burst = 0.0
+        self._tokens = 0.0
+        self._stamp = 0.0
+        self._log: list[float] = []
+        self._head = 0
         self.set_rate(tps, burst=burst)
 
     def set_rate(self, tps: float, *, burst: int = 0) -> None:
-        """Change the rate (e.g. when live nodes share an account's TPS)."""
+        """Change the rate (e.g. when live nodes share an account's TPS).
+
+        Grants already made still count: the latest stay in the log and the bucket keeps no
+        more than it holds now, so a change (even to the same rate) never opens a fresh
+        window with a full bucket on top of the second just sent.
+        """
+        was_limited = self._cap > 0
+        recent = self._recent_grants()
+        if was_limited:  # what the bucket holds now, at the old rate
+            self._tokens = min(self._burst, self._tokens
+                               + (trio.current_time() - self._stamp) * self._rate)
         self.tps = tps
         self._cap = max(1, math.floor(tps)) if tps > 0 else 0
         self._rate = tps / self.window_s if tps > 0 else 0.0
         self._burst = float(burst if burst > 0 else max(1, int(tps / 20)))
         self._burst = min(self._burst, float(self._cap or 1))
-        self._tokens = self._burst
+        self._tokens = min(self._tokens, self._burst) if was_limited else self._burst
         self._stamp = trio.current_time() if tps > 0 else 0.0
         # ring of the last ``cap`` grant times, oldest at ``_head``
-        self._log = [-math.inf] * self._cap
+        keep = recent[len(recent) - self._cap:] if self._cap else []
+        self._log = [-math.inf] * (self._cap - len(keep)) + keep
         self._head = 0
+
+    def _recent_grants(self) -> list[float]:
+        """The logged grant times, oldest first."""
+        log, cap, head = self._log, self._cap, self._head
+        return [t for t in (log[(head + i) % cap] for i in range(cap)) if t > -math.inf]
 
     def _available(self, now: float, want: int) -> tuple[int, float]:
         """How many grants may go now (<= want), and when to look again if none."""

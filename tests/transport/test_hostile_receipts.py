@@ -1,0 +1,110 @@
+"""Delivery receipts as real SMSCs send them, not only as Appendix B draws them: the receipt
+text in a message_payload TLV instead of short_message (SMPP 3.4 section 5.3.2.32), the text
+in UCS-2 (data_coding 0x08, section 5.2.19), the receipt marked only by its
+receipted_message_id TLV (section 5.3.2.12). Each is sent by a scripted SMSC over loopback
+with the real codec, and must reach the pool's consumer as a receipt matching its submit."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import trio
+
+from dispatch.smpp.constants import ESM_CLASS_DELIVERY_RECEIPT, CommandId, Tlv
+from dispatch.smpp.session import BindRequest, Response, SmscSession
+from dispatch.transport.config import EsmeConfig
+from dispatch.transport.pool import BindPool, MoMessage, ReceiptEvent
+
+RECEIPT_TEXT = ("id:1A2B3C sub:001 dlvrd:001 submit date:2611231200 "
+                "done date:2611231201 stat:DELIVRD err:000 text:hello")
+
+
+def _deliver(short_message: bytes, *, esm_class: int = ESM_CLASS_DELIVERY_RECEIPT,
+             data_coding: int = 0, tlvs: Any = None) -> tuple[Any, ...]:
+    return (b"", 1, 1, b"4915100000001", 5, 0, b"Shop", esm_class, 0, 0, b"", b"", 0, 0,
+            data_coding, 0, short_message, tlvs)
+
+
+async def _events_for(delivers: list[tuple[Any, ...]]) -> tuple[list[Any], list[int]]:
+    """Bind a pool to a scripted SMSC that sends ``delivers`` right after the bind; return
+    the receipt / MO events the pool hands on and the deliver_sm sequence numbers answered."""
+    answered: list[int] = []
+    done = trio.Event()
+
+    async def smsc(stream: trio.SocketStream) -> None:
+        session = SmscSession(system_id=b"smsc")
+        while True:
+            data = await stream.receive_some(65536)
+            if not data:
+                return
+            for ev in session.receive_data(data):
+                if isinstance(ev, BindRequest):
+                    session.accept_bind(ev)
+                    session.send_deliver_sm_batch(delivers)
+                elif isinstance(ev, Response) and ev.command_id == CommandId.DELIVER_SM_RESP:
+                    answered.append(ev.sequence_number)
+                    if len(answered) == len(delivers):
+                        done.set()
+            if session.has_data_to_send:
+                await stream.send_all(session.data_to_send())
+
+    events: list[Any] = []
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, smsc, 0, host="127.0.0.1"))
+        port = listeners[0].socket.getsockname()[1]
+        pool = BindPool(EsmeConfig(name="op", host="127.0.0.1", port=port, system_id="me",
+                                   password="pw"))
+        await nursery.start(pool.run)
+        with trio.fail_after(10):
+            while len(events) < len(delivers):
+                events += [e for e in await pool.outcomes.receive()
+                           if isinstance(e, ReceiptEvent | MoMessage)]
+            await done.wait()
+        nursery.cancel_scope.cancel()
+    return events, answered
+
+
+async def test_receipt_text_in_message_payload_is_parsed() -> None:
+    """Section 5.3.2.32: message_payload carries the text when short_message is empty
+    (sm_length 0); a receipt sent that way still names its message and outcome."""
+    events, answered = await _events_for(
+        [_deliver(b"", tlvs=[(Tlv.MESSAGE_PAYLOAD, RECEIPT_TEXT.encode())])])
+    (receipt,) = events
+    assert isinstance(receipt, ReceiptEvent)
+    assert (receipt.message_id, receipt.stat, receipt.sms_result) == ("1a2b3c", "DELIVRD",
+                                                                      "delivered")
+    assert answered == [1]
+
+
+async def test_ucs2_receipt_text_is_parsed() -> None:
+    """An SMSC that copies the submit's data_coding 0x08 into the receipt writes its text in
+    UCS-2 (UTF-16-BE): the id and stat are read from the decoded text."""
+    events, _ = await _events_for([
+        _deliver(RECEIPT_TEXT.encode("utf-16-be"), data_coding=0x08),
+        _deliver(b"", data_coding=0x08,
+                 tlvs=[(Tlv.MESSAGE_PAYLOAD, RECEIPT_TEXT.replace("1A2B3C", "FF01")
+                        .replace("DELIVRD", "UNDELIV").encode("utf-16-be"))]),
+    ])
+    assert [(e.message_id, e.stat, e.sms_result) for e in events] == [
+        ("1a2b3c", "DELIVRD", "delivered"), ("ff01", "UNDELIV", "failed")]
+
+
+async def test_ascii_receipt_with_ucs2_data_coding_is_still_read_as_ascii() -> None:
+    """Many SMSCs copy data_coding 0x08 from the submit but write the receipt in ASCII."""
+    events, _ = await _events_for([_deliver(RECEIPT_TEXT.encode(), data_coding=0x08)])
+    assert [(e.message_id, e.stat) for e in events] == [("1a2b3c", "DELIVRD")]
+
+
+async def test_receipt_marked_only_by_receipted_message_id_is_a_receipt() -> None:
+    """esm_class 0 but a receipted_message_id TLV (section 5.3.2.12, which only a receipt
+    carries) and message_state: a receipt, as the fast path's ``parse_receipts`` says too,
+    never an MO message."""
+    events, answered = await _events_for([
+        _deliver(b"", esm_class=0, tlvs=[(Tlv.RECEIPTED_MESSAGE_ID, b"77AB\x00"),
+                                         (Tlv.MESSAGE_STATE, b"\x02")])])
+    (receipt,) = events
+    assert isinstance(receipt, ReceiptEvent)
+    assert (receipt.message_id, receipt.stat, receipt.sms_result) == ("77ab", "DELIVRD",
+                                                                      "delivered")
+    assert answered == [1]

@@ -1,0 +1,77 @@
+"""submit_sm answered the way odd or hostile SMSCs answer it, over loopback with the real
+codec: a scripted SMSC (``SmscSession`` for the handshake, exact bytes for the answers)."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import trio
+
+from dispatch.smpp.constants import CommandId
+from dispatch.smpp.session import BindRequest, SmscSession, SubmitSm
+from dispatch.transport.config import EsmeConfig
+from dispatch.transport.pool import BindPool, SubmitOutcome, SubmitStatus
+from pool_harness import messages
+
+Answer = Callable[[SubmitSm, int], bytes]  # (the submit, how many came before) -> bytes
+
+
+def _pdu(command_id: int, status: int, seq: int, body: bytes = b"") -> bytes:
+    return struct.pack(">IIII", 16 + len(body), command_id, status, seq) + body
+
+
+async def _run(answer: Answer, count: int, **config: Any
+               ) -> tuple[list[SubmitOutcome], list[SubmitSm]]:
+    """Submit ``count`` messages through a pool bound to a scripted SMSC that answers each
+    submit_sm with ``answer(...)``; return the outcomes and every submit_sm the SMSC saw."""
+    submits: list[SubmitSm] = []
+
+    async def smsc(stream: trio.SocketStream) -> None:
+        session = SmscSession(system_id=b"smsc")
+        while True:
+            data = await stream.receive_some(65536)
+            if not data:
+                return
+            for ev in session.receive_data(data):
+                if isinstance(ev, BindRequest):
+                    session.accept_bind(ev)
+                elif isinstance(ev, SubmitSm):
+                    session.send_raw(answer(ev, len(submits)))
+                    submits.append(ev)
+            if session.has_data_to_send:
+                await stream.send_all(session.data_to_send())
+
+    outcomes: list[SubmitOutcome] = []
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, smsc, 0, host="127.0.0.1"))
+        port = listeners[0].socket.getsockname()[1]
+        settings: dict[str, Any] = dict(name="op", host="127.0.0.1", port=port,
+                                        system_id="me", password="pw")
+        settings.update(config)
+        pool = BindPool(EsmeConfig(**settings))
+        await nursery.start(pool.run)
+        await pool.submit_many(messages(count))
+        with trio.fail_after(10):
+            while len(outcomes) < count:
+                outcomes += [e for e in await pool.outcomes.receive()
+                             if isinstance(e, SubmitOutcome)]
+        nursery.cancel_scope.cancel()
+    return outcomes, submits
+
+
+async def test_message_id_without_nul_is_accepted_once() -> None:
+    """Some SMSCs end submit_sm_resp's message_id at the end of the PDU, without the NUL of a
+    C-Octet String (section 4.4.2): the submit was accepted and must be settled as such,
+    never left to time out and be sent again."""
+    def answer(ev: SubmitSm, _: int) -> bytes:
+        return _pdu(CommandId.SUBMIT_SM_RESP, 0, ev.sequence_number, b"ABC%d" % ev.sequence_number)
+
+    outcomes, submits = await _run(answer, 3, response_timeout_s=1.0)
+    assert len(submits) == 3  # none sent twice
+    assert {o.status for o in outcomes} == {SubmitStatus.ACCEPTED}
+    assert sorted(o.message_ids for o in outcomes) == sorted(
+        (f"abc{s.sequence_number}",) for s in submits)
+
