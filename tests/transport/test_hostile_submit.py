@@ -75,3 +75,52 @@ async def test_message_id_without_nul_is_accepted_once() -> None:
     assert sorted(o.message_ids for o in outcomes) == sorted(
         (f"abc{s.sequence_number}",) for s in submits)
 
+
+
+async def test_a_response_after_the_timeout_is_counted_late() -> None:
+    """The SMSC answers the first submit only after the pool gave up on it: that response is
+    counted in ``late_responses`` (dispatch_smpp_late_responses_total). The session dropped
+    it before the pool saw it, so the counter stayed 0."""
+    held: list[bytes] = []
+
+    async def smsc(stream: trio.SocketStream) -> None:
+        session = SmscSession(system_id=b"smsc")
+        while True:
+            with trio.move_on_after(0.05):
+                data = await stream.receive_some(65536)
+                if not data:
+                    return
+                for ev in session.receive_data(data):
+                    if isinstance(ev, BindRequest):
+                        session.accept_bind(ev)
+                    elif isinstance(ev, SubmitSm):
+                        resp = _pdu(CommandId.SUBMIT_SM_RESP, 0, ev.sequence_number,
+                                    b"id%d\x00" % ev.sequence_number)
+                        if not held and ev.sequence_number == 2:  # the first submit
+                            held.append(resp)
+                        else:
+                            session.send_raw(resp)
+            if held and trio.current_time() > held_since[0] + 0.5:
+                session.send_raw(held.pop())
+                held_since[0] = float("inf")
+            if session.has_data_to_send:
+                await stream.send_all(session.data_to_send())
+
+    held_since = [0.0]
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, smsc, 0, host="127.0.0.1"))
+        port = listeners[0].socket.getsockname()[1]
+        pool = BindPool(EsmeConfig(name="op", host="127.0.0.1", port=port, system_id="me",
+                                   password="pw", response_timeout_s=0.2))
+        await nursery.start(pool.run)
+        held_since[0] = trio.current_time()
+        await pool.submit_many(messages(1))
+        outcomes: list[SubmitOutcome] = []
+        with trio.fail_after(10):
+            while not outcomes:
+                outcomes += [e for e in await pool.outcomes.receive()
+                             if isinstance(e, SubmitOutcome)]
+            while pool.statistics().late_responses < 1:
+                await trio.sleep(0.05)
+        assert pool.statistics().response_timeouts == 1
+        nursery.cancel_scope.cancel()

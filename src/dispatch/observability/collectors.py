@@ -79,7 +79,7 @@ _POOL_COUNTERS = (
     ("response_timeouts", "dispatch_smpp_response_timeouts",
      "Submits that got no submit_sm_resp within the response timeout."),
     ("late_responses", "dispatch_smpp_late_responses",
-     "Responses whose request had already timed out or been retried."),
+     "Responses whose request had already timed out or been retried, or was never sent."),
     ("generic_nacks", "dispatch_smpp_generic_nacks", "generic_nack PDUs received."),
     ("protocol_errors", "dispatch_smpp_protocol_errors",
      "Malformed or unexpected PDUs received from the SMSC."),

@@ -340,7 +340,11 @@ class Bind:
                 data = await stream.receive_some(read_size)
                 if not data:
                     raise _Down("connection closed by the SMSC")
+                unmatched = session.unexpected_responses
                 events = session.receive_data(data)
+                # Responses to requests already given up on (timed out: the session forgot
+                # them) are dropped by the session, never seen below: count them here.
+                pool.stats_late_responses += session.unexpected_responses - unmatched
             events, backlog = events[:READ_SLICE_EVENTS], events[READ_SLICE_EVENTS:]
             now = trio.current_time()
             self._last_rx = now
