@@ -54,6 +54,9 @@ def recipient_files() -> list[bytes]:
         b"msisdn;city\r\n79123456781;Moscow\r\n79123456782;\"St \"\"P\"\"\"\r\n",
         b"name\tphone\nA\t0079123456783\nB\tnot a number\n",
         b"\xff\xfe7\x009\x00\n" + b"9" * 40 + b"\n\x00\n",
+        # float renderings, no-break spaces, an unknown header, a quote never closed
+        b"79123456789.0\n\xc2\xa0+7\xc2\xa0912\xc2\xa0345-67-89\n7912345678.5\n\xc2\xa0\n",
+        b"Klient;Kontakt\nAnn;79123456789.00\nBob;\"79\xc2\xa0123 456 780\nEve;x\n",
     ]
 
 

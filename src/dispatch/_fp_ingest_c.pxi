@@ -284,8 +284,17 @@ cdef extern from *:
                              const dpi_trunk *trunk, uint64_t *out, unsigned char *record) {
         unsigned char d[24];
         int n = 0, plus, dots = 0, dot_at = 0, other = 0, nonzero_after = 0;
-        while (pos < end && (b[pos] == 32 || b[pos] == 9)) pos++;
-        while (end > pos && (b[end - 1] == 32 || b[end - 1] == 9)) end--;
+        /* spaces, tabs and no-break spaces (UTF-8 C2 A0) around the number are trimmed */
+        for (;;) {
+            if (pos < end && (b[pos] == 32 || b[pos] == 9)) pos++;
+            else if (end - pos >= 2 && b[pos] == 0xC2 && b[pos + 1] == 0xA0) pos += 2;
+            else break;
+        }
+        for (;;) {
+            if (end > pos && (b[end - 1] == 32 || b[end - 1] == 9)) end--;
+            else if (end - pos >= 2 && b[end - 2] == 0xC2 && b[end - 1] == 0xA0) end -= 2;
+            else break;
+        }
         if (pos == end) return 5;                      /* empty_phone */
         plus = b[pos] == '+';
         if (plus) pos++;
@@ -297,6 +306,7 @@ cdef extern from *:
                 nonzero_after |= dots && c != '0';
             } else if (c == '.') { dots++; dot_at = n; }
             else if (c == ' ' || c == '-' || c == '(' || c == ')') other = 1;
+            else if (c == 0xC2 && pos + 1 < end && b[pos + 1] == 0xA0) { other = 1; pos++; }
             else return 1;
         }
         /* digits "." zeros: a spreadsheet's float rendering ("79123456789.0"), read without
@@ -314,7 +324,7 @@ cdef extern from *:
                                    const dpi_trunk *trunk, uint64_t *out, unsigned char *record,
                                    ptrdiff_t *eol) {
         unsigned char d[24];
-        int n = 0, plus = 0, started = 0, invalid = 0, tab_after = 0, dot = 0;
+        int n = 0, plus = 0, started = 0, invalid = 0, tab_after = 0, dot = 0, nbsp = 0;
         const ptrdiff_t start = pos;
         for (; pos < lim; pos++) {
             unsigned char c = b[pos];
@@ -325,9 +335,10 @@ cdef extern from *:
                 started = 1;
             } else if (c == 10 || c == 13) {
                 *eol = pos;
-                if (!started) return DPI_BLANK;
+                if (!started && !nbsp) return DPI_BLANK;
                 if (invalid) return 1;
-                if (dot) return dpi_normalize(b, start, pos, trunk, out, record);  /* its "." rule */
+                if (dot | nbsp)  /* the "." rule and no-break spaces: dpi_normalize's */
+                    return dpi_normalize(b, start, pos, trunk, out, record);
                 return dpi_finish_digits(d, n, plus, trunk, out, record);
             } else if (c == ' ') {
                 continue;
@@ -340,6 +351,9 @@ cdef extern from *:
             } else if (c == '+' && !started) {
                 plus = 1;
                 started = 1;
+            } else if (c == 0xC2 && pos + 1 < lim && b[pos + 1] == 0xA0) {
+                nbsp = 1;  /* a space (not "started": a '+' may follow) */
+                pos++;
             } else {
                 invalid = 1;
                 started = 1;
@@ -387,7 +401,8 @@ cdef extern from *:
         plus = DPI_MASK_EQ('+') & valid;
         tab = DPI_MASK_EQ(9) & valid;
         *eol = pos + e;
-        if (valid & ~(digit | space | sep | plus | tab)) return 1;   /* invalid_characters */
+        if (valid & ~(digit | space | sep | plus | tab))              /* invalid_characters, */
+            return (DPI_MASK_EQ(0xC2) & valid) ? DPI_SLOW : 1;       /* or a no-break space */
         if (tab | (DPI_MASK_EQ('.') & valid)) return DPI_SLOW;       /* rare: the byte loop */
         if (!(valid & ~space)) return DPI_BLANK;
         if (plus) {    /* one '+', before anything but spaces */

@@ -38,6 +38,12 @@ RU = ("8", 11, "7")
     ("7912345678.5", None, ("79123456785", None)),      # not zeros: "." is a separator
     ("791.234.567.890", None, ("791234567890", None)),  # several dots: separators
     ("7 912 345 67 89.0", None, ("791234567890", None)),  # other separators: as before
+    # No-break spaces (a spreadsheet's digit grouping) count as spaces, anywhere.
+    ("\u00a0+7\u00a0912\u00a0345-67-89\u00a0", None, ("79123456789", None)),
+    ("79 123\u00a0456 789", None, ("79123456789", None)),
+    ("\u00a0", None, (None, "empty_phone")),
+    ("7912345678\u00a09\u00a0x", None, (None, "invalid_characters")),
+    ("7912345678\u202f9", None, (None, "invalid_characters")),  # only U+00A0
     (".0", None, (None, "too_short")),
     ("912345678.0", None, (None, "too_short")),
 ])
@@ -65,3 +71,19 @@ def test_float_renderings_in_files_are_read_without_the_fraction(impl) -> None:
     csv = b"phone,name\n79123456789.0,a\n\"79123456780.0\",b\n"
     r = parse(impl, csv, fmt="csv")
     assert numbers(r) == ["79123456789", "79123456780"]
+
+
+def test_no_break_spaces_in_files(impl) -> None:
+    """Every parser path (short txt lines: the SIMD shortcut; long ones; CSV fields) and the
+    same answers and errors from both implementations."""
+    nb = "\u00a0"
+    lines = [f"+7{nb}912{nb}345{nb}67{nb}89", f"{nb}79123456780{nb}",
+             f"{nb * 20}7912345678{nb}1{nb * 20}", nb, f"7912345678{nb}2\tx"]
+    data = ("\n".join(lines).encode() + b"\n79123456783\xc2\n79123456784\n"  # C2 alone
+            + f"{nb}+79123456785\n".encode())  # a '+' after a leading one (the fuzzer's find)
+    r = parse(impl, data, fmt="txt")
+    assert numbers(r) == ["79123456789", "79123456780", "79123456781", "79123456784",
+                          "79123456785"]
+    assert r["errors"] == [(4, "empty_phone"), (5, "invalid_characters"), (6, "bad_encoding")]
+    csv = f"phone;name\n79{nb}123{nb}456{nb}789;a\n".encode()
+    assert numbers(parse(impl, csv, fmt="csv")) == ["79123456789"]

@@ -31,6 +31,7 @@ The rules, in the order they apply to a stream:
   without one.
 * A phone field, trimmed of spaces/tabs, may hold digits, a leading ``+`` and the separators
   ``space - . ( )``; anything else is ``invalid_characters``; nothing at all is ``empty_phone``.
+  A no-break space (U+00A0, a spreadsheet's digit grouping in many locales) counts as a space.
   A field of only digits, one ``.`` and one or more zeros (``79123456789.0``: a spreadsheet's
   number written as a float) is read without that fraction; any other ``.`` is a separator.
   Without ``+``, a leading ``00`` (international prefix) is dropped, else the national trunk rule
@@ -86,6 +87,7 @@ _BOM = b"\xef\xbb\xbf"
 _EOL = re.compile(rb"[\r\n]")
 _CR, _LF, _QUOTE = 13, 10, 34
 _SEPARATORS = frozenset(b" -.()")
+_NBSP = "\u00a0".encode()
 _MIN_DIGITS, _MAX_DIGITS = 10, 15
 _HEADER_DIGITS = 7  # a field with this many digits looks like a number, not a column name
 
@@ -168,7 +170,7 @@ def _check_trunk(trunk_prefix: str, national_length: int, country_code: str) -> 
 
 def _normalize(field: bytes, trunk: tuple[bytes, int, bytes] | None) -> tuple[int, int]:
     """(packed number, 0) for a valid phone field, else (0, 1 + reason index)."""
-    s = field.strip(b" \t")
+    s = field.replace(_NBSP, b" ").strip(b" \t")
     if not s:
         return 0, 1 + 4
     plus = s[0] == 43
