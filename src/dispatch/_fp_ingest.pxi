@@ -32,6 +32,7 @@ from dispatch._reference.ingest import (
     REASONS,
     Recipient,
     RecipientBatch,
+    variable_names,
 )
 
 cdef enum:

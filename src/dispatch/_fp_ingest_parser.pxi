@@ -567,7 +567,7 @@ cdef class RecipientParser:
     cdef int _set_columns(self, list names, Py_ssize_t index) except -1:
         self._phone_index = index
         self._field_count = len(names)
-        self.variable_names = tuple(n for i, n in enumerate(names) if i != index)
+        self.variable_names = variable_names(names, index)
         return 0
 
     cdef int _finish_run(self, const unsigned char* buf) except -1:

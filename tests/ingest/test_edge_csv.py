@@ -91,3 +91,14 @@ def test_a_header_only_file_with_unknown_names(impl) -> None:
     r = parse(impl, b"Klient;Kontakt\n", fmt="csv")
     assert r["recipients"] == [] and r["errors"] == [] and r["lines"] == 1
     assert r["header"] == ("Klient", "Kontakt")
+
+
+def test_repeated_and_blank_header_names_lose_no_column(impl) -> None:
+    """name,name: both columns are kept (the second as name_2), and blank names (Excel's
+    trailing empty columns) are col<index>; before, a repeated name kept only its last value."""
+    data = b"name,phone,name,,col3\nAnn,79123456789,Lee,x,y\n"
+    r = parse(impl, data, fmt="csv")
+    assert r["header"] == ("name", "phone", "name", "", "col3")
+    assert r["variable_names"] == ("name", "name_2", "col3", "col3_2")
+    assert r["recipients"][0].variables == {"name": "Ann", "name_2": "Lee", "col3": "x",
+                                            "col3_2": "y"}

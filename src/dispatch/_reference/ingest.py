@@ -28,7 +28,8 @@ The rules, in the order they apply to a stream:
   data record: the first of its fields with 7+ digits (else 0), as without a header. Without a
   header the default is the first field of the first record with 7+ digits (else 0).
   The other columns are the recipient's variables, named by the header, or ``col<index>``
-  without one.
+  without one; a blank header name is ``col<index>`` too, and a repeated one gets ``_2``,
+  ``_3``... (``variable_names``), so no column's values are lost under another's name.
 * A phone field, trimmed of spaces/tabs, may hold digits, a leading ``+`` and the separators
   ``space - . ( )``; anything else is ``invalid_characters``; nothing at all is ``empty_phone``.
   A no-break space (U+00A0, a spreadsheet's digit grouping in many locales) counts as a space.
@@ -62,6 +63,7 @@ __all__ = [
     "mask_number",
     "normalize_phone",
     "siphash128",
+    "variable_names",
 ]
 
 #: Reason codes of per-line errors, in the order of their numeric codes in the extension.
@@ -587,7 +589,25 @@ class RecipientParser:
     def _set_columns(self, names: list[str], index: int) -> None:
         self._phone_index = index
         self._field_count = len(names)
-        self.variable_names = tuple(n for i, n in enumerate(names) if i != index)
+        self.variable_names = variable_names(names, index)
+
+
+def variable_names(names: list[str], phone: int) -> tuple[str, ...]:
+    """The variables' names: every column's but the phone's, each unique (see the module
+    doc). Both implementations call this one function."""
+    out: list[str] = []
+    taken: set[str] = set()
+    for i, name in enumerate(names):
+        if i == phone:
+            continue
+        base = name or f"col{i}"
+        unique, k = base, 1
+        while unique in taken:
+            k += 1
+            unique = f"{base}_{k}"
+        taken.add(unique)
+        out.append(unique)
+    return tuple(out)
 
 
 def _scan_quoted(buf: bytes, pos: int, delim: int,
