@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime
 
 import trio
 from control_env import api_env
 
+from control.validation import OFF_LOOP_BYTES, OFF_LOOP_ITEMS
 from dispatch.campaigns.model import SmsResult
 from dispatch.store.base import Receipt, SubmitKind, SubmitOutcome
 
@@ -169,4 +171,35 @@ def test_message_rules_bulk_inactive_invalid_and_capacity(tmp_path):
             r = await env.client.post(f"{API}/campaigns/{cid}/messages",
                                       key=env.keys["moderator"], json=one)
             assert r.status_code == 403
+    trio.run(main)
+
+
+def test_a_large_request_is_checked_off_the_loop_with_the_same_answers(tmp_path):
+    """Bodies over 256 KiB and lists over 2000 numbers are decoded, checked and prepared in a
+    worker thread (OFF_LOOP_BYTES / OFF_LOOP_ITEMS): the answers are the ones a small request
+    gets, errors included."""
+    async def main():
+        async with api_env(tmp_path, max_body_bytes=4 << 20) as env:
+            author = env.keys["author"]
+            cid = await active_transactional(env)
+            pad = "v" * 100
+            messages = [{"phoneNumber": f"+7912{i:07d}", "variables": {"note": pad}}
+                        for i in range(3000)]
+            body = {"messages": messages}
+            assert len(json.dumps(body)) > OFF_LOOP_BYTES and len(messages) > OFF_LOOP_ITEMS
+            messages[2500] = {"phoneNumber": "12ab"}
+            r = await env.client.post(f"{API}/campaigns/{cid}/messages", key=author, json=body)
+            assert r.status_code == 400
+            assert r.json["validationErrors"] == {
+                "messages[2500].phoneNumber": "Phone number must be 10-15 digits"}
+            messages[2500] = {"phoneNumber": "+79120002500"}
+            r = await env.client.post(f"{API}/campaigns/{cid}/messages", key=author, json=body)
+            assert r.status_code == 429 and r.json["requestedCount"] == 3000
+            r = await env.client.post(f"{API}/campaigns/{cid}/messages", key=author,
+                                      body=json.dumps(body).encode()[:-1],
+                                      headers={"Content-Type": "application/json"})
+            assert r.status_code == 400 and r.json["message"] == "Malformed JSON body"
+            ok = {"messages": messages[:900]}
+            r = await env.client.post(f"{API}/campaigns/{cid}/messages", key=author, json=ok)
+            assert r.status_code == 202 and r.json["accepted"] == 900
     trio.run(main)

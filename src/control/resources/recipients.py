@@ -22,8 +22,10 @@ from control.resources.campaigns import campaign_ref
 from control.validation import (
     LIMIT,
     MAX_POSITION,
+    OFF_LOOP_ITEMS,
     PHONE_MESSAGE,
     Field,
+    off_loop_if,
     parse_query,
     read_object,
 )
@@ -178,7 +180,8 @@ class MessagesResource:
                       campaign_id: str) -> None:
         ref = campaign_ref(campaign_id)
         body = await read_object(req, self._config.max_body_bytes, MESSAGES_FIELDS)
-        messages = parse_messages(body["messages"])
+        items = body["messages"]
+        messages = await off_loop_if(len(items) > OFF_LOOP_ITEMS, parse_messages, items)
         accepted = await self._service.add_messages(ref, messages)
         resp.status = falcon.HTTP_202
         render(req, resp, {"campaignId": str(ref), "accepted": accepted})
