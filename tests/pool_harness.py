@@ -3,15 +3,18 @@ loopback (127.0.0.1, port 0), and an exact ledger of what became of every messag
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import trio
 import trio.testing
 
 from dispatch.simulator import SimulatorConfig, SmscSimulator, run
+from dispatch.smpp.session import SmscSession
 from dispatch.smpp.text import split_text
 from dispatch.transport.config import EsmeConfig, ReconnectConfig
 from dispatch.transport.pool import (
@@ -25,6 +28,42 @@ from dispatch.transport.pool import (
 )
 
 FAST_RECONNECT = ReconnectConfig(initial_s=0.05, max_s=0.5)
+
+SmscHandler = Callable[[trio.SocketStream], Awaitable[None]]
+
+
+def scripted_smsc(script: Callable[[SmscSession, Any], None]) -> SmscHandler:
+    """A scripted SMSC for one connection: the real SMSC-side session decodes what the pool
+    sends, ``script(session, event)`` reacts to each event (queueing exact answers), and what
+    it queued while handling one read leaves in one write."""
+    async def handler(stream: trio.SocketStream) -> None:
+        session = SmscSession(system_id=b"smsc")
+        while True:
+            data = await stream.receive_some(65536)
+            if not data:
+                return
+            for ev in session.receive_data(data):
+                script(session, ev)
+            if session.has_data_to_send:
+                await stream.send_all(session.data_to_send())
+
+    return handler
+
+
+@contextlib.asynccontextmanager
+async def pool_against(smsc: SmscHandler, **config: Any) -> AsyncIterator[BindPool]:
+    """A running pool (``config`` over a one-bind default) bound to ``smsc`` served on
+    127.0.0.1, port 0; both stop when the block ends."""
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, smsc, 0, host="127.0.0.1"))
+        settings: dict[str, Any] = dict(name="op", host="127.0.0.1",
+                                        port=listeners[0].socket.getsockname()[1],
+                                        system_id="me", password="pw")
+        settings.update(config)
+        pool = BindPool(EsmeConfig(**settings))
+        await nursery.start(pool.run)
+        yield pool
+        nursery.cancel_scope.cancel()
 
 
 def with_simulator(body: Callable[[SmscSimulator, trio.Nursery], Awaitable[None]],

@@ -5,16 +5,14 @@ hide the answer in the header. The status there decides: bound, or refused with 
 from __future__ import annotations
 
 import struct
-from functools import partial
 from typing import Any
 
 import trio
 
 from dispatch.smpp.constants import CommandId, CommandStatus
 from dispatch.smpp.session import BindRequest, SmscSession, SubmitSm
-from dispatch.transport.config import EsmeConfig
-from dispatch.transport.pool import BindFailure, BindPool, SubmitOutcome, SubmitStatus
-from pool_harness import messages
+from dispatch.transport.pool import BindFailure, SubmitOutcome, SubmitStatus
+from pool_harness import messages, pool_against
 
 
 def _pdu(command_id: int, status: int, seq: int, body: bytes = b"") -> bytes:
@@ -47,29 +45,17 @@ def _smsc(status: int, body: bytes) -> Any:
     return smsc
 
 
-async def _pool(nursery: trio.Nursery, smsc: Any, **config: Any) -> BindPool:
-    listeners = await nursery.start(partial(trio.serve_tcp, smsc, 0, host="127.0.0.1"))
-    port = listeners[0].socket.getsockname()[1]
-    settings: dict[str, Any] = dict(name="op", host="127.0.0.1", port=port, system_id="me",
-                                    password="pw", bind_timeout_s=0.5)
-    settings.update(config)
-    pool = BindPool(EsmeConfig(**settings))
-    await nursery.start(pool.run)
-    return pool
-
-
 async def test_refusal_with_an_unparsable_body_keeps_its_status() -> None:
     """ESME_RINVPASWD with a system_id of 20 octets and no NUL: still a refusal for bad
     credentials (so the long back-off applies), not a bind_resp that never came."""
-    async with trio.open_nursery() as nursery:
-        pool = await _pool(nursery, _smsc(CommandStatus.ESME_RINVPASWD, b"S" * 20))
+    async with pool_against(_smsc(CommandStatus.ESME_RINVPASWD, b"S" * 20),
+                            bind_timeout_s=0.5) as pool:
         with trio.fail_after(10):
             while True:
                 batch = await pool.outcomes.receive()
                 failures = [e for e in batch if isinstance(e, BindFailure)]
                 if failures:
                     break
-        nursery.cancel_scope.cancel()
     assert failures[0].command_status == CommandStatus.ESME_RINVPASWD
     assert failures[0].retry_in_s >= 0.8 * pool.config.reconnect.bad_credentials_s
 
@@ -77,14 +63,13 @@ async def test_refusal_with_an_unparsable_body_keeps_its_status() -> None:
 async def test_acceptance_with_a_long_system_id_and_a_broken_tlv_binds() -> None:
     """ESME_ROK whose system_id is longer than 15 octets and whose TLV is cut short: the SMSC
     bound us; we are bound too and traffic flows."""
-    async with trio.open_nursery() as nursery:
-        pool = await _pool(nursery, _smsc(0, b"a-very-long-smsc-system-id\x00\x02\x10\x00"))
+    async with pool_against(_smsc(0, b"a-very-long-smsc-system-id\x00\x02\x10\x00"),
+                            bind_timeout_s=0.5) as pool:
         await pool.submit_many(messages(3))
         outcomes: list[SubmitOutcome] = []
         with trio.fail_after(10):
             while len(outcomes) < 3:
                 outcomes += [e for e in await pool.outcomes.receive()
                              if isinstance(e, SubmitOutcome)]
-        nursery.cancel_scope.cancel()
     assert {o.status for o in outcomes} == {SubmitStatus.ACCEPTED}
     assert pool.stats_bind_failures == 0

@@ -6,15 +6,14 @@ with the real codec, and must reach the pool's consumer as a receipt matching it
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import trio
 
 from dispatch.smpp.constants import ESM_CLASS_DELIVERY_RECEIPT, CommandId, Tlv
 from dispatch.smpp.session import BindRequest, Response, SmscSession
-from dispatch.transport.config import EsmeConfig
-from dispatch.transport.pool import BindPool, MoMessage, ReceiptEvent
+from dispatch.transport.pool import MoMessage, ReceiptEvent
+from pool_harness import pool_against, scripted_smsc
 
 RECEIPT_TEXT = ("id:1A2B3C sub:001 dlvrd:001 submit date:2611231200 "
                 "done date:2611231201 stat:DELIVRD err:000 text:hello")
@@ -32,36 +31,22 @@ async def _events_for(delivers: list[tuple[Any, ...]]) -> tuple[list[Any], list[
     answered: list[int] = []
     done = trio.Event()
 
-    async def smsc(stream: trio.SocketStream) -> None:
-        session = SmscSession(system_id=b"smsc")
-        while True:
-            data = await stream.receive_some(65536)
-            if not data:
-                return
-            for ev in session.receive_data(data):
-                if isinstance(ev, BindRequest):
-                    session.accept_bind(ev)
-                    session.send_deliver_sm_batch(delivers)
-                elif isinstance(ev, Response) and ev.command_id == CommandId.DELIVER_SM_RESP:
-                    answered.append(ev.sequence_number)
-                    if len(answered) == len(delivers):
-                        done.set()
-            if session.has_data_to_send:
-                await stream.send_all(session.data_to_send())
+    def script(session: SmscSession, ev: Any) -> None:
+        if isinstance(ev, BindRequest):
+            session.accept_bind(ev)
+            session.send_deliver_sm_batch(delivers)
+        elif isinstance(ev, Response) and ev.command_id == CommandId.DELIVER_SM_RESP:
+            answered.append(ev.sequence_number)
+            if len(answered) == len(delivers):
+                done.set()
 
     events: list[Any] = []
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(partial(trio.serve_tcp, smsc, 0, host="127.0.0.1"))
-        port = listeners[0].socket.getsockname()[1]
-        pool = BindPool(EsmeConfig(name="op", host="127.0.0.1", port=port, system_id="me",
-                                   password="pw"))
-        await nursery.start(pool.run)
+    async with pool_against(scripted_smsc(script)) as pool:
         with trio.fail_after(10):
             while len(events) < len(delivers):
                 events += [e for e in await pool.outcomes.receive()
                            if isinstance(e, ReceiptEvent | MoMessage)]
             await done.wait()
-        nursery.cancel_scope.cancel()
     return events, answered
 
 

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import trio
 
 from dispatch.smpp.constants import CommandId
 from dispatch.smpp.session import BindRequest, SmscSession, SubmitSm
-from dispatch.transport.config import EsmeConfig
-from dispatch.transport.pool import BindPool, SubmitOutcome, SubmitStatus
-from pool_harness import messages
+from dispatch.transport.pool import SubmitOutcome, SubmitStatus
+from pool_harness import messages, pool_against, scripted_smsc
 
 Answer = Callable[[SubmitSm, int], bytes]  # (the submit, how many came before) -> bytes
 
@@ -29,36 +27,20 @@ async def _run(answer: Answer, count: int, **config: Any
     submit_sm with ``answer(...)``; return the outcomes and every submit_sm the SMSC saw."""
     submits: list[SubmitSm] = []
 
-    async def smsc(stream: trio.SocketStream) -> None:
-        session = SmscSession(system_id=b"smsc")
-        while True:
-            data = await stream.receive_some(65536)
-            if not data:
-                return
-            for ev in session.receive_data(data):
-                if isinstance(ev, BindRequest):
-                    session.accept_bind(ev)
-                elif isinstance(ev, SubmitSm):
-                    session.send_raw(answer(ev, len(submits)))
-                    submits.append(ev)
-            if session.has_data_to_send:
-                await stream.send_all(session.data_to_send())
+    def script(session: SmscSession, ev: Any) -> None:
+        if isinstance(ev, BindRequest):
+            session.accept_bind(ev)
+        elif isinstance(ev, SubmitSm):
+            session.send_raw(answer(ev, len(submits)))
+            submits.append(ev)
 
     outcomes: list[SubmitOutcome] = []
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(partial(trio.serve_tcp, smsc, 0, host="127.0.0.1"))
-        port = listeners[0].socket.getsockname()[1]
-        settings: dict[str, Any] = dict(name="op", host="127.0.0.1", port=port,
-                                        system_id="me", password="pw")
-        settings.update(config)
-        pool = BindPool(EsmeConfig(**settings))
-        await nursery.start(pool.run)
+    async with pool_against(scripted_smsc(script), **config) as pool:
         await pool.submit_many(messages(count))
         with trio.fail_after(10):
             while len(outcomes) < count:
                 outcomes += [e for e in await pool.outcomes.receive()
                              if isinstance(e, SubmitOutcome)]
-        nursery.cancel_scope.cancel()
     return outcomes, submits
 
 
@@ -107,12 +89,7 @@ async def test_a_response_after_the_timeout_is_counted_late() -> None:
                 await stream.send_all(session.data_to_send())
 
     held_since = [0.0]
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(partial(trio.serve_tcp, smsc, 0, host="127.0.0.1"))
-        port = listeners[0].socket.getsockname()[1]
-        pool = BindPool(EsmeConfig(name="op", host="127.0.0.1", port=port, system_id="me",
-                                   password="pw", response_timeout_s=0.2))
-        await nursery.start(pool.run)
+    async with pool_against(smsc, response_timeout_s=0.2) as pool:
         held_since[0] = trio.current_time()
         await pool.submit_many(messages(1))
         outcomes: list[SubmitOutcome] = []
@@ -123,4 +100,3 @@ async def test_a_response_after_the_timeout_is_counted_late() -> None:
             while pool.statistics().late_responses < 1:
                 await trio.sleep(0.05)
         assert pool.statistics().response_timeouts == 1
-        nursery.cancel_scope.cancel()
