@@ -16,6 +16,7 @@ import logging
 import os
 import random
 import signal
+import sqlite3
 import sys
 import tempfile
 from dataclasses import replace
@@ -31,18 +32,15 @@ from dispatch.configload import ConfigError
 from dispatch.engine.config import SIMULATOR_ROUTE, EngineConfig, load_config
 from dispatch.engine.core import Engine
 from dispatch.engine.oneshot import OneShotResult, run_one_shot
-from dispatch.logs import configure_logging
+from dispatch.logs import configure_logging, redact_digits
 
 
-def _config(args: argparse.Namespace) -> EngineConfig:
+def _config(args: argparse.Namespace, data_dir: str | None = None) -> EngineConfig:
     try:
-        config = load_config(getattr(args, "config", None))
+        return load_config(getattr(args, "config", None),
+                           data_dir=data_dir or getattr(args, "data_dir", None))
     except ConfigError as exc:
         raise SystemExit(f"config error: {exc}") from exc
-    if getattr(args, "data_dir", None):
-        config = replace(config, data_dir=args.data_dir,
-                         store=replace(config.store, path="")).resolved()
-    return config
 
 
 # ------------------------------------------------------------------ serve
@@ -61,10 +59,36 @@ async def _serve(config: EngineConfig) -> None:
             await engine.wait_stopped()
 
 
+def _store_errors(config: EngineConfig) -> tuple[type[Exception], ...]:
+    """What a store that cannot be opened or reached raises (file system, SQLite, server)."""
+    errors: tuple[type[Exception], ...] = (OSError, sqlite3.Error)
+    if config.store.dsn:
+        import psycopg
+
+        errors += (psycopg.Error,)  # psycopg_pool.PoolTimeout (no server at start) included
+    return errors
+
+
+def _first_leaf(group: BaseExceptionGroup[Exception]) -> BaseException:
+    first: BaseException = group
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    return first
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     config = _config(args)
     configure_logging(config.log_level, config.log_format)
-    trio.run(_serve, config)
+    where = "PostgreSQL" if config.store.dsn else config.store.path
+    try:
+        trio.run(_serve, config)
+    except* _store_errors(config) as group:
+        # The whole story (tracebacks) goes to the log as one JSON line; the operator's
+        # terminal or service manager gets one line that says what failed.
+        logging.getLogger("dispatch.cli").critical("store failed", exc_info=group)
+        cause = _first_leaf(group)
+        raise SystemExit(f"serve: store {where} failed: {type(cause).__name__}: "
+                         f"{redact_digits(str(cause))}".splitlines()[0]) from None
     return 0
 
 
@@ -151,9 +175,10 @@ def generate_recipients(path: Path, count: int, seed: int = 7) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     count = 20_000 if args.quick else args.recipients
-    config = _config(args)
     data_dir = args.data_dir or tempfile.mkdtemp(prefix="dispatch-demo-")
-    config = replace(config, data_dir=data_dir, store=replace(config.store, path="")).resolved()
+    config = _config(args, data_dir)
+    config = replace(config, store=replace(config.store, path=str(Path(data_dir)
+                                                                  / "dispatch.sqlite3")))
     configure_logging("warning", config.log_format)
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     file = Path(data_dir) / "demo-recipients.txt"
@@ -201,11 +226,24 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from dispatch.store import migrate_store
 
     config = _config(args)
-    before, after = migrate_store(config.store)
     where = "PostgreSQL" if config.store.dsn else config.store.path
+    try:
+        before, after = migrate_store(config.store)
+    except _store_errors(config) as exc:
+        raise SystemExit(f"migrate: store {where} failed: {exc}") from exc
     print(f"store schema {where}: version {before} -> {after}"
           + ("" if after > before else " (already current)"))
     return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -234,12 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("demo", help="the main job on embedded defaults")
     common(sp)
-    sp.add_argument("--recipients", type=int, default=100_000)
+    sp.add_argument("--recipients", type=_positive_int, default=100_000)
     sp.add_argument("--quick", action="store_true", help="20000 recipients")
     sp.add_argument("--quiet", action="store_true")
     sp.set_defaults(func=cmd_demo)
 
-    sp = sub.add_parser("simulate", help="the SMSC simulator (options: --help)")
+    # Its options are the simulator's own (``main`` hands them over): no -h of this parser.
+    sp = sub.add_parser("simulate", help="the SMSC simulator (options: --help)", add_help=False)
     sp.add_argument("rest", nargs=argparse.REMAINDER)
     sp.set_defaults(func=cmd_simulate)
 
@@ -259,7 +298,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # A REMAINDER positional takes nothing when the first of its words is an option
+    # (``dispatch simulate --port 2775``): argparse leaves those as unrecognised. For the
+    # commands that pass their words on (simulate, keys) they are the first of those words
+    # (argparse reads left to right, and the remainder starts at the first positional).
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        if not hasattr(args, "rest"):
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.rest = unknown + list(args.rest)
     logging.captureWarnings(True)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     return int(args.func(args))

@@ -3,8 +3,11 @@
 Every config section is a frozen dataclass with defaults; ``build(cls, mapping)`` turns parsed
 TOML into it, rejecting unknown keys and wrong types with the dotted path of the offending key
 (an operator's typo must fail loudly at start, not be ignored). Environment overrides use
-``DISPATCH__SECTION__KEY=value`` (double underscores separate levels); the value is read as a
-TOML scalar when it parses as one (``8080``, ``true``, ``"x"``, ``[1, 2]``), else as a string.
+``DISPATCH__SECTION__KEY=value`` (double underscores separate levels; a number selects an
+entry of an array of tables: ``DISPATCH__ESMES__0__PASSWORD``, and the next free index appends
+one). The value is read as a TOML scalar when it parses as one (``8080``, ``true``, ``"x"``,
+``[1, 2]``), else as a string; a string key keeps the text itself when it parses as something
+else (a password ``1234`` or a system_id ``true`` stay strings).
 """
 
 from __future__ import annotations
@@ -42,13 +45,51 @@ def build(cls: type[T], data: Mapping[str, Any], path: str = "") -> T:
         raise ConfigError(f"{path or 'config'}: {exc}") from exc
 
 
+@dataclasses.dataclass(frozen=True)
+class EnvValue:
+    """An override's text as the environment gave it: its type comes from the key it sets."""
+
+    text: str
+
+
+def _wants_text(hint: Any) -> bool:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(hint) if a is not type(None)]
+        return len(members) == 1 and _wants_text(members[0])
+    if typing.get_origin(hint) is typing.Literal:
+        return all(isinstance(a, str) for a in typing.get_args(hint))
+    return isinstance(hint, type) and issubclass(hint, str)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with every override read as a TOML scalar (for keys of no declared type)."""
+    if isinstance(value, EnvValue):
+        return _parse_scalar(value.text)
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _coerce(hint: Any, value: Any, path: str) -> Any:
+    if isinstance(value, EnvValue):
+        parsed = _parse_scalar(value.text)
+        # A string key keeps the text unless it is a quoted TOML string ("x" gives x).
+        value = value.text if _wants_text(hint) and not isinstance(parsed, str) else parsed
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         members = [a for a in typing.get_args(hint) if a is not type(None)]
         if value is None:
             return None
         return _coerce(members[0], value, path)
+    if origin is typing.Literal:
+        allowed = typing.get_args(hint)
+        # The type too: True == 1 and 1.0 == 1, yet neither is the choice 1.
+        if value not in allowed or type(value) not in {type(a) for a in allowed}:
+            raise ConfigError(f"{path}: must be one of {', '.join(map(repr, allowed))}, "
+                              f"not {value!r}")
+        return value
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
         return build(hint, value, path)
     if origin is tuple:
@@ -65,7 +106,7 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
     if origin is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{path}: expected a table")
-        return dict(value)
+        return _plain(value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint in (int, float, str, bool):
@@ -79,7 +120,7 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
             return hint(value)  # str-valued enums
         except ValueError as exc:
             raise ConfigError(f"{path}: {exc}") from exc
-    return value
+    return _plain(value)
 
 
 def _parse_scalar(text: str) -> Any:
@@ -90,26 +131,57 @@ def _parse_scalar(text: str) -> Any:
 
 
 def apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    """Overlay ``DISPATCH__A__B=value`` variables onto the parsed TOML tree (a copy)."""
+    """Overlay ``DISPATCH__A__B=value`` variables onto the parsed TOML tree (a copy).
+
+    The values are left as ``EnvValue`` for ``build`` to read by the type of their key."""
     merged: dict[str, Any] = _deep_copy(data)
-    for key, raw in sorted(env.items()):
+    for key, raw in sorted(env.items(), key=lambda item: _env_order(item[0])):
         if not key.startswith(ENV_PREFIX):
             continue
         parts = [p.lower() for p in key[len(ENV_PREFIX):].split("__") if p]
-        if not parts:
-            continue
-        node = merged
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"{key}: {part} is not a table")
-            node = child
-        node[parts[-1]] = _parse_scalar(raw)
+        if parts:
+            _set_path(merged, parts, EnvValue(raw), key)
     return merged
 
 
-def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+def _env_order(key: str) -> list[tuple[int, int, str]]:
+    # Indexes in numeric order (ESMES__2 before ESMES__10), so appended entries line up.
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in key.split("__")]
+
+
+def _set_path(root: dict[str, Any], parts: list[str], value: EnvValue, key: str) -> None:
+    node: Any = root
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        where = ".".join(parts[:depth]) or "config"
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) > len(node):
+                raise ConfigError(f"{key}: {where} has {len(node)} entries; {part!r} is not "
+                                  f"one of their indexes nor the next one")
+            index = int(part)
+            if index == len(node):
+                node.append(value if last else {})
+            elif last:
+                node[index] = value
+            node = node[index]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+                break
+            child = node.get(part)
+            if child is None:
+                child = node[part] = [] if parts[depth + 1].isdigit() else {}
+            node = child
+        else:
+            raise ConfigError(f"{key}: {where} is not a table")
+
+
+def _deep_copy(data: Any) -> Any:
+    if isinstance(data, Mapping):
+        return {k: _deep_copy(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_deep_copy(v) for v in data]
+    return data
 
 
 def load_toml(path: str | None) -> dict[str, Any]:

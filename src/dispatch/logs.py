@@ -58,7 +58,11 @@ class TextFormatter(logging.Formatter):
 
 
 def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO | None = None) -> None:
-    """Route the ``dispatch`` and ``control`` loggers to ``stream`` in the chosen format."""
+    """Route the ``dispatch`` and ``control`` loggers to ``stream`` in the chosen format.
+
+    The root logger gets the same handler at WARNING or above (``level`` if higher): the
+    libraries' own warnings (the PostgreSQL pool's connection errors, Python warnings) come
+    out as the same redacted lines instead of Python's bare last-resort text on stderr."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonLineFormatter() if fmt == "json" else TextFormatter())
     for name in ("dispatch", "control"):
@@ -66,6 +70,9 @@ def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO | N
         logger.handlers[:] = [handler]
         logger.setLevel(level.upper())
         logger.propagate = False
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
 
 
 def log_event(logger: logging.Logger, level: int, msg: str, **fields: Any) -> None:

@@ -22,6 +22,8 @@ from dispatch.store.base import StoreConfig
 from dispatch.transport.config import EsmeConfig
 
 SIMULATOR_ROUTE = "sim"
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("json", "text")
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,16 @@ class EngineConfig:
     control: ControlConfig = field(default_factory=ControlConfig)
     observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
 
+    def __post_init__(self) -> None:
+        # Checked here, not when logging is configured: a typo must stop the start with the
+        # key's name, not a traceback from the logging module after the config was accepted.
+        if self.log_level.lower() not in LOG_LEVELS:
+            raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}, "
+                             f"not {self.log_level!r}")
+        if self.log_format not in LOG_FORMATS:
+            raise ValueError(f"log_format must be one of {', '.join(LOG_FORMATS)}, "
+                             f"not {self.log_format!r}")
+
     def resolved(self) -> EngineConfig:
         """Fill the paths that default to the data directory."""
         data = Path(self.data_dir)
@@ -150,7 +162,15 @@ class EngineConfig:
                              max_errors=section.max_errors, chunk_bytes=section.chunk_bytes)
 
 
-def load_config(path: str | None = None, env: Mapping[str, str] | None = None) -> EngineConfig:
-    """Read ``path`` (TOML, optional), overlay ``DISPATCH__*`` variables, build and resolve."""
+def load_config(path: str | None = None, env: Mapping[str, str] | None = None, *,
+                data_dir: str | None = None) -> EngineConfig:
+    """Read ``path`` (TOML, optional), overlay ``DISPATCH__*`` variables, build and resolve.
+
+    ``data_dir`` (the command line's ``--data-dir``) wins over the file and the environment;
+    it is set before the paths that default to the data directory are resolved, so the
+    store, the API keys, uploads and exports all move with it."""
     data = apply_env(load_toml(path), os.environ if env is None else env)
-    return build(EngineConfig, data).resolved()
+    config = build(EngineConfig, data)
+    if data_dir:
+        config = replace(config, data_dir=data_dir)
+    return config.resolved()

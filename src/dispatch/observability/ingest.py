@@ -2,19 +2,19 @@
 
 The engine's builder parses files in a worker thread and returns an ``IngestSummary``; the
 engine records it here on its trio thread when the build ends (plain ints, read at scrape).
-Line-error reasons are the parser's fixed set (``dispatch.engine.builder._REASON_TEXT``);
-anything else is counted as ``other`` so the label stays bounded.
+Line-error reasons are the parser's fixed set (``REASONS``, the same in the extension and its
+reference); anything else is counted as ``other`` so the label stays bounded.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
+from dispatch._reference.ingest import REASONS
 from dispatch.ingest import IngestSummary
 from dispatch.observability.buckets import DURATION_BUCKETS_S, BucketCounts
 
-KNOWN_REASONS = frozenset({"invalid_characters", "too_short", "too_long", "empty_phone",
-                           "malformed_row", "line_too_long", "bad_encoding"})
+KNOWN_REASONS = frozenset(REASONS)
 
 
 class IngestStatistics:

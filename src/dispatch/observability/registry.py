@@ -41,6 +41,15 @@ class ObservabilityConfig:
     campaign_sample_timeout_s: float = 10.0
     top_campaigns: int = 10
 
+    def __post_init__(self) -> None:
+        # 0 s would sample the store in a busy loop; a negative top_campaigns would slice
+        # "all but the last n" and give every active campaign its own series.
+        if not self.campaign_sample_interval_s > 0 or not self.campaign_sample_timeout_s > 0:
+            raise ValueError("campaign_sample_interval_s and campaign_sample_timeout_s must "
+                             "be positive")
+        if self.top_campaigns < 0:
+            raise ValueError("top_campaigns must be 0 or more")
+
 
 def build_registry(engine: Engine) -> CollectorRegistry:
     """A fresh registry over ``engine`` (no global state: two engines in one process, as in
