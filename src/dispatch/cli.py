@@ -205,7 +205,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from dispatch.simulator.__main__ import main as simulator_main
 
-    return simulator_main(args.rest)
+    return simulator_main(args.rest, prog="dispatch simulate")
 
 
 def cmd_keys(args: argparse.Namespace) -> int:

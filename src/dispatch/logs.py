@@ -23,6 +23,17 @@ def redact_digits(text: str) -> str:
     return _LONG_DIGITS.sub(lambda m: "*" * (len(m.group()) - 4) + m.group()[-4:], text)
 
 
+def _redacted(value: Any) -> Any:
+    """``value`` with ``redact_digits`` applied to every string in it, however nested."""
+    if isinstance(value, str):
+        return redact_digits(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_redacted(v) for v in value]
+    return value
+
+
 class JsonLineFormatter(logging.Formatter):
     """Formats a record as one JSON line: ts, level, logger, msg, and the record's fields."""
 
@@ -36,7 +47,7 @@ class JsonLineFormatter(logging.Formatter):
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             for key, value in fields.items():
-                entry[key] = redact_digits(value) if isinstance(value, str) else value
+                entry[key] = _redacted(value)
         if record.exc_info:
             entry["exc"] = redact_digits(self.formatException(record.exc_info))
         return json.dumps(entry, default=str, separators=(",", ":"))

@@ -118,3 +118,19 @@ def test_a_full_run_logs_no_number_and_no_text(tmp_path: Path) -> None:
     done = by_msg["campaign done"]
     assert built[0]["campaign"] == done[0]["campaign"]
     assert len(str(done[0]["campaign"])) == 36  # a UUID, not the internal row id
+
+
+def test_numbers_nested_in_a_fields_value_are_masked_too() -> None:
+    """The last line of defence covers strings anywhere in an event's fields, not only the
+    top-level ones (a list of destinations, a dict of variables)."""
+    out = io.StringIO()
+    with captured_logs("info"):
+        configure_logging("info", "json", stream=out)
+        logging.getLogger("dispatch.test").info(
+            "batch", extra={"fields": {"to": ["+4915112345678", "ok"],
+                                       "vars": {"a": {"b": "call 004915112345679"}},
+                                       "count": 2}})
+    line = json.loads(out.getvalue().splitlines()[-1])
+    assert line["to"] == ["**********5678", "ok"]
+    assert line["vars"] == {"a": {"b": "call ***********5679"}}
+    assert line["count"] == 2

@@ -5,6 +5,8 @@ socket, so each acknowledgement is the test's decision."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -209,3 +211,24 @@ def test_a_port_out_of_range_is_a_usage_error(capsys: pytest.CaptureFixture[str]
         parse_args(["--port", "70000"])
     assert info.value.code == 2
     assert capsys.readouterr().err.strip().endswith("error: port must be between 0 and 65535")
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    ("--latency-s=-1", "response_latency_s must be 0 or more, not -1.0"),
+    ("--receipt-delay-s=nan", "receipt_delay_s must be 0 or more, not nan"),
+    ("--deliver-window=-5", "deliver_window must be 0 or more, not -5"),
+])
+def test_a_negative_time_or_size_is_a_usage_error(option: str, message: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from dispatch.simulator.__main__ import parse_args
+
+    with pytest.raises(SystemExit) as info:
+        parse_args([option])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.strip().endswith(f"error: {message}")
+
+
+def test_dispatch_simulate_names_itself_in_its_usage() -> None:
+    out = subprocess.run([sys.executable, "-m", "dispatch.cli", "simulate", "--help"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    assert out.startswith("usage: dispatch simulate")

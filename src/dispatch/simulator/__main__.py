@@ -43,8 +43,8 @@ def _rejection(text: str) -> SubmitStatusRule:
     return SubmitStatusRule(pattern, int(status, 0) if status else 0x0B)
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m dispatch.simulator",
+def _parser(prog: str = "python -m dispatch.simulator") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog,
                                 description="SMPP 3.4 SMSC simulator")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=2775)
@@ -133,9 +133,9 @@ def _write_atomically(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m dispatch.simulator") -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    p = _parser()
+    p = _parser(prog)
     args = p.parse_args(argv)
     sim = SmscSimulator(_config(args, p))
 

@@ -122,3 +122,11 @@ class SimulatorConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:  # the socket layer would wrap 70000 to 4464
             raise ValueError("port must be between 0 and 65535")
+        for name in ("response_latency_s", "receipt_delay_s", "deliver_resp_timeout_s",
+                     "redelivery_delay_s"):
+            value = getattr(self, name)
+            if not value >= 0:  # NaN too
+                raise ValueError(f"{name} must be 0 or more, not {value}")
+        for name in ("deliver_window", "deliver_max_attempts", "message_id_width"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 or more, not {getattr(self, name)}")
