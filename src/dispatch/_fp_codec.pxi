@@ -256,6 +256,31 @@ cdef tuple _cd_sm_body(const unsigned char* d, Py_ssize_t pos, Py_ssize_t end):
     return t
 
 
+cdef tuple _cd_data_sm_body(const unsigned char* d, Py_ssize_t pos, Py_ssize_t end):
+    """data_sm (section 4.7.1) in the deliver_sm field layout (see the reference codec)."""
+    service_type = _cd_cstring(d, &pos, end, 6, "service_type", _CD_RINVCMDLEN)
+    if end - pos < 2:
+        raise _CdBodyError("truncated source_addr_ton/npi", _CD_RINVCMDLEN)
+    cdef int src_ton = d[pos]
+    cdef int src_npi = d[pos + 1]
+    pos += 2
+    source_addr = _cd_cstring(d, &pos, end, 65, "source_addr", _CD_RINVSRCADR)
+    if end - pos < 2:
+        raise _CdBodyError("truncated dest_addr_ton/npi", _CD_RINVCMDLEN)
+    cdef int dst_ton = d[pos]
+    cdef int dst_npi = d[pos + 1]
+    pos += 2
+    destination_addr = _cd_cstring(d, &pos, end, 65, "destination_addr", _CD_RINVDSTADR)
+    if end - pos < 3:
+        raise _CdBodyError("truncated esm_class/registered_delivery/data_coding", _CD_RINVCMDLEN)
+    cdef int esm_class = d[pos]
+    cdef int registered = d[pos + 1]
+    cdef int data_coding = d[pos + 2]
+    return (service_type, src_ton, src_npi, source_addr, dst_ton, dst_npi, destination_addr,
+            esm_class, 0, 0, b"", b"", registered, 0, data_coding, 0, b"",
+            _cd_tlvs(d, pos + 3, end))
+
+
 cdef tuple _cd_bind_body(const unsigned char* d, Py_ssize_t pos, Py_ssize_t end):
     """bind_transmitter/receiver/transceiver (section 4.1.1)."""
     system_id = _cd_cstring(d, &pos, end, 16, "system_id", _CD_RINVCMDLEN)
@@ -286,6 +311,8 @@ cdef object _cd_body(unsigned int command_id, const unsigned char* d, Py_ssize_t
         return None
     if command_id == _CD_SUBMIT_SM or command_id == _CD_DELIVER_SM:
         return _cd_sm_body(d, pos, end)
+    if command_id == 0x00000103:  # data_sm
+        return _cd_data_sm_body(d, pos, end)
     if command_id == 0x80000001 or command_id == 0x80000002 or command_id == 0x80000009:
         if pos == end:
             return (b"", {})

@@ -55,3 +55,25 @@ def test_an_empty_receipted_message_id_does_not_hide_the_text_id(impl: ModuleTyp
     assert [(seq, r[0], r[5]) for seq, r in receipts] == [(7, b"0012345", b"DELIVRD")]
     # with no id in the text either, the (empty) TLV is what there is
     assert impl.parse_receipt(b"stat:DELIVRD", tlvs)[0] == b""
+
+
+def _data_sm(seq: int, source: bytes, esm_class: int, tlvs: bytes) -> bytes:
+    body = (b"\x00" + b"\x01\x01" + source + b"\x00" + b"\x05\x00" + b"Shop\x00"
+            + bytes([esm_class, 1, 8]) + tlvs)
+    return header(16 + len(body), CommandId.DATA_SM, 0, seq) + body
+
+
+def test_data_sm_decodes_in_the_deliver_sm_layout(impl: ModuleType) -> None:
+    """Section 4.7.1: some SMSCs deliver receipts (and MO) as data_sm. Its fields land where a
+    deliver_sm's are, the ones it lacks empty, so a receiver treats both alike. Addresses may
+    be up to 64 octets there (21 in deliver_sm)."""
+    tlvs = (struct.pack(">HH", 0x001E, 5) + b"77AB\x00" + struct.pack(">HH", 0x0427, 1)
+            + b"\x02")
+    long_source = b"4" * 64
+    pdus, _ = impl.decode_pdus(_data_sm(9, long_source, 0x04, tlvs))
+    assert pdus == [(CommandId.DATA_SM, 0, 9, (
+        b"", 1, 1, long_source, 5, 0, b"Shop", 0x04, 0, 0, b"", b"", 1, 0, 8, 0, b"",
+        {0x001E: b"77AB\x00", 0x0427: b"\x02"}))]
+    with pytest.raises(PduError) as info:  # 65 octets and no NUL within: too long
+        impl.decode_pdus(_data_sm(9, b"4" * 65, 0x04, b""))
+    assert info.value.command_status == 0x0A  # ESME_RINVSRCADR

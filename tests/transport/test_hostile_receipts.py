@@ -6,6 +6,7 @@ with the real codec, and must reach the pool's consumer as a receipt matching it
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import trio
@@ -93,3 +94,41 @@ async def test_receipt_marked_only_by_receipted_message_id_is_a_receipt() -> Non
     assert (receipt.message_id, receipt.stat, receipt.sms_result) == ("77ab", "DELIVRD",
                                                                       "delivered")
     assert answered == [1]
+
+
+async def test_a_receipt_sent_as_data_sm_is_read_and_answered_with_data_sm_resp() -> None:
+    """Section 4.7: an SMSC may deliver the receipt as data_sm, the receipt in TLVs only
+    (receipted_message_id, message_state). It reaches the consumer as a receipt, and the
+    answer is a data_sm_resp of its sequence number (a deliver_sm_resp would not match; it
+    was refused with ESME_RINVBNDSTS, so the receipt was lost)."""
+    tlvs = (struct.pack(">HH", Tlv.RECEIPTED_MESSAGE_ID, 5) + b"77AB\x00"
+            + struct.pack(">HH", Tlv.MESSAGE_STATE, 1) + b"\x02")
+    body = (b"\x00\x01\x014915100000001\x00\x05\x00Shop\x00"
+            + bytes([ESM_CLASS_DELIVERY_RECEIPT, 0, 0]) + tlvs)
+    answers: list[tuple[int, int, int]] = []
+    done = trio.Event()
+
+    def script(session: SmscSession, ev: Any) -> None:
+        if isinstance(ev, BindRequest):
+            session.accept_bind(ev)
+            # The SMSC session has no data_sm sender: the PDU is written by hand, and its
+            # sequence number registered so the answer is matched to it.
+            seq = session._request(CommandId.DATA_SM)
+            session.send_raw(struct.pack(">IIII", 16 + len(body), CommandId.DATA_SM, 0, seq)
+                             + body)
+        elif isinstance(ev, Response):
+            answers.append((ev.command_id, ev.command_status, ev.sequence_number))
+            done.set()
+
+    async with pool_against(scripted_smsc(script)) as pool:
+        events: list[Any] = []
+        with trio.fail_after(10):
+            while not events:
+                events += [e for e in await pool.outcomes.receive()
+                           if isinstance(e, ReceiptEvent | MoMessage)]
+            await done.wait()
+    (receipt,) = events
+    assert isinstance(receipt, ReceiptEvent)
+    assert (receipt.message_id, receipt.stat, receipt.sms_result) == ("77ab", "DELIVRD",
+                                                                      "delivered")
+    assert answers == [(CommandId.DATA_SM_RESP, 0, 1)]

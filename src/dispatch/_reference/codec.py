@@ -18,6 +18,10 @@ Decisions written down here (the extension follows them exactly):
   times out and is sent again -- a duplicate for the recipient.
 * Octets after the last field of a PDU that has no optional part (enquire_link, bind,
   submit_sm_resp, ...) are ignored, as most SMSCs and smpplib do (SMPP 5.0 allows TLVs there).
+* A data_sm (section 4.7.1; some SMSCs deliver receipts and MO with it) decodes to the same
+  18 fields as a deliver_sm, the ones data_sm has not set to their empty value (protocol_id,
+  priority_flag, the times, replace_if_present, sm_default_msg_id 0, short_message empty:
+  its text travels in message_payload), so a receiver handles both alike.
 * Responses with a non-zero command_status are encoded without a body (section 4.4.2: "The
   submit_sm_resp PDU Body is not returned if the command_status field contains a non-zero
   value"); decoders accept either form.
@@ -55,6 +59,7 @@ _BIND_TRANSMITTER = 0x00000002
 _BIND_TRANSCEIVER = 0x00000009
 _SUBMIT_SM = 0x00000004
 _DELIVER_SM = 0x00000005
+_DATA_SM = 0x00000103
 _SUBMIT_SM_RESP = 0x80000004
 _DELIVER_SM_RESP = 0x80000005
 _DATA_SM_RESP = 0x80000103
@@ -81,6 +86,7 @@ _MAX_SYSTEM_TYPE = 13
 _MAX_ADDRESS_RANGE = 41
 _MAX_SERVICE_TYPE = 6
 _MAX_ADDR = 21
+_MAX_DATA_SM_ADDR = 65  # data_sm addresses (section 4.7.1)
 _MAX_TIME = 17
 _MAX_MESSAGE_ID = 65
 _MAX_SHORT_MESSAGE = 254  # sm_length range 0..254 (section 5.2.22)
@@ -164,6 +170,31 @@ def _sm_body(data: bytes, pos: int, end: int) -> tuple[Any, ...]:
             data_coding, default_msg_id, short_message, tlvs)
 
 
+def _data_sm_body(data: bytes, pos: int, end: int) -> tuple[Any, ...]:
+    """data_sm (section 4.7.1) in the deliver_sm field layout (see the module doc)."""
+    service_type, pos = _cstring(data, pos, end, _MAX_SERVICE_TYPE, "service_type")
+    if end - pos < 2:
+        raise _BodyError("truncated source_addr_ton/npi", _RINVCMDLEN)
+    src_ton = data[pos]
+    src_npi = data[pos + 1]
+    source_addr, pos = _cstring(data, pos + 2, end, _MAX_DATA_SM_ADDR, "source_addr",
+                                _RINVSRCADR)
+    if end - pos < 2:
+        raise _BodyError("truncated dest_addr_ton/npi", _RINVCMDLEN)
+    dst_ton = data[pos]
+    dst_npi = data[pos + 1]
+    destination_addr, pos = _cstring(data, pos + 2, end, _MAX_DATA_SM_ADDR, "destination_addr",
+                                     _RINVDSTADR)
+    if end - pos < 3:
+        raise _BodyError("truncated esm_class/registered_delivery/data_coding", _RINVCMDLEN)
+    esm_class = data[pos]
+    registered = data[pos + 1]
+    data_coding = data[pos + 2]
+    tlvs = _tlvs(data, pos + 3, end)
+    return (service_type, src_ton, src_npi, source_addr, dst_ton, dst_npi, destination_addr,
+            esm_class, 0, 0, b"", b"", registered, 0, data_coding, 0, b"", tlvs)
+
+
 def _bind_body(data: bytes, pos: int, end: int) -> tuple[Any, ...]:
     """bind_transmitter/receiver/transceiver (section 4.1.1)."""
     system_id, pos = _cstring(data, pos, end, _MAX_SYSTEM_ID, "system_id")
@@ -189,6 +220,8 @@ def _body(command_id: int, data: bytes, pos: int, end: int) -> Any:
         return None
     if command_id in (_SUBMIT_SM, _DELIVER_SM):
         return _sm_body(data, pos, end)
+    if command_id == _DATA_SM:
+        return _data_sm_body(data, pos, end)
     if command_id in _BIND_RESPS:
         if pos == end:
             return (b"", {})

@@ -113,7 +113,8 @@ _BIND_MODE = {int(v): k for k, v in BIND_COMMAND.items()}
 
 _LINK = frozenset({C.ENQUIRE_LINK, C.UNBIND})
 _MT = frozenset({C.SUBMIT_SM})  # mobile-terminated traffic, ESME -> SMSC
-_MO = frozenset({C.DELIVER_SM})  # receipts and MO, SMSC -> ESME
+# receipts and MO, SMSC -> ESME: deliver_sm, or data_sm (section 4.7; some SMSCs use it)
+_MO = frozenset({C.DELIVER_SM, C.DATA_SM})
 _BINDS = frozenset(BIND_COMMAND.values())
 
 #: Requests each role may *send* by state (section 2.3, "allowed operations by session state").
@@ -200,7 +201,8 @@ class SubmitSm:
 
 @dataclass(frozen=True, slots=True)
 class DeliverSm:
-    """ESME side: a deliver_sm (receipt or MO); answer it with ``send_deliver_sm_resp``."""
+    """ESME side: a deliver_sm, or a data_sm in the same field layout (receipt or MO);
+    answer it with ``send_deliver_sm_resp``."""
 
     sequence_number: int
     fields: tuple[Any, ...]
@@ -453,6 +455,7 @@ class EsmeSession(_Session):
     def __init__(self, *, max_pdu_length: int = DEFAULT_MAX_PDU_LENGTH) -> None:
         super().__init__(max_pdu_length=max_pdu_length)
         self.mode: BindMode | None = None
+        self._data_sm_seqs: set[int] = set()  # data_sm received and not yet answered
 
     def send_bind(self, mode: BindMode, system_id: bytes, password: bytes, *,
                   system_type: bytes = b"", interface_version: int = INTERFACE_VERSION_34,
@@ -489,13 +492,25 @@ class EsmeSession(_Session):
 
     def send_deliver_sm_resp(self, sequence_number: int,
                              command_status: int = S.ESME_ROK) -> None:
-        """Acknowledge a deliver_sm (section 4.6.2; message_id is unused and empty)."""
-        self._out.append(impl.encode_message_id_resp(C.DELIVER_SM_RESP, command_status,
+        """Acknowledge a deliver_sm (section 4.6.2; message_id is unused and empty), or the
+        data_sm of that sequence number with data_sm_resp (section 4.7.2; its message_id
+        empty too: it names a message the ESME stored, and we store none)."""
+        response = C.DELIVER_SM_RESP
+        if self._data_sm_seqs and sequence_number in self._data_sm_seqs:
+            self._data_sm_seqs.discard(sequence_number)
+            response = C.DATA_SM_RESP
+        self._out.append(impl.encode_message_id_resp(response, command_status,
                                                      sequence_number, b""))
 
     def _request_received(self, command_id: int, seq: int, body: Any,
                           events: list[Event]) -> None:
         if command_id == C.DELIVER_SM:
+            events.append(DeliverSm(seq, body))
+            return
+        if command_id == C.DATA_SM:
+            # The codec gives data_sm the deliver_sm layout: one event for both; the answer
+            # (send_deliver_sm_resp) is a data_sm_resp for this sequence number.
+            self._data_sm_seqs.add(seq)
             events.append(DeliverSm(seq, body))
             return
         self._out.append(impl.encode_header_only(command_id | RESPONSE_BIT,
