@@ -48,7 +48,15 @@ from dispatch.store.base import (
     SubmitOutcome,
     SubmitTally,
 )
-from dispatch.store.rows import ReceiptRow, day_of, merge_receipts, opt_us, to_us, unpack_variables
+from dispatch.store.rows import (
+    ReceiptRow,
+    day_of,
+    merge_receipts,
+    message_id_key,
+    opt_us,
+    to_us,
+    unpack_variables,
+)
 
 Cursor = psycopg.Cursor[tuple[Any, ...]]
 R = TypeVar("R")
@@ -130,9 +138,10 @@ requeued AS (
     SELECT campaign_id, false, id FROM done WHERE kind = 'retry'),
 stored AS (
     INSERT INTO message_ids (esme, message_id, recipient_id, segment)
-    SELECT m.esme, m.mid, m.rid, m.seg
-    FROM unnest(%(m_esme)b::text[], %(m_mid)b::text[], %(m_rid)b::bigint[], %(m_seg)b::int[])
-        AS m(esme, mid, rid, seg) JOIN gone ON gone.id = m.rid
+    SELECT DISTINCT ON (m.esme, m.mid) m.esme, m.mid, m.rid, m.seg
+    FROM unnest(%(m_esme)b::text[], %(m_mid)b::text[], %(m_rid)b::bigint[], %(m_seg)b::int[],
+                %(m_ord)b::int[]) AS m(esme, mid, rid, seg, ord) JOIN gone ON gone.id = m.rid
+    ORDER BY m.esme, m.mid, m.ord DESC
     ON CONFLICT (esme, message_id) DO UPDATE SET
         recipient_id = excluded.recipient_id, segment = excluded.segment),
 per_campaign AS (
@@ -281,7 +290,16 @@ class PostgresDispatchPath:
         if not first:
             return SubmitTally()
         rows: list[tuple[Any, ...]] = []
-        mids: dict[tuple[str, str], tuple[int, int]] = {}
+        # (esme, id, recipient, segment, position in the batch). A reused id (recycled, or
+        # folded by normalisation) belongs to the latest *applied* submit in the batch's order
+        # (the order the answers came), as on SQLite: the statement keeps, per id, the last
+        # row whose lease it deleted (a stale result stores nothing).
+        mids: list[tuple[str, str, int, int, int]] = []
+        for rid, o in first.items():
+            if o.kind is SubmitKind.ACCEPTED:
+                base = len(mids)
+                mids.extend((o.esme, message_id_key(m), rid, i, base + i)
+                            for i, m in enumerate(o.message_ids))
         for rid in sorted(first):
             o = first[rid]
             kind = o.kind
@@ -291,20 +309,18 @@ class PostgresDispatchPath:
                     raise ValueError(f"{len(msg_ids)} segments exceed {_MAX_SEGMENTS}")
                 rows.append((rid, kind.value, o.esme, o.submit_status or "ESME_ROK",
                              ",".join(msg_ids) or None, len(msg_ids), None))
-                for i, m in enumerate(msg_ids):
-                    mids[(o.esme, m)] = (rid, i)  # a reused id: the latest submit wins
             elif kind is SubmitKind.UNKNOWN:
                 rows.append((rid, kind.value, o.esme, o.submit_status, None, 0,
                              o.error or "submit outcome unknown"))
             else:
                 rows.append((rid, kind.value, o.esme, o.submit_status, None, 0, o.error))
         ids, kinds, esmes, statuses, mid_text, segs, errors = _columns(rows, 7)
-        m_rows = [(e, m, rid, seg) for (e, m), (rid, seg) in sorted(mids.items())]
-        m_esme, m_mid, m_rid, m_seg = _columns(m_rows, 4)
+        m_esme, m_mid, m_rid, m_seg, m_ord = _columns(mids, 5)
         params = {"ids": ids, "kinds": kinds, "esmes": esmes, "statuses": statuses,
                   "mids": mid_text, "segs": segs, "errors": errors,
                   "owners": [self.node_id, ""], "now": now_us, "day": day, "me": self.node_id,
-                  "m_esme": m_esme, "m_mid": m_mid, "m_rid": m_rid, "m_seg": m_seg}
+                  "m_esme": m_esme, "m_mid": m_mid, "m_rid": m_rid, "m_seg": m_seg,
+                  "m_ord": m_ord}
 
         def tally_of(result: list[tuple[Any, ...]]) -> tuple[Counter[str], set[int], bool]:
             tally: Counter[str] = Counter()
@@ -330,7 +346,7 @@ class PostgresDispatchPath:
 
             tally, parked = self._transact(body)
         if parked and mids:
-            keys = list(mids)
+            keys = sorted({(e, m) for e, m, _, _, _ in mids})
 
             def replay(cur: Cursor) -> int:
                 deltas = Deltas(self.node_id)
@@ -376,7 +392,7 @@ class PostgresDispatchPath:
         parked in ``unmatched_receipts`` (not lost)."""
         now_us = to_us(now)
         rows: list[ReceiptRow] = [
-            (r.esme, r.message_id, r.stat, r.err,
+            (r.esme, message_id_key(r.message_id), r.stat, r.err,
              None if r.sms_result is None else r.sms_result.value, opt_us(r.done_at))
             for r in receipts]
         if not rows:
@@ -437,20 +453,28 @@ class PostgresDispatchPath:
         combined(cur, writes)
         return matched
 
+    #: Where the next ``retry_unmatched_receipts`` goes on (a parked id; 0: from the start).
+    _retry_after = 0
+
     def retry_unmatched_receipts(self, now: datetime) -> int:
         """Try parked receipts again (up to 10000 per call, rows another node is retrying
-        are skipped); return how many matched now."""
+        are skipped); return how many matched now. Successive calls walk the whole table in
+        id order and then start over, so receipts that never match (as many as they may be)
+        cannot keep newer ones from a retry."""
         now_us = to_us(now)
 
-        def body(cur: Cursor) -> int:
-            cur.execute(f"SELECT {_PARKED_COLUMNS} FROM unmatched_receipts ORDER BY id "
-                        "LIMIT %s FOR UPDATE SKIP LOCKED", (_REPLAY_BATCH,))
+        def body(cur: Cursor) -> tuple[int, int]:
+            cur.execute(f"SELECT {_PARKED_COLUMNS} FROM unmatched_receipts WHERE id > %s "
+                        "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+                        (self._retry_after, _REPLAY_BATCH))
+            parked = cur.fetchall()
             deltas = Deltas(self.node_id)
-            matched = self._apply_parked(cur, cur.fetchall(), now_us, deltas)
+            matched = self._apply_parked(cur, parked, now_us, deltas)
             deltas.flush(cur)
-            return matched
+            return matched, parked[-1][0] if len(parked) >= _REPLAY_BATCH else 0
 
-        return self._transact(body)
+        matched, self._retry_after = self._transact(body)
+        return matched
 
     def purge_unmatched_receipts(self, older_than: datetime) -> int:
         def body(cur: Cursor) -> int:
@@ -475,13 +499,26 @@ class PostgresDispatchPath:
         on: this node's own (an earlier run with the same ``node_id``), those of nodes whose
         heartbeat is older than ``node_timeout_s`` or that stopped, and unowned ones. The rows
         of live nodes are theirs: a node starting next to them must not touch them.
-        ``RESEND``: back to New; ``MARK_UNKNOWN``: Failed, unknown, ambiguous."""
-        return self._transact(lambda cur: self._resolve_sending(
-            cur, policy, to_us(now),
-            "(owner = '' OR owner = %s OR owner NOT IN ("
-            "SELECT node_id FROM cluster_nodes WHERE state = 'live' "
-            f"AND heartbeat_at_us >= {DB_NOW_US} - %s))",
-            (self.node_id, int(self.config.node_timeout_s * 1_000_000))))
+        ``RESEND``: back to New; ``MARK_UNKNOWN``: Failed, unknown, ambiguous. Expired
+        campaigns' New and Held recipients are then marked expired (``expire_remaining``
+        completed: a crash may have come between the status and the marking)."""
+        now_us = to_us(now)
+
+        def body(cur: Cursor) -> RecoveryCounts:
+            counts = self._resolve_sending(
+                cur, policy, now_us,
+                "(owner = '' OR owner = %s OR owner NOT IN ("
+                "SELECT node_id FROM cluster_nodes WHERE state = 'live' "
+                f"AND heartbeat_at_us >= {DB_NOW_US} - %s))",
+                (self.node_id, int(self.config.node_timeout_s * 1_000_000)))
+            cur.execute("SELECT c.id FROM campaigns c WHERE c.status = 'Expired' AND EXISTS "
+                        "(SELECT 1 FROM recipient_queue q WHERE q.campaign_id = c.id) "
+                        "ORDER BY c.id")
+            for (cid,) in cur.fetchall():
+                self._expire_queued(cur, cid, now_us)
+            return counts
+
+        return self._transact(body)
 
     def _resolve_sending(self, cur: Cursor, policy: RecoveryPolicy, now_us: int,
                          owner_clause: str, owner_params: Sequence[Any]) -> RecoveryCounts:
@@ -505,8 +542,12 @@ class PostgresDispatchPath:
                 "error = 'in flight at restart: submit outcome unknown' WHERE id = ANY(%s)",
                 (now_us, ids))
         by_campaign: Counter[int] = Counter(cid for _, cid in leased)
-        deltas = Deltas(self.node_id)
         day = day_of(now_us)
+        if ids and policy is RecoveryPolicy.RESEND:
+            # As for a late retry: nothing claims from an Expired campaign, so what goes
+            # back to New there is marked expired.
+            self._fail_expired_retries(cur, sorted(by_campaign), now_us, day)
+        deltas = Deltas(self.node_id)
         for cid, n in by_campaign.items():
             if policy is RecoveryPolicy.RESEND:
                 deltas.counters[cid].update(inflight=-n, pending=n)
@@ -524,23 +565,23 @@ class PostgresDispatchPath:
         """Mark the campaign's unsent recipients Failed: New ones "campaign expired", Held ones
         (a Trigger campaign's, never triggered) "not triggered". Both count as expired."""
         now_us = to_us(now)
+        return self._transact(lambda cur: self._expire_queued(cur, campaign_id, now_us))
 
-        def body(cur: Cursor) -> int:
-            cur.execute("DELETE FROM recipient_queue WHERE campaign_id = %s "
-                        "RETURNING id, held", (campaign_id,))
-            queued = sorted(cur.fetchall())
-            if queued:
-                cur.execute("UPDATE recipients r SET stage = 'Failed', error = CASE WHEN v.held "
-                            "THEN 'not triggered' ELSE 'campaign expired' END, done_at_us = %s "
-                            "FROM unnest(%b::bigint[], %b::boolean[]) AS v(id, held) "
-                            "WHERE r.id = v.id", (now_us, *_columns(queued, 2)))
-            n = len(queued)
-            n_held = sum(1 for _, held in queued if held)
-            deltas = Deltas(self.node_id)
-            deltas.counters[campaign_id].update(pending=-(n - n_held), held=-n_held, failed=n,
-                                                expired=n)
-            deltas.daily[(campaign_id, day_of(now_us))]["failed"] += n
-            deltas.flush(cur)
-            return n
-
-        return self._transact(body)
+    def _expire_queued(self, cur: Cursor, campaign_id: int, now_us: int) -> int:
+        """``expire_remaining`` inside the caller's transaction."""
+        cur.execute("DELETE FROM recipient_queue WHERE campaign_id = %s "
+                    "RETURNING id, held", (campaign_id,))
+        queued = sorted(cur.fetchall())
+        if queued:
+            cur.execute("UPDATE recipients r SET stage = 'Failed', error = CASE WHEN v.held "
+                        "THEN 'not triggered' ELSE 'campaign expired' END, done_at_us = %s "
+                        "FROM unnest(%b::bigint[], %b::boolean[]) AS v(id, held) "
+                        "WHERE r.id = v.id", (now_us, *_columns(queued, 2)))
+        n = len(queued)
+        n_held = sum(1 for _, held in queued if held)
+        deltas = Deltas(self.node_id)
+        deltas.counters[campaign_id].update(pending=-(n - n_held), held=-n_held, failed=n,
+                                            expired=n)
+        deltas.daily[(campaign_id, day_of(now_us))]["failed"] += n
+        deltas.flush(cur)
+        return n

@@ -3,6 +3,7 @@ values, variables as msgpack), shared by the SQL backends."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -136,6 +137,21 @@ def recipient_from_row(r: Sequence[Any], with_number: bool) -> RecipientView:
         created_at=from_us(r[10]), sent_at=opt_dt(r[11]), done_at=opt_dt(r[12]),
         sms_result=None if r[13] is None else SmsResult(r[13]), receipt_stat=r[14],
         receipt_err=r[15], error=r[16], attempts=r[17], segments=r[18], ambiguous=bool(r[19]))
+
+
+#: Longest message id kept as its own key. Longer ones (no SMSC issues them; a broken
+#: submit_sm_resp or receipt text can carry one) are keyed by a digest: PostgreSQL's B-tree
+#: refuses an index entry over ~2.7 kB, and SQLite must key them the same way.
+_MAX_ID_KEY = 200
+
+
+def message_id_key(message_id: str) -> str:
+    """The ``message_ids`` / ``unmatched_receipts`` key of a (normalised) message id: the id
+    itself, or for an id over ``_MAX_ID_KEY`` characters a digest of it (the recipient's
+    ``message_ids`` column keeps the id as given)."""
+    if len(message_id) <= _MAX_ID_KEY:
+        return message_id
+    return "sha256:" + hashlib.sha256(message_id.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 #: sms_result -> the counter that counts it

@@ -26,7 +26,15 @@ from dispatch.store.base import (
     SubmitOutcome,
     SubmitTally,
 )
-from dispatch.store.rows import ReceiptRow, day_of, merge_receipts, opt_us, to_us, unpack_variables
+from dispatch.store.rows import (
+    ReceiptRow,
+    day_of,
+    merge_receipts,
+    message_id_key,
+    opt_us,
+    to_us,
+    unpack_variables,
+)
 
 _MAX_SEGMENTS = 63  # bits of the per-recipient receipt mask (a signed 64-bit column)
 _IN_CHUNK = 900  # ids per IN (...) list: under every SQLite build's variable limit
@@ -154,9 +162,10 @@ class SqliteDispatchPath:
                     accepted.append((o.esme, o.submit_status or "ESME_ROK",
                                      ",".join(ids) or None, now_us, len(ids), rid))
                     if len(ids) == 1:
-                        mids.append((o.esme, ids[0], rid, 0))
+                        mids.append((o.esme, message_id_key(ids[0]), rid, 0))
                     else:
-                        mids.extend((o.esme, m, rid, i) for i, m in enumerate(ids))
+                        mids.extend((o.esme, message_id_key(m), rid, i)
+                                    for i, m in enumerate(ids))
                 elif kind is SubmitKind.RETRY:
                     retried.append((o.esme, o.submit_status, o.error, rid))
                 elif kind is SubmitKind.UNKNOWN:
@@ -223,7 +232,7 @@ class SqliteDispatchPath:
         Unmatched ones are parked in ``unmatched_receipts`` (not lost)."""
         now_us = to_us(now)
         rows: list[ReceiptRow] = [
-            (r.esme, r.message_id, r.stat, r.err,
+            (r.esme, message_id_key(r.message_id), r.stat, r.err,
              None if r.sms_result is None else r.sms_result.value, opt_us(r.done_at))
             for r in receipts]
         with self._tx() as cur:
@@ -301,16 +310,23 @@ class SqliteDispatchPath:
         cur.executemany("DELETE FROM unmatched_receipts WHERE id = ?", done)
         return matched
 
+    #: Where the next ``retry_unmatched_receipts`` goes on (a parked id; 0: from the start).
+    _retry_after = 0
+
     def retry_unmatched_receipts(self, now: datetime) -> int:
-        """Try parked receipts again (up to 10000 per call); return how many matched now."""
+        """Try parked receipts again (up to 10000 per call); return how many matched now.
+        Successive calls walk the whole table in id order and then start over, so receipts
+        that never match (as many as they may be) cannot keep newer ones from a retry."""
         now_us = to_us(now)
         with self._tx() as cur:
             parked = cur.execute(
                 "SELECT id, esme, message_id, stat, err, sms_result, done_at_us "
-                "FROM unmatched_receipts ORDER BY id LIMIT ?", (_REPLAY_BATCH,)).fetchall()
+                "FROM unmatched_receipts WHERE id > ? ORDER BY id LIMIT ?",
+                (self._retry_after, _REPLAY_BATCH)).fetchall()
             deltas = _Deltas()
             matched = self._apply_parked(cur, parked, now_us, deltas)
             deltas.flush(cur)
+        self._retry_after = parked[-1][0] if len(parked) >= _REPLAY_BATCH else 0
         return matched
 
     def purge_unmatched_receipts(self, older_than: datetime) -> int:
@@ -331,6 +347,8 @@ class SqliteDispatchPath:
         ``RESEND``: back to New (at-least-once). ``MARK_UNKNOWN``: stage Failed, sms_result
         unknown, ambiguous (at-most-once). Counters follow in the same transaction. Campaigns
         are found from their counters (``inflight > 0``), which are exact by construction.
+        Expired campaigns' New and Held recipients are then marked expired (``expire_remaining``
+        completed: the engine's crash may have come between the status and the marking).
         """
         now_us = to_us(now)
         day = day_of(now_us)
@@ -356,6 +374,17 @@ class SqliteDispatchPath:
                     deltas.counters[cid].update(inflight=-n, failed=n, unknown=n, ambiguous=n)
                     deltas.daily[(cid, day)]["failed"] += n
                 by_campaign[cid] = n
+            deltas.flush(cur)
+            deltas = _Deltas()
+            # Nothing claims from an Expired campaign or expires it again: what it still has
+            # New or Held (sent back above under RESEND, or left by a crash between the
+            # Expired status and ``expire_remaining``) is marked expired now.
+            for (cid,) in cur.execute(
+                    "SELECT c.id FROM campaigns c JOIN campaign_counters k "
+                    "ON k.campaign_id = c.id WHERE c.status = 'Expired' "
+                    "AND k.pending + k.held > 0 ORDER BY c.id").fetchall():
+                self._expire_new(cur, cid, now_us, deltas)
+                self._expire_stage(cur, cid, "Held", "held", "not triggered", now_us, deltas)
             deltas.flush(cur)
         total = sum(by_campaign.values())
         if policy is RecoveryPolicy.RESEND:

@@ -1,0 +1,93 @@
+"""Integrity of crash recovery: recipients a crash (or a node leaving) left in flight in a
+campaign that has since expired are not given back to New under ``RESEND``; nothing claims
+from an Expired campaign, so they would stay pending in it forever (the rule a late retry
+already follows: tests/store/test_expiry_races.py). Runs on every backend."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from store_fixtures import T0, new_campaign, query, rows
+from test_campaign_tables import move
+
+from dispatch.campaigns.lifecycle import Event
+from dispatch.store.base import RecoveryPolicy, Store
+
+
+def _expired_with_inflight(store: Store) -> tuple[int, int]:
+    c = new_campaign(store, end_at=T0 + timedelta(hours=1))
+    cid = c.id or 0
+    store.add_recipients(cid, rows(10), T0)
+    for event in (Event.APPROVE, Event.BUILD, Event.BUILT):
+        move(store, cid, event)
+    claimed = store.claim_for_send(cid, 6, T0)
+    move(store, cid, Event.EXPIRE)
+    assert store.expire_remaining(cid, T0) == 4
+    return cid, len(claimed)
+
+
+def test_resend_recovery_in_an_expired_campaign_marks_them_expired(store: Store) -> None:
+    cid, n = _expired_with_inflight(store)
+    # The engine crashed with 6 recipients in flight; it restarts with at-least-once.
+    counts = store.recover_inflight(RecoveryPolicy.RESEND, T0 + timedelta(minutes=1))
+    assert counts.by_campaign == {cid: n}
+    k = store.counters(cid)
+    assert (k.pending, k.inflight, k.failed, k.expired) == (0, 0, 10, 10)
+    assert query(store, "SELECT stage, error, COUNT(*) FROM recipients WHERE campaign_id = ? "
+                 "GROUP BY stage, error", (cid,)) == [("Failed", "campaign expired", 10)]
+    days = store.daily_activity(cid)
+    assert sum(d.failed for d in days) == 10
+
+
+def test_mark_unknown_recovery_in_an_expired_campaign_is_unchanged(store: Store) -> None:
+    cid, n = _expired_with_inflight(store)
+    store.recover_inflight(RecoveryPolicy.MARK_UNKNOWN, T0 + timedelta(minutes=1))
+    k = store.counters(cid)
+    assert (k.pending, k.inflight, k.failed, k.expired, k.ambiguous) == (0, 0, 10, 4, n)
+
+
+def test_a_node_leaving_with_resend_in_an_expired_campaign_marks_them_expired(
+        pg_dsn: str) -> None:
+    """PostgreSQL: a node's leave (and a takeover, which resolves leases the same way)."""
+    from dispatch.store.base import StoreConfig
+    from dispatch.store.postgres import PostgresStore
+
+    a = PostgresStore(StoreConfig(dsn=pg_dsn, insert_batch_rows=500), node_id="a")
+    try:
+        a.register_node()
+        cid, n = _expired_with_inflight(a)
+        counts = a.leave_cluster(RecoveryPolicy.RESEND, T0 + timedelta(minutes=1))
+        assert counts.by_campaign == {cid: n}
+        k = a.counters(cid)
+        assert (k.pending, k.inflight, k.failed, k.expired) == (0, 0, 10, 10)
+        assert query(a, "SELECT COUNT(*) FROM recipient_queue WHERE campaign_id = ?",
+                     (cid,)) == [(0,)]
+    finally:
+        a.close()
+
+
+@pytest.mark.parametrize("policy", list(RecoveryPolicy))
+def test_recovery_finishes_an_expiry_a_crash_cut_short(store: Store,
+                                                        policy: RecoveryPolicy) -> None:
+    """Expiring is two steps (the status, then ``expire_remaining``); a kill -9 between them
+    left New (and Held) rows in a campaign that nothing claims from or expires again: its
+    progress never completed. The startup recovery finishes the marking."""
+    c = new_campaign(store, end_at=T0 + timedelta(hours=1))
+    cid = c.id or 0
+    store.add_recipients(cid, rows(6), T0)
+    store.add_recipients(cid, rows(2, start=100), T0, held=True)
+    for event in (Event.APPROVE, Event.BUILD, Event.BUILT):
+        move(store, cid, event)
+    store.claim_for_send(cid, 2, T0)
+    move(store, cid, Event.EXPIRE)
+    # killed here: expire_remaining never ran
+    store.recover_inflight(policy, T0 + timedelta(minutes=1))
+    k = store.counters(cid)
+    assert (k.pending, k.held, k.inflight) == (0, 0, 0)
+    assert k.expired == (8 if policy is RecoveryPolicy.RESEND else 6)
+    assert dict(query(store, "SELECT error, COUNT(*) FROM recipients WHERE campaign_id = ? "
+                      "AND stage = 'Failed' AND error IN ('campaign expired', 'not triggered') "
+                      "GROUP BY error", (cid,))) == {
+        "campaign expired": k.expired - 2, "not triggered": 2}
+    assert sum(d.failed for d in store.daily_activity(cid)) == k.failed
