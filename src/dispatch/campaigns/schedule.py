@@ -22,11 +22,13 @@ import math
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 
 from dispatch.campaigns.model import Campaign, CampaignMode, DailyWindow
 
 _EPS = timedelta(microseconds=1)
 _MAX_SEARCH_DAYS = 8
+_MAX_SPAN_DAYS = 4 * 366
 
 
 def _require_aware(t: datetime) -> None:
@@ -63,8 +65,10 @@ def _offset_transitions(window: DailyWindow, day: date) -> list[datetime]:
     return [hi.replace(microsecond=0)]
 
 
-def _candidates(window: DailyWindow, day: date) -> list[datetime]:
-    """Every instant on local ``day`` where the window may open or close."""
+@lru_cache(maxsize=4 * _MAX_SPAN_DAYS)
+def _candidates(window: DailyWindow, day: date) -> tuple[datetime, ...]:
+    """Every instant on local ``day`` where the window may open or close (cached: each edge
+    search looks at eight days, and consecutive searches at mostly the same ones)."""
     zone = window.zone
     out: list[datetime] = []
     for wall in (window.start, window.end):
@@ -72,7 +76,7 @@ def _candidates(window: DailyWindow, day: date) -> list[datetime]:
             local = datetime.combine(day, wall, zone).replace(fold=fold)
             out.append(local.astimezone(UTC))
     out.extend(_offset_transitions(window, day))
-    return out
+    return tuple(out)
 
 
 def _next_edge(window: DailyWindow, t: datetime, opening: bool) -> datetime:
@@ -106,16 +110,50 @@ def next_close(window: DailyWindow, t: datetime) -> datetime:
 
 
 def open_seconds_between(window: DailyWindow | None, a: datetime, b: datetime) -> float:
-    """Seconds inside the window between instants ``a`` and ``b`` (0 when ``b <= a``)."""
+    """Seconds inside the window between instants ``a`` and ``b`` (0 when ``b <= a``).
+
+    A route asks this on every feed tick for each Spread campaign (time left before its end),
+    so the cost must not grow with the days left: the span is cut at local midnights, whole
+    local days come from a per-day cache, and only the partial first and last days are walked
+    edge by edge. Open time adds up over any partition of the span, so the result is the
+    same as walking every edge. With a window, a span is counted up to ``_MAX_SPAN_DAYS``
+    (a rate spread over more is as good as nothing; the bound keeps the work bounded)."""
     _require_aware(a)
     _require_aware(b)
     if b <= a:
         return 0.0
     if window is None:
         return (b - a).total_seconds()
+    b = min(b, a + timedelta(days=_MAX_SPAN_DAYS))
+    first = a.astimezone(window.zone).date() + timedelta(days=1)
+    last = b.astimezone(window.zone).date()
+    lo, hi = _day_start(window, first), _day_start(window, last)
+    if last <= first or not a <= lo <= hi <= b:
+        return _walk_open_seconds(window, a, b)
+    total = _walk_open_seconds(window, a, lo) + _walk_open_seconds(window, hi, b)
+    for offset in range((last - first).days):
+        total += _open_seconds_on(window, first + timedelta(days=offset))
+    return total
+
+
+def _day_start(window: DailyWindow, day: date) -> datetime:
+    """The UTC instant of local midnight starting ``day`` (the first one at a fall-back; at a
+    gap, the instant the clock jumps): strictly increasing with ``day``."""
+    return datetime.combine(day, datetime.min.time(), window.zone).astimezone(UTC)
+
+
+@lru_cache(maxsize=4 * _MAX_SPAN_DAYS)
+def _open_seconds_on(window: DailyWindow, day: date) -> float:
+    """Open seconds of local ``day``, midnight to midnight (DST days differ)."""
+    return _walk_open_seconds(window, _day_start(window, day),
+                              _day_start(window, day + timedelta(days=1)))
+
+
+def _walk_open_seconds(window: DailyWindow, a: datetime, b: datetime) -> float:
+    """``open_seconds_between`` by walking every edge from ``a`` to ``b``."""
     total = 0.0
     t = a
-    for _ in range(4 * 366 * 4):  # bounded: at most a few edges a day for a few years
+    for _ in range(4 * _MAX_SPAN_DAYS):  # bounded: a few edges a day
         if t >= b:
             break
         if window_open(window, t):

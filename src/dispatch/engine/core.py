@@ -11,8 +11,9 @@ Shutdown (``stop()``) is graceful first: feeding and the control loop stop, pool
 windows and unbind, messages the pools never submitted go back to New, the writer commits
 everything queued, then the simulator and API are cancelled and the store closed.
 
-The control loop runs every ``control_interval_s``; it is where the lifecycle advances by
-itself: Pending campaigns with auto-start begin building at their start time, Building ones are
+The control loop runs every ``control_interval_s``, and within ``tick_s`` of any campaign being
+created or changing status (so a pause or cancel stops the sending at once); it is where the
+lifecycle advances by itself: Pending campaigns with auto-start begin building at their start time, Building ones are
 built (one builder task each), Sending ones pause outside their daily window and resume inside
 it, expire at their end time, and finish when no recipient is left New or in flight.
 """
@@ -204,7 +205,7 @@ class Engine:
                     assert store is not None
                     self.membership = ClusterMembership(
                         store, cluster_of(store.sync),
-                        cfg.store, {n: r.pool for n, r in self.routes.items()}, self.clock,
+                        cfg.store, self.routes, self.clock,
                         self.stop)
                     await outer.start(self.membership.run)
                 inner.start_soon(self._feed_all, feeders)
@@ -284,11 +285,12 @@ class Engine:
         store step of a tick is one transaction or a read, so the next tick simply redoes what
         is still due. After an outage, each campaign it paused gets a job error saying when."""
         interval = self.config.scheduler.control_interval_s
-        assert self.writer is not None
+        assert self.writer is not None and self.store is not None
         health = self.writer.health
         async with trio.open_nursery() as builders:
             while True:
                 delay = interval
+                generation = self.store.campaigns_generation
                 try:
                     await self._control_tick(builders)
                     health.ok("control")
@@ -299,7 +301,22 @@ class Engine:
                 except STORE_FAULTS as exc:
                     self._control_errors += 1
                     delay = max(interval, health.fault("control", exc, self._sending))
-                await trio.sleep(delay)
+                    await trio.sleep(delay)  # an outage's backoff is not cut short
+                    continue
+                await self._sleep_until_changed(generation, delay)
+
+    async def _sleep_until_changed(self, generation: int, delay_s: float) -> None:
+        """Sleep ``delay_s``, or less when a campaign was created or changed status since
+        the tick began (``AsyncStore.campaigns_generation``): a user's pause or cancel then
+        reaches the routes, which take back what the pool still queues, within ``tick_s``
+        instead of up to a whole control interval later (at full rate, thousands of
+        messages went out after a cancel was acknowledged). Checking the counter is an int
+        comparison, no store call."""
+        assert self.store is not None
+        step_s = max(0.005, min(self.config.scheduler.tick_s, delay_s))
+        with trio.move_on_after(delay_s):
+            while self.store.campaigns_generation == generation:
+                await trio.sleep(step_s)
 
     async def _report_outages(self) -> None:
         """One job error per campaign paused by each finished store outage ("store unavailable
@@ -352,7 +369,11 @@ class Engine:
             elif c.status is CampaignStatus.SENDING:
                 if route is None:
                     await self.service.fail(c.id, f"unknown ESME route {c.esme!r}")
-                elif c.window is not None and not window_open(c.window, now):
+                elif (c.window is not None and not window_open(c.window, now)
+                      and not is_expired(c, now)):
+                    # Past its end time it is ended below instead (``_settle``): a window
+                    # pause first would make it end Paused, always Expired, when its end is
+                    # its window's close (a day's campaign in business hours).
                     await self.service.window_closed(c.id)
                 else:
                     counters = await self.store.counters(c.id)
@@ -391,9 +412,14 @@ class Engine:
         """The end time passed. Done when nothing released was left unsent: a transactional
         campaign with everything processed, or a Trigger campaign whose only leftovers are
         recipients never triggered (marked "not triggered"); otherwise Expired, and the unsent
-        recipients are marked "campaign expired"."""
+        recipients are marked "campaign expired" (Held ones "not triggered").
+
+        A campaign Paused at its end time (by hand, or by its daily window) is Expired: the
+        lifecycle has no Paused -> Done, and trying it failed every control tick, which left
+        the campaign Paused for ever and stopped the tick before the campaigns after it."""
         assert self.store is not None and self.service is not None and c.id is not None
-        released_done = counters.pending == 0 and counters.inflight == 0
+        released_done = (c.status is CampaignStatus.SENDING
+                         and counters.pending == 0 and counters.inflight == 0)
         if released_done and c.kind is CampaignKind.TRANSACTIONAL:
             await self.service.finish(c.id, "end time reached, all messages processed")
         elif released_done and c.mode is CampaignMode.TRIGGER:

@@ -95,6 +95,18 @@ class Route:
         self._claims_in_doubt: set[int] = set()
         self._orphans_released = 0
         self._last_bind_error = ""
+        #: The rate the pool sends at now: its TPS contract, or this node's share of it in a
+        #: cluster (``set_tps``); 0 = unlimited. Fair share splits this, not the contract.
+        self.tps = pool.config.tps
+
+    def set_tps(self, tps: float) -> None:
+        """Send at ``tps`` from now on (a cluster node's share of the contract): the pool's
+        limiter and the capacity the route's fair share hands out change together. Splitting
+        the whole contract while the pool sends a share of it made the route claim faster
+        than the pool sent, until the claim bound: the queue then held thousands of claimed
+        recipients (ambiguous after a crash) and a later, urgent campaign waited behind it."""
+        self.pool.set_tps(tps)
+        self.tps = tps
 
     # ------------------------------------------------------------------ campaign set
 
@@ -157,9 +169,16 @@ class Route:
             c = feed.campaign
             demand = c.tps_cap if c.tps_cap else math.inf
             if c.mode is CampaignMode.SPREAD and c.end_at is not None:
+                if feed.remaining_hint <= 0:
+                    # Nothing New by the last counters: the campaign has no demand, so no
+                    # claim would ever come back short to mark it exhausted, and the control
+                    # loop (which finishes a bulk campaign only once its feed is exhausted)
+                    # would let it run into its end time and expire although all was sent.
+                    feed.exhausted = True
+                    continue
                 demand = min(demand, spread_rate_tps(feed.remaining_hint, now, c.end_at, c.window))
             requests.append(ShareRequest(cid, float(c.priority), demand))
-        capacity = self.pool.config.tps if self.pool.config.tps > 0 else math.inf
+        capacity = self.tps if self.tps > 0 else math.inf
         if math.isinf(capacity):
             # No contract: the window is the limit. Finite demands are met; the rest share by
             # weight whatever room the claim bound leaves (see _allow).
@@ -175,7 +194,13 @@ class Route:
             feed = self._feeds[cid]
             if math.isinf(rate):
                 continue
-            feed.allowance = min(feed.allowance + rate * dt_s, max(1.0, rate * 2 * dt_s, 1.0))
+            # At most two ticks' worth is kept (or one message plus a tick's worth, when a
+            # tick grants less than one message): a campaign that could not claim for a
+            # while does not burst. The cap is never below what is left over from the last
+            # claim plus this tick's grant, or fractions would be cut off every few ticks
+            # (a 30 TPS cap got 25 at 20 ms ticks, and Spread fell behind its schedule).
+            grant = rate * dt_s
+            feed.allowance = min(feed.allowance + grant, max(1.0, grant) + grant)
             counts[cid] = int(feed.allowance)
         used = sum(counts.values())
         left = max(0, room - used)
