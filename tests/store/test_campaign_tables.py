@@ -98,6 +98,10 @@ def test_list_filters_sort_and_pagination(store: Store) -> None:
     known = [s for s in starts if s is not None]
     assert known == sorted(known) and starts[len(known):] == [None] * (len(starts) - len(known))
     assert store.list_campaigns(CampaignFilter(search="100%_")).total == 0
+    # Terms whose "next string" is not simple to form: the last code point, and the one
+    # before the surrogates (SQLite's prefix bound raised, or could not be encoded).
+    for term in ("a\U0010ffff", "\U0010ffff\U0010ffff", "x\ud7ff"):
+        assert store.list_campaigns(CampaignFilter(search=term)).total == 0
 
 
 def test_kpi_and_active(store: Store) -> None:

@@ -58,10 +58,17 @@ _ACTIVE = tuple(s.value for s in (CampaignStatus.PENDING, CampaignStatus.BUILDIN
                                   CampaignStatus.SENDING, CampaignStatus.PAUSED))
 
 
-def _prefix_upper_bound(prefix: str) -> str:
+def _prefix_upper_bound(prefix: str) -> str | None:
     """The smallest string greater than every string starting with ``prefix`` (for an
-    index-friendly ``col >= prefix AND col < bound`` instead of LIKE)."""
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    index-friendly ``col >= prefix AND col < bound`` instead of LIKE), or None when there is
+    none (a prefix of U+10FFFF only). Never a surrogate code point (no store can encode one)."""
+    stripped = prefix.rstrip("\U0010ffff")
+    if not stripped:
+        return None
+    following = ord(stripped[-1]) + 1
+    if 0xD800 <= following <= 0xDFFF:
+        following = 0xE000
+    return stripped[:-1] + chr(following)
 
 
 def _like_escape(text: str) -> str:
@@ -207,9 +214,11 @@ class SqliteStore(SqliteDispatchPath):
                 params.extend(sorted(v.value for v in values))
         term = (flt.search or "").strip().lower()
         if term:  # a blank search filters nothing
-            where.append("((external_id >= ? AND external_id < ?) "
-                         "OR sender_lower LIKE ? ESCAPE '\\')")
-            params.extend([term, _prefix_upper_bound(term), f"%{_like_escape(term)}%"])
+            bound = _prefix_upper_bound(term)
+            where.append("((external_id >= ?" + ("" if bound is None else " AND external_id < ?")
+                         + ") OR sender_lower LIKE ? ESCAPE '\\')")
+            params.extend([term, *(() if bound is None else (bound,)),
+                           f"%{_like_escape(term)}%"])
         clause = " AND ".join(where)
         total = self._db.execute(f"SELECT COUNT(*) FROM campaigns WHERE {clause}",
                                  params).fetchone()[0]
