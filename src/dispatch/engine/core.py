@@ -24,7 +24,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import trio
@@ -276,6 +276,7 @@ class Engine:
                 for route in self.routes.values():
                     nursery.start_soon(route.feed)
                 nursery.start_soon(self._control_loop)
+                nursery.start_soon(self._purge_unmatched_receipts)
 
     # ------------------------------------------------------------------ control loop
 
@@ -304,6 +305,30 @@ class Engine:
                     await trio.sleep(delay)  # an outage's backoff is not cut short
                     continue
                 await self._sleep_until_changed(generation, delay)
+
+    async def _purge_unmatched_receipts(self) -> None:
+        """Delete parked receipts older than ``store.unmatched_receipt_retention_s``, at a
+        quarter of that period (at most hourly). Receipts that never match (another system's
+        messages on the same account, a store restored from a backup) would otherwise pile up
+        for ever, and every retry of the parked ones reads them again. A store outage skips a
+        round; the next one catches up."""
+        assert self.store is not None
+        retention_s = self.config.store.unmatched_receipt_retention_s
+        if retention_s <= 0:
+            return
+        every_s = min(3600.0, retention_s / 4)
+        while True:
+            await trio.sleep(every_s)
+            try:
+                purged = await self.store.purge_unmatched_receipts(
+                    self.clock() - timedelta(seconds=retention_s))
+            except STORE_FAULTS as exc:
+                log_event(log, logging.WARNING, "unmatched receipts not purged",
+                          error=describe(exc))
+                continue
+            if purged:
+                log_event(log, logging.INFO, "purged unmatched receipts", count=purged,
+                          older_than_s=retention_s)
 
     async def _sleep_until_changed(self, generation: int, delay_s: float) -> None:
         """Sleep ``delay_s``, or less when a campaign was created or changed status since

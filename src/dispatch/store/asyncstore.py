@@ -243,6 +243,9 @@ class AsyncStore:
     async def retry_unmatched_receipts(self, now: datetime) -> int:
         return await self.run_sync(self.sync.retry_unmatched_receipts, now)
 
+    async def purge_unmatched_receipts(self, older_than: datetime) -> int:
+        return await self.run_sync(self.sync.purge_unmatched_receipts, older_than)
+
     async def recover_inflight(self, policy: RecoveryPolicy, now: datetime) -> RecoveryCounts:
         return await self.run_sync(self.sync.recover_inflight, policy, now)
 

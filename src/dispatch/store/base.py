@@ -325,6 +325,10 @@ class StoreConfig:
     node_id: str = ""
     heartbeat_interval_s: float = 2.0
     node_timeout_s: float = 10.0
+    # A receipt that matched no submit is parked (its submit_sm_resp may still come) and
+    # deleted once older than this (0: kept for ever). Longer than any validity period in use:
+    # a receipt comes at the latest when the message expires at the SMSC.
+    unmatched_receipt_retention_s: float = 7 * 86400.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
