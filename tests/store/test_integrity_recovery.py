@@ -11,8 +11,9 @@ import pytest
 from store_fixtures import T0, new_campaign, query, rows
 from test_campaign_tables import move
 
-from dispatch.campaigns.lifecycle import Event
-from dispatch.store.base import RecoveryPolicy, Store
+from dispatch.campaigns.lifecycle import AuditEntry, Event
+from dispatch.campaigns.model import CampaignMode
+from dispatch.store.base import RecoveryPolicy, Store, SubmitKind, SubmitOutcome
 
 
 def _expired_with_inflight(store: Store) -> tuple[int, int]:
@@ -91,3 +92,27 @@ def test_recovery_finishes_an_expiry_a_crash_cut_short(store: Store,
                       "GROUP BY error", (cid,))) == {
         "campaign expired": k.expired - 2, "not triggered": 2}
     assert sum(d.failed for d in store.daily_activity(cid)) == k.failed
+
+
+def test_recovery_marks_the_never_triggered_recipients_of_a_done_trigger_campaign(
+        store: Store) -> None:
+    """A Trigger campaign ends Done at its end time when everything released was sent, and its
+    Held recipients are then marked "not triggered" (a second step): a crash between the two
+    left them Held in a Done campaign for ever. The startup recovery finishes it."""
+    c = new_campaign(store, mode=CampaignMode.TRIGGER, start_at=T0,
+                     end_at=T0 + timedelta(hours=1))
+    cid = c.id or 0
+    store.add_recipients(cid, rows(5), T0, held=True)
+    for event in (Event.APPROVE, Event.BUILD, Event.BUILT):
+        move(store, cid, event)
+    assert store.release_held(cid, None, 2, AuditEntry("op", "trigger", "", T0)).released == 2
+    claimed = store.claim_for_send(cid, 2, T0)
+    store.record_submit_results([SubmitOutcome(r.id, SubmitKind.ACCEPTED, "e", (f"t{r.id}",))
+                                 for r in claimed], T0)
+    move(store, cid, Event.FINISH)
+    # killed here: expire_remaining never ran
+    store.recover_inflight(RecoveryPolicy.MARK_UNKNOWN, T0 + timedelta(hours=2))
+    k = store.counters(cid)
+    assert (k.held, k.pending, k.sent, k.expired) == (0, 0, 2, 3)
+    assert query(store, "SELECT error, COUNT(*) FROM recipients WHERE campaign_id = ? "
+                 "AND stage = 'Failed' GROUP BY error", (cid,)) == [("not triggered", 3)]

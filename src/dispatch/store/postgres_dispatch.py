@@ -511,7 +511,10 @@ class PostgresDispatchPath:
                 "SELECT node_id FROM cluster_nodes WHERE state = 'live' "
                 f"AND heartbeat_at_us >= {DB_NOW_US} - %s))",
                 (self.node_id, int(self.config.node_timeout_s * 1_000_000)))
-            cur.execute("SELECT c.id FROM campaigns c WHERE c.status = 'Expired' AND EXISTS "
+            # Also a Done Trigger campaign's Held rows (a crash between its finish and the
+            # marking); it has nothing New left (it was finished with all released sent).
+            cur.execute("SELECT c.id FROM campaigns c WHERE (c.status = 'Expired' OR "
+                        "(c.status = 'Done' AND c.mode = 'Trigger')) AND EXISTS "
                         "(SELECT 1 FROM recipient_queue q WHERE q.campaign_id = c.id) "
                         "ORDER BY c.id")
             for (cid,) in cur.fetchall():

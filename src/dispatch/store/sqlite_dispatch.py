@@ -378,11 +378,13 @@ class SqliteDispatchPath:
             deltas = _Deltas()
             # Nothing claims from an Expired campaign or expires it again: what it still has
             # New or Held (sent back above under RESEND, or left by a crash between the
-            # Expired status and ``expire_remaining``) is marked expired now.
+            # Expired status and ``expire_remaining``) is marked expired now. So are the Held
+            # rows of a Done Trigger campaign (a crash between its finish and the marking).
             for (cid,) in cur.execute(
                     "SELECT c.id FROM campaigns c JOIN campaign_counters k "
-                    "ON k.campaign_id = c.id WHERE c.status = 'Expired' "
-                    "AND k.pending + k.held > 0 ORDER BY c.id").fetchall():
+                    "ON k.campaign_id = c.id WHERE (c.status = 'Expired' "
+                    "AND k.pending + k.held > 0) OR (c.status = 'Done' AND c.mode = 'Trigger' "
+                    "AND k.held > 0) ORDER BY c.id").fetchall():
                 self._expire_new(cur, cid, now_us, deltas)
                 self._expire_stage(cur, cid, "Held", "held", "not triggered", now_us, deltas)
             deltas.flush(cur)
