@@ -132,20 +132,28 @@ def _tlvs(data: bytes, pos: int, end: int) -> dict[int, bytes]:
     return out
 
 
-def _sm_body(data: bytes, pos: int, end: int) -> tuple[Any, ...]:
-    """submit_sm / deliver_sm mandatory fields in spec order (sections 4.4.1, 4.6.1) + TLVs."""
+def _addresses(data: bytes, pos: int, end: int, max_addr: int) -> tuple[tuple[Any, ...], int]:
+    """service_type and the source and destination addresses, as submit_sm, deliver_sm and
+    data_sm begin (sections 4.4.1, 4.6.1, 4.7.1), and where the body goes on."""
     service_type, pos = _cstring(data, pos, end, _MAX_SERVICE_TYPE, "service_type")
     if end - pos < 2:
         raise _BodyError("truncated source_addr_ton/npi", _RINVCMDLEN)
     src_ton = data[pos]
     src_npi = data[pos + 1]
-    source_addr, pos = _cstring(data, pos + 2, end, _MAX_ADDR, "source_addr", _RINVSRCADR)
+    source_addr, pos = _cstring(data, pos + 2, end, max_addr, "source_addr", _RINVSRCADR)
     if end - pos < 2:
         raise _BodyError("truncated dest_addr_ton/npi", _RINVCMDLEN)
     dst_ton = data[pos]
     dst_npi = data[pos + 1]
-    destination_addr, pos = _cstring(data, pos + 2, end, _MAX_ADDR, "destination_addr",
+    destination_addr, pos = _cstring(data, pos + 2, end, max_addr, "destination_addr",
                                      _RINVDSTADR)
+    return (service_type, src_ton, src_npi, source_addr, dst_ton, dst_npi,
+            destination_addr), pos
+
+
+def _sm_body(data: bytes, pos: int, end: int) -> tuple[Any, ...]:
+    """submit_sm / deliver_sm mandatory fields in spec order (sections 4.4.1, 4.6.1) + TLVs."""
+    addresses, pos = _addresses(data, pos, end, _MAX_ADDR)
     if end - pos < 3:
         raise _BodyError("truncated esm_class/protocol_id/priority_flag", _RINVCMDLEN)
     esm_class = data[pos]
@@ -165,34 +173,20 @@ def _sm_body(data: bytes, pos: int, end: int) -> tuple[Any, ...]:
         raise _BodyError("short_message runs past the PDU", _RINVMSGLEN)
     short_message = data[pos:pos + sm_length]
     tlvs = _tlvs(data, pos + sm_length, end)
-    return (service_type, src_ton, src_npi, source_addr, dst_ton, dst_npi, destination_addr,
-            esm_class, protocol_id, priority_flag, schedule, validity, registered, replace,
-            data_coding, default_msg_id, short_message, tlvs)
+    return (*addresses, esm_class, protocol_id, priority_flag, schedule, validity, registered,
+            replace, data_coding, default_msg_id, short_message, tlvs)
 
 
 def _data_sm_body(data: bytes, pos: int, end: int) -> tuple[Any, ...]:
     """data_sm (section 4.7.1) in the deliver_sm field layout (see the module doc)."""
-    service_type, pos = _cstring(data, pos, end, _MAX_SERVICE_TYPE, "service_type")
-    if end - pos < 2:
-        raise _BodyError("truncated source_addr_ton/npi", _RINVCMDLEN)
-    src_ton = data[pos]
-    src_npi = data[pos + 1]
-    source_addr, pos = _cstring(data, pos + 2, end, _MAX_DATA_SM_ADDR, "source_addr",
-                                _RINVSRCADR)
-    if end - pos < 2:
-        raise _BodyError("truncated dest_addr_ton/npi", _RINVCMDLEN)
-    dst_ton = data[pos]
-    dst_npi = data[pos + 1]
-    destination_addr, pos = _cstring(data, pos + 2, end, _MAX_DATA_SM_ADDR, "destination_addr",
-                                     _RINVDSTADR)
+    addresses, pos = _addresses(data, pos, end, _MAX_DATA_SM_ADDR)
     if end - pos < 3:
         raise _BodyError("truncated esm_class/registered_delivery/data_coding", _RINVCMDLEN)
     esm_class = data[pos]
     registered = data[pos + 1]
     data_coding = data[pos + 2]
     tlvs = _tlvs(data, pos + 3, end)
-    return (service_type, src_ton, src_npi, source_addr, dst_ton, dst_npi, destination_addr,
-            esm_class, 0, 0, b"", b"", registered, 0, data_coding, 0, b"", tlvs)
+    return (*addresses, esm_class, 0, 0, b"", b"", registered, 0, data_coding, 0, b"", tlvs)
 
 
 def _bind_body(data: bytes, pos: int, end: int) -> tuple[Any, ...]:
