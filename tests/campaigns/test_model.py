@@ -78,6 +78,11 @@ def test_placeholders_and_render() -> None:
         "Hi Ann, code 42 for Ann {not a var} {1x}"
     assert render_text("Hi {name}", None) == "Hi "
     assert render_text("plain", None) == "plain"
+    # Header names in any script, and the suffixed names of repeated columns.
+    assert placeholders("Здравствуйте, {Имя}! {name_2} {Stadt_1}") == ["Имя", "name_2",
+                                                                         "Stadt_1"]
+    assert render_text("Здравствуйте, {Имя}! {name_2}", {"Имя": "Анна", "name_2": "B"}) == \
+        "Здравствуйте, Анна! B"
 
 
 def test_capacity_error_body_matches_seed_shape() -> None:

@@ -153,7 +153,9 @@ MIN_PRIORITY, MAX_PRIORITY = 1, 10
 MAX_VALIDITY_PERIOD_S = 7 * 24 * 3600
 MIN_VALIDITY_PERIOD_S = 60
 
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# A name as a CSV header gives it, in any script ({name}, {name_2}, {Имя}): a letter or "_",
+# then letters, digits, "_". Braces around anything else ({not a var}, {1x}) are text.
+_PLACEHOLDER = re.compile(r"\{([^\W\d]\w*)\}")
 
 
 def placeholders(text: str) -> list[str]:
