@@ -382,6 +382,12 @@ cdef class RecipientParser:
         cdef int delims[3]
         cdef bint malformed = False
         if self._delim < 0:
+            if t - pos == 5 and (buf[pos] | 0x20) == 115 and (buf[pos + 1] | 0x20) == 101 \
+                    and (buf[pos + 2] | 0x20) == 112 and buf[pos + 3] == 61 \
+                    and (buf[pos + 4] == 44 or buf[pos + 4] == 59 or buf[pos + 4] == 9
+                         or buf[pos + 4] == 124):
+                self._delim = buf[pos + 4]  # Excel's "sep=;" line names the delimiter
+                return t
             counts[0] = dpi_count_unquoted(buf, pos, t, 44)
             counts[1] = dpi_count_unquoted(buf, pos, t, 59)
             counts[2] = dpi_count_unquoted(buf, pos, t, 9)

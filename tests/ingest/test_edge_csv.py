@@ -102,3 +102,15 @@ def test_repeated_and_blank_header_names_lose_no_column(impl) -> None:
     assert r["variable_names"] == ("name", "name_2", "col3", "col3_2")
     assert r["recipients"][0].variables == {"name": "Ann", "name_2": "Lee", "col3": "x",
                                             "col3_2": "y"}
+
+
+def test_an_excel_sep_line_names_the_delimiter_and_is_not_the_header(impl) -> None:
+    """Excel writes "sep=;" as the first line of some CSV files: it names the delimiter and is
+    neither the header nor a row (it became a header named "sep=", every row malformed)."""
+    for data, delimiter in ((b"sep=;\r\nphone;name\r\n79123456789;Ann\r\n", ";"),
+                            (b"SEP=|\nname|phone\nBob|+7 912 345-67-80\n", "|")):
+        for splits in ([], list(range(1, len(data)))):
+            r = parse(impl, data, splits, fmt="csv")
+            assert r["delimiter"] == delimiter and r["errors"] == [] and r["lines"] == 3
+            assert len(r["recipients"]) == 1 and r["recipients"][0].line_no == 3
+            assert r["header"] is not None and "sep=" not in "".join(r["header"]).lower()

@@ -13,13 +13,15 @@ The rules, in the order they apply to a stream:
   nothing longer than ``max_line_bytes`` is ever buffered.
 * A record holding a NUL byte or invalid UTF-8 (strict, as ``bytes.decode``) is ``bad_encoding``
   (this is what UTF-16 and cp1251 files look like).
-* CSV (RFC 4180): the delimiter, when not given, is the most frequent of ``,`` ``;`` ``\\t`` in
-  the first non-blank line, outside double quotes (each ``"`` toggles; ties in that order;
-  none -> ``,``). A field is quoted when it starts with ``"``; ``""`` inside is one quote;
-  quoted fields may hold delimiters and newlines. A quote inside an unquoted field, text after
-  a closing quote, an unterminated quote, or a field count that differs from the first
-  well-formed record's is ``malformed_row`` (such a row ends at the next line terminator after
-  the fault: for an unterminated quote, the first one after that quote).
+* CSV (RFC 4180): a first line ``sep=X`` (Excel writes it; X one of ``, ; tab |``) names the
+  delimiter when it is not given, and is not a record. Else the delimiter, when not given, is
+  the most frequent of ``,`` ``;`` ``\\t`` in the first non-blank line, outside double quotes
+  (each ``"`` toggles; ties in that order; none -> ``,``). A field is quoted when it starts
+  with ``"``; ``""`` inside is one quote; quoted fields may hold delimiters and newlines. A
+  quote inside an unquoted field, text after a closing quote, an unterminated quote, or a
+  field count that differs from the first well-formed record's is ``malformed_row`` (such a
+  row ends at the next line terminator after the fault: for an unterminated quote, the first
+  one after that quote).
 * The first well-formed CSV record is the header when ``has_header`` says so; when it is None
   (auto), the record is a header unless one of its fields holds 7 or more digits. The phone
   column is an index, a header name (case-insensitive), or by default the first header named like
@@ -89,6 +91,7 @@ _BOM = b"\xef\xbb\xbf"
 _EOL = re.compile(rb"[\r\n]")
 _CR, _LF, _QUOTE = 13, 10, 34
 _SEPARATORS = frozenset(b" -.()")
+_SEP_LINE = frozenset(b",;\t|")  # delimiters an Excel "sep=X" first line may name
 _NBSP = "\u00a0".encode()
 _MIN_DIGITS, _MAX_DIGITS = 10, 15
 _HEADER_DIGITS = 7  # a field with this many digits looks like a number, not a column name
@@ -504,6 +507,9 @@ class RecipientParser:
         line_no = self.lines + 1
         end = len(buf)
         if self._delim is None:
+            if t - pos == 5 and buf[pos:pos + 4].lower() == b"sep=" and buf[pos + 4] in _SEP_LINE:
+                self._delim = buf[pos + 4]  # Excel's "sep=;" line names the delimiter
+                return t
             line = b"".join(buf[pos:t].split(b'"')[::2])  # outside quotes: quoted text is data
             counts = [line.count(b","), line.count(b";"), line.count(b"\t")]
             best = max(counts)
