@@ -38,3 +38,9 @@ def test_format_sniffing_skips_blank_lines(prefix: bytes) -> None:
 def test_a_txt_stream_is_still_txt() -> None:
     assert _read(b"\n79123456789\n+7 912 345-67-80\n", chunk_bytes=3) == (
         "txt", [("79123456789", None), ("79123456780", None)])
+
+
+def test_an_excel_sep_line_makes_the_stream_csv() -> None:
+    """"sep=|" names a delimiter the sniff does not look for: the stream is still CSV."""
+    assert _read(b"sep=|\nname|phone\nAnn|79123456789\n") == (
+        "csv", [("79123456789", {"name": "Ann"})])

@@ -105,6 +105,8 @@ def _sniff_format(stream: BinaryIO, first: bytes, options: IngestOptions) -> tup
 
 
 def _format_of_line(line: bytes) -> str:
+    if len(line) == 5 and line[:4].lower() == b"sep=":  # Excel's delimiter line: csv
+        return "csv"
     return "csv" if any(d in line for d in (b",", b";", b"\t")) else "txt"
 
 
