@@ -87,3 +87,23 @@ async def test_a_rate_below_one_message_a_tick_is_granted_in_full(
         assert granted == pytest.approx(tps_cap * ticks * tick_s, abs=1.0)
     finally:
         sync.close()
+
+
+def test_a_stall_earns_a_capped_campaign_no_burst(tmp_path: Path) -> None:
+    """After the feed waited a second (the writer's backlog, no room), a 50 TPS campaign may
+    claim about what ten ticks earn, not the second it waited (twice that, before)."""
+    sync = SqliteStore(StoreConfig(path=str(tmp_path / "s.sqlite3")))
+    store = AsyncStore(sync)
+    try:
+        clock = MovableClock()
+        pool = BindPool(EsmeConfig(name="sim", host="127.0.0.1", port=1, system_id="x",
+                                   password="y"))
+        config = SchedulerConfig()
+        route = Route("sim", pool, store, GroupCommitWriter(store, StoreConfig(), clock),
+                      config, clock)
+        route.set_campaigns([Campaign(sender="S", text="t", author="a", esme="sim",
+                                      tps_cap=50.0, id=1)], {1: 10_000})
+        counts = route._allow(route._rates(clock()), 1.0, config.max_claimed_per_route)
+        assert counts.get(1, 0) <= 2 * 50.0 * 10 * config.tick_s
+    finally:
+        sync.close()

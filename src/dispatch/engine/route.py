@@ -190,6 +190,10 @@ class Route:
         counts: dict[int, int] = {}
         unlimited = [cid for cid, r in rates.items() if math.isinf(r)]
         burst = self._config.claim_batch
+        # Time the feed spent waiting (for the writer's backlog, for room, a stalled loop)
+        # earns no catch-up: a TPS cap is a ceiling, and a second of waiting made a 50 TPS
+        # campaign claim 100 at once. Ten ticks still cover a loop that runs late.
+        dt_s = min(dt_s, 10 * self._config.tick_s)
         for cid, rate in rates.items():
             feed = self._feeds[cid]
             if math.isinf(rate):
