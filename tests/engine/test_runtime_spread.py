@@ -4,7 +4,9 @@ TPS cap) is granted in full also when it is below one message per feed tick."""
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -57,53 +59,46 @@ async def test_spread_campaign_that_sent_everyone_is_done_not_expired(tmp_path: 
         await engine.wait_stopped()
 
 
-@pytest.mark.parametrize("tps_cap", [10.0, 30.0, 34.0, 45.0, 70.0])
-@pytest.mark.parametrize("tick_s", [0.02, 0.021])
-async def test_a_rate_below_one_message_a_tick_is_granted_in_full(
-        tmp_path: Path, tps_cap: float, tick_s: float) -> None:
-    """The route's allowance for a capped campaign, over one second of feed ticks, is the cap
-    (the pieces are real: a BindPool not yet bound, a SQLite store, a writer not yet run; the
-    test plays the feed loop's part: it asks for the allowance every tick and claims it)."""
+@contextlib.contextmanager
+def _capped_route(tmp_path: Path, tps_cap: float) -> Iterator[tuple[Route, MovableClock]]:
+    """A route with one campaign capped at ``tps_cap`` (the pieces are real: a BindPool not
+    yet bound, a SQLite store, a writer not yet run); the test plays the feed loop's part."""
     sync = SqliteStore(StoreConfig(path=str(tmp_path / "s.sqlite3")))
     store = AsyncStore(sync)
     try:
         clock = MovableClock()
         pool = BindPool(EsmeConfig(name="sim", host="127.0.0.1", port=1, system_id="x",
                                    password="y"))
-        config = SchedulerConfig()
         route = Route("sim", pool, store, GroupCommitWriter(store, StoreConfig(), clock),
-                      config, clock)
-        campaign = Campaign(sender="S", text="t", author="a", esme="sim", tps_cap=tps_cap,
-                            id=1)
-        route.set_campaigns([campaign], {1: 10_000})
+                      SchedulerConfig(), clock)
+        route.set_campaigns([Campaign(sender="S", text="t", author="a", esme="sim",
+                                      tps_cap=tps_cap, id=1)], {1: 10_000})
+        yield route, clock
+    finally:
+        sync.close()
+
+
+@pytest.mark.parametrize("tps_cap", [10.0, 30.0, 34.0, 45.0, 70.0])
+@pytest.mark.parametrize("tick_s", [0.02, 0.021])
+def test_a_rate_below_one_message_a_tick_is_granted_in_full(
+        tmp_path: Path, tps_cap: float, tick_s: float) -> None:
+    """The route's allowance for a capped campaign, over ten seconds of feed ticks, is the cap
+    (the test asks for the allowance every tick and claims it, as the feed loop does)."""
+    with _capped_route(tmp_path, tps_cap) as (route, clock):
+        room = route._config.max_claimed_per_route
         granted = 0
         ticks = round(10 / tick_s)  # ten seconds of ticks
         for _ in range(ticks):
-            counts = route._allow(route._rates(clock()), tick_s, config.max_claimed_per_route)
-            n = counts.get(1, 0)
+            n = route._allow(route._rates(clock()), tick_s, room).get(1, 0)
             granted += n
             feed = route._feeds[1]
             feed.allowance = max(0.0, feed.allowance - n)  # what a claim of n does
         assert granted == pytest.approx(tps_cap * ticks * tick_s, abs=1.0)
-    finally:
-        sync.close()
 
 
 def test_a_stall_earns_a_capped_campaign_no_burst(tmp_path: Path) -> None:
     """After the feed waited a second (the writer's backlog, no room), a 50 TPS campaign may
     claim about what ten ticks earn, not the second it waited (twice that, before)."""
-    sync = SqliteStore(StoreConfig(path=str(tmp_path / "s.sqlite3")))
-    store = AsyncStore(sync)
-    try:
-        clock = MovableClock()
-        pool = BindPool(EsmeConfig(name="sim", host="127.0.0.1", port=1, system_id="x",
-                                   password="y"))
-        config = SchedulerConfig()
-        route = Route("sim", pool, store, GroupCommitWriter(store, StoreConfig(), clock),
-                      config, clock)
-        route.set_campaigns([Campaign(sender="S", text="t", author="a", esme="sim",
-                                      tps_cap=50.0, id=1)], {1: 10_000})
-        counts = route._allow(route._rates(clock()), 1.0, config.max_claimed_per_route)
-        assert counts.get(1, 0) <= 2 * 50.0 * 10 * config.tick_s
-    finally:
-        sync.close()
+    with _capped_route(tmp_path, 50.0) as (route, clock):
+        counts = route._allow(route._rates(clock()), 1.0, route._config.max_claimed_per_route)
+        assert counts.get(1, 0) <= 2 * 50.0 * 10 * route._config.tick_s
