@@ -3,9 +3,11 @@ stalled by that fault, paused by window or by a user, and a store that does not 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time as wall
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,10 +23,14 @@ from dispatch.transport.config import EsmeConfig, ReconnectConfig
 from .helpers import api_engine_config, parse, value, viewer_key
 
 
-def _closed_port() -> int:
+@contextlib.contextmanager
+def _closed_port() -> Iterator[int]:
+    """A port nothing listens on for the block's length: bound and never listening, so a
+    connect is refused, and no other process can take it meanwhile (a port merely closed
+    again can be handed to another test's listener at once, which then answers the binds)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        yield int(s.getsockname()[1])
 
 
 async def _wait_status(engine: Engine, cid: int, *wanted: CampaignStatus) -> Campaign:
@@ -38,8 +44,13 @@ async def _wait_status(engine: Engine, cid: int, *wanted: CampaignStatus) -> Cam
 
 
 async def test_binds_down_stalled_and_paused_campaigns(tmp_path: Path) -> None:
+    with _closed_port() as port:
+        await _binds_down_stalled_and_paused_campaigns(tmp_path, port)
+
+
+async def _binds_down_stalled_and_paused_campaigns(tmp_path: Path, port: int) -> None:
     (tmp_path / "r.txt").write_text("".join(f"+4930{i:08d}\n" for i in range(50)))
-    down = EsmeConfig(name="down", host="127.0.0.1", port=_closed_port(), system_id="acct",
+    down = EsmeConfig(name="down", host="127.0.0.1", port=port, system_id="acct",
                       password="pw", binds=2,
                       reconnect=ReconnectConfig(initial_s=0.05, max_s=0.2, jitter=0.0))
     config = replace(api_engine_config(tmp_path / "var"), esmes=(down,))

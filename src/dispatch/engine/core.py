@@ -467,6 +467,12 @@ class Engine:
     async def _build(self, campaign: Campaign) -> None:
         assert self.store is not None and self.service is not None and campaign.id is not None
         try:
+            # The control tick works from the list it read at its start: the build this tick
+            # saw Building may have finished since (the campaign is Sending now, its
+            # recipients New). Building again would delete them and ingest them anew, and a
+            # tick in between would see nothing pending and finish the campaign Done unsent.
+            if (await self.service.get(campaign.id)).status is not CampaignStatus.BUILDING:
+                return
             if self.membership is not None and not await self.membership.claim_build(
                     campaign.id):
                 return  # another live cluster node is building it (issue 8)
