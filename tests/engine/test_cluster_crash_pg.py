@@ -14,15 +14,12 @@ Checked against the simulator's submit log (written by the simulator process whe
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import psycopg
@@ -50,28 +47,6 @@ NODE_TIMEOUT_S = 2.0
 # up to ~100 ms of scheduling jitter on a loaded 2-core machine a one-second window at the
 # simulator spans up to 1.1 s of sending.
 JITTER_ALLOWANCE = 0.10
-
-
-def _load_pg_cluster() -> ModuleType:
-    """tests/store/pg_cluster.py (a plain module there, not a package member)."""
-    path = Path(__file__).resolve().parents[1] / "store" / "pg_cluster.py"
-    spec = importlib.util.spec_from_file_location("pg_cluster", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("pg_cluster", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture
-def pg_dsn() -> Iterator[str]:
-    pg_cluster = _load_pg_cluster()
-    if pg_cluster.find_bin_dir() is None:
-        if os.environ.get("DISPATCH_REQUIRE_PG") == "1":
-            pytest.fail("PostgreSQL binaries not found")
-        pytest.skip("PostgreSQL binaries not found (apt-get install postgresql-15)")
-    with pg_cluster.PgCluster.start_new() as pg:
-        yield pg.create_database("cluster")
 
 
 def _node_config(tmp_path: Path, node: str, dsn: str, sim_port: int) -> Path:

@@ -8,14 +8,8 @@ data directory, against a throwaway PostgreSQL server (skipped when none is inst
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
-from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
-import pytest
 import trio
 
 from dispatch.campaigns.model import Campaign, CampaignStatus
@@ -32,27 +26,6 @@ KEY = "00112233445566778899aabbccddeeff"
 CONTRACT_TPS = 400.0
 BINDS, WINDOW = 2, 16
 MAX_CLAIMED = 3000
-
-
-def _load_pg_cluster() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "store" / "pg_cluster.py"
-    spec = importlib.util.spec_from_file_location("pg_cluster", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("pg_cluster", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture
-def pg_dsn() -> Iterator[str]:
-    pg_cluster = _load_pg_cluster()
-    if pg_cluster.find_bin_dir() is None:
-        if os.environ.get("DISPATCH_REQUIRE_PG") == "1":
-            pytest.fail("PostgreSQL binaries not found")
-        pytest.skip("PostgreSQL binaries not found (apt-get install postgresql-15)")
-    with pg_cluster.PgCluster.start_new() as pg:
-        yield pg.create_database("share")
 
 
 def _config(tmp_path: Path, node: str, dsn: str, port: int) -> EngineConfig:
