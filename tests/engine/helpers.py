@@ -10,8 +10,12 @@ from pathlib import Path
 
 import trio
 
+from dispatch.campaigns.model import Campaign
+from dispatch.campaigns.service import CampaignService
 from dispatch.engine.config import EmbeddedSimulator, EngineConfig, SchedulerConfig
-from dispatch.simulator import OutcomeRule, SimulatorConfig, SubmitStatusRule
+from dispatch.engine.core import Engine
+from dispatch.simulator import OutcomeRule, SimulatorConfig, SmscSimulator, SubmitStatusRule
+from dispatch.store.asyncstore import AsyncStore
 
 
 def engine_config(data_dir: Path, **sim: object) -> EngineConfig:
@@ -49,6 +53,21 @@ class MovableClock:
         return self._base + (datetime.now(UTC) - self._since)
 
 
+def parts(engine: Engine) -> tuple[CampaignService, AsyncStore, SmscSimulator]:
+    """A running engine's service, store and embedded simulator (set once ``run`` started)."""
+    service, store, sim = engine.service, engine.store, engine.simulator
+    assert service is not None and store is not None and sim is not None
+    return service, store, sim
+
+
+async def approved(service: CampaignService, campaign: Campaign) -> int:
+    """Create ``campaign``, approve it with auto-start, and return its id."""
+    created = await service.create(campaign)
+    assert created.id is not None
+    await service.approve(created.id, "mod", auto_start=True)
+    return created.id
+
+
 async def until(check: Callable[[], Awaitable[bool]], timeout_s: float = 30) -> None:
     """Poll an async predicate every 20 ms, bounded in time."""
     with trio.fail_after(timeout_s):
@@ -56,5 +75,5 @@ async def until(check: Callable[[], Awaitable[bool]], timeout_s: float = 30) -> 
             await trio.sleep(0.02)
 
 
-__all__ = ["MovableClock", "OutcomeRule", "SubmitStatusRule", "engine_config", "until",
-           "write_numbers"]
+__all__ = ["MovableClock", "OutcomeRule", "SubmitStatusRule", "approved", "engine_config",
+           "parts", "until", "write_numbers"]

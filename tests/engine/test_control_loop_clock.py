@@ -21,7 +21,7 @@ from dispatch.campaigns.model import (
 )
 from dispatch.engine.core import Engine
 
-from .helpers import MovableClock, engine_config, until, write_numbers
+from .helpers import MovableClock, approved, engine_config, parts, until, write_numbers
 
 
 async def test_window_pause_resume_across_midnight_and_dst_then_expiry(tmp_path: Path) -> None:
@@ -34,16 +34,12 @@ async def test_window_pause_resume_across_midnight_and_dst_then_expiry(tmp_path:
     engine = Engine(config, clock=clock)
     async with trio.open_nursery() as nursery:
         await nursery.start(engine.run)
-        service, store, sim = engine.service, engine.store, engine.simulator
-        assert service is not None and store is not None and sim is not None
-        c = await service.create(Campaign(
+        service, store, sim = parts(engine)
+        cid = await approved(service, Campaign(
             sender="Night", text="Offer", author="t", esme="sim", mode=CampaignMode.ON_TIME,
             start_at=clock(), end_at=datetime(2026, 10, 26, 4, 0, tzinfo=UTC),
             window=DailyWindow(time(22, 0), time(6, 0), "Europe/Berlin"),
             source_path=str(tmp_path / "r.txt")))
-        cid = c.id
-        assert cid is not None
-        await service.approve(cid, "mod", auto_start=True)
 
         def status_is(status: CampaignStatus) -> Callable[[], Awaitable[bool]]:
             async def check() -> bool:

@@ -15,7 +15,7 @@ from dispatch.campaigns.model import Campaign, CampaignStatus
 from dispatch.engine.core import Engine
 from dispatch.simulator import destination_hash
 
-from .helpers import engine_config, write_numbers
+from .helpers import engine_config, parts, write_numbers
 
 
 async def test_pause_withdraws_queued_messages_and_resume_sends_each_once(tmp_path: Path) -> None:
@@ -27,8 +27,7 @@ async def test_pause_withdraws_queued_messages_and_resume_sends_each_once(tmp_pa
     engine = Engine(config)
     async with trio.open_nursery() as nursery:
         await nursery.start(engine.run)
-        service, store, sim = engine.service, engine.store, engine.simulator
-        assert service is not None and store is not None and sim is not None
+        service, store, sim = parts(engine)
         c = await service.create(Campaign(sender="S", text="Sale", author="t", esme="sim",
                                           source_path=str(tmp_path / "r.txt")))
         assert c.id is not None
@@ -82,8 +81,7 @@ async def test_a_stop_while_a_claim_runs_gives_back_what_the_pool_never_got(
     stopped_in_claim: list[int] = []
     async with trio.open_nursery() as nursery:
         await nursery.start(engine.run)
-        service, store, sim = engine.service, engine.store, engine.simulator
-        assert service is not None and store is not None and sim is not None
+        service, store, sim = parts(engine)
         real_claim = store.sync.claim_for_send
         token = trio.lowlevel.current_trio_token()
 

@@ -13,7 +13,7 @@ import trio
 from dispatch.campaigns.model import Campaign, CampaignStatus
 from dispatch.engine.core import Engine
 
-from .helpers import engine_config, until, write_numbers
+from .helpers import approved, engine_config, parts, until, write_numbers
 
 WINDOW = 8
 
@@ -29,13 +29,9 @@ async def test_cancel_stops_sending_without_waiting_for_the_control_tick(
     engine = Engine(config)
     async with trio.open_nursery() as nursery:
         await nursery.start(engine.run)
-        service, store, sim = engine.service, engine.store, engine.simulator
-        assert service is not None and store is not None and sim is not None
-        c = await service.create(Campaign(sender="S", text="Sale", author="t", esme="sim",
-                                          source_path=str(tmp_path / "r.txt")))
-        cid = c.id
-        assert cid is not None
-        await service.approve(cid, "mod", auto_start=True)
+        service, store, sim = parts(engine)
+        cid = await approved(service, Campaign(sender="S", text="Sale", author="t", esme="sim",
+                                               source_path=str(tmp_path / "r.txt")))
 
         async def sending() -> bool:
             return sim.stats.submits >= 100

@@ -20,7 +20,7 @@ from dispatch.simulator import run as run_simulator
 from dispatch.store.base import StoreConfig
 from dispatch.transport.config import EsmeConfig
 
-from .helpers import until, write_numbers
+from .helpers import approved, until, write_numbers
 
 KEY = "00112233445566778899aabbccddeeff"
 CONTRACT_TPS = 400.0
@@ -56,11 +56,8 @@ async def test_each_node_claims_at_its_share_of_the_contract(tmp_path: Path,
 
         service = a.service
         assert service is not None
-        c = await service.create(Campaign(sender="S", text="Hi", author="t", esme="sim",
-                                          source_path=str(tmp_path / "r.txt")))
-        cid = c.id
-        assert cid is not None
-        await service.approve(cid, "mod", auto_start=True)
+        cid = await approved(service, Campaign(sender="S", text="Hi", author="t", esme="sim",
+                                               source_path=str(tmp_path / "r.txt")))
 
         # Watch every node's claimed-but-unresolved count while 1600 submits go out (~4 s at
         # the contract's 400/s): it should stay near what is in the SMSC windows.

@@ -15,7 +15,7 @@ from dispatch.campaigns.model import Campaign, CampaignKind, CampaignMode, Campa
 from dispatch.campaigns.service import TransactionalMessage
 from dispatch.engine.core import Engine
 
-from .helpers import MovableClock, engine_config, until, write_numbers
+from .helpers import MovableClock, engine_config, parts, until, write_numbers
 
 
 async def test_paused_trigger_and_transactional_campaigns_end_at_their_end_time(
@@ -26,8 +26,7 @@ async def test_paused_trigger_and_transactional_campaigns_end_at_their_end_time(
     engine = Engine(engine_config(tmp_path / "var"), clock=clock)
     async with trio.open_nursery() as nursery:
         await nursery.start(engine.run)
-        service, store, sim = engine.service, engine.store, engine.simulator
-        assert service is not None and store is not None and sim is not None
+        service, store, sim = parts(engine)
         now = clock()
         trigger = await service.create(Campaign(
             sender="Roam", text="Welcome", author="t", esme="sim", mode=CampaignMode.TRIGGER,

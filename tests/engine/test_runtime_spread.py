@@ -25,7 +25,7 @@ from dispatch.store.writer import GroupCommitWriter
 from dispatch.transport.config import EsmeConfig
 from dispatch.transport.pool import BindPool
 
-from .helpers import MovableClock, engine_config, until, write_numbers
+from .helpers import MovableClock, approved, engine_config, parts, until, write_numbers
 
 
 async def test_spread_campaign_that_sent_everyone_is_done_not_expired(tmp_path: Path) -> None:
@@ -36,16 +36,12 @@ async def test_spread_campaign_that_sent_everyone_is_done_not_expired(tmp_path: 
     engine = Engine(engine_config(tmp_path / "var"), clock=clock)
     async with trio.open_nursery() as nursery:
         await nursery.start(engine.run)
-        service, store, sim = engine.service, engine.store, engine.simulator
-        assert service is not None and store is not None and sim is not None
+        service, store, sim = parts(engine)
         now = clock()
-        c = await service.create(Campaign(
+        cid = await approved(service, Campaign(
             sender="S", text="Spread", author="t", esme="sim", mode=CampaignMode.SPREAD,
             start_at=now, end_at=now + timedelta(seconds=4),
             source_path=str(tmp_path / "r.txt")))
-        cid = c.id
-        assert cid is not None
-        await service.approve(cid, "mod", auto_start=True)
 
         async def ended() -> bool:
             return (await service.get(cid)).status.is_terminal

@@ -13,7 +13,7 @@ import trio
 from dispatch.campaigns.model import Campaign, CampaignMode, CampaignStatus, DailyWindow
 from dispatch.engine.core import Engine
 
-from .helpers import MovableClock, engine_config, until, write_numbers
+from .helpers import MovableClock, approved, engine_config, parts, until, write_numbers
 
 
 async def test_trigger_campaign_ending_at_window_close_is_done(tmp_path: Path) -> None:
@@ -22,17 +22,13 @@ async def test_trigger_campaign_ending_at_window_close_is_done(tmp_path: Path) -
     engine = Engine(engine_config(tmp_path / "var"), clock=clock)
     async with trio.open_nursery() as nursery:
         await nursery.start(engine.run)
-        service, store, sim = engine.service, engine.store, engine.simulator
-        assert service is not None and store is not None and sim is not None
-        c = await service.create(Campaign(
+        service, store, _ = parts(engine)
+        cid = await approved(service, Campaign(
             sender="Shop", text="Today only", author="t", esme="sim", mode=CampaignMode.TRIGGER,
             start_at=datetime(2026, 6, 3, 9, 0, tzinfo=UTC),
             end_at=datetime(2026, 6, 3, 21, 0, tzinfo=UTC),
             window=DailyWindow(time(9, 0), time(21, 0), "UTC"),
             source_path=str(tmp_path / "audience.txt")))
-        cid = c.id
-        assert cid is not None
-        await service.approve(cid, "mod", auto_start=True)
 
         def status_is(status: CampaignStatus) -> Callable[[], Awaitable[bool]]:
             async def check() -> bool:

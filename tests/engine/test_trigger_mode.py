@@ -16,7 +16,7 @@ from dispatch.campaigns.model import Campaign, CampaignMode, CampaignStatus
 from dispatch.engine.core import Engine
 from dispatch.simulator import destination_hash
 
-from .helpers import MovableClock, engine_config, until, write_numbers
+from .helpers import MovableClock, engine_config, parts, until, write_numbers
 
 
 async def test_trigger_events_release_recipients_once_and_the_end_marks_the_rest(
@@ -26,8 +26,7 @@ async def test_trigger_events_release_recipients_once_and_the_end_marks_the_rest
     engine = Engine(engine_config(tmp_path / "var"), clock=clock)
     async with trio.open_nursery() as nursery:
         await nursery.start(engine.run)
-        service, store, sim = engine.service, engine.store, engine.simulator
-        assert service is not None and store is not None and sim is not None
+        service, store, sim = parts(engine)
         now = clock()
         created = await service.create(Campaign(
             sender="Roam", text="Welcome abroad", author="t", esme="sim",
