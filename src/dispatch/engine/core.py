@@ -205,7 +205,7 @@ class Engine:
                     assert store is not None
                     self.membership = ClusterMembership(
                         store, cluster_of(store.sync),
-                        cfg.store, self.routes, self.clock,
+                        cfg.store, {n: r.pool for n, r in self.routes.items()}, self.clock,
                         self.stop)
                     await outer.start(self.membership.run)
                 inner.start_soon(self._feed_all, feeders)

@@ -22,25 +22,25 @@ from typing import Any
 
 import trio
 
-from dispatch.engine.route import Route
 from dispatch.logs import log_event
 from dispatch.store.asyncstore import AsyncStore
 from dispatch.store.base import StoreConfig
 from dispatch.store.cluster import Cluster, share_of
 from dispatch.store.faults import STORE_FAULTS, describe
+from dispatch.transport.pool import BindPool
 
 log = logging.getLogger(__name__)
 
 
 class ClusterMembership:
     def __init__(self, store: AsyncStore, cluster: Cluster, config: StoreConfig,
-                 routes: Mapping[str, Route], clock: Callable[[], datetime],
+                 pools: Mapping[str, BindPool], clock: Callable[[], datetime],
                  on_fenced: Callable[[], None]) -> None:
         self._store = store
         self._cluster = cluster
         self._config = config
-        self._routes = routes
-        self._contract_tps = {name: route.pool.config.tps for name, route in routes.items()}
+        self._pools = pools
+        self._contract_tps = {name: pool.config.tps for name, pool in pools.items()}
         self._clock = clock
         self._on_fenced = on_fenced
         self.live_nodes = 0
@@ -112,9 +112,8 @@ class ClusterMembership:
             log_event(log, logging.INFO, "live nodes changed", node=self._cluster.node_id,
                       live=live)
             self.live_nodes = live
-            for name, route in self._routes.items():
-                # The route, not only its pool: its fair share must split what is really sent.
-                route.set_tps(share_of(self._contract_tps[name], live))
+            for name, pool in self._pools.items():
+                pool.set_tps(share_of(self._contract_tps[name], live))  # routes read pool.tps
 
     async def claim_build(self, campaign_id: int) -> bool:
         """Whether this node builds the campaign (one builder per campaign in the cluster)."""

@@ -95,18 +95,6 @@ class Route:
         self._claims_in_doubt: set[int] = set()
         self._orphans_released = 0
         self._last_bind_error = ""
-        #: The rate the pool sends at now: its TPS contract, or this node's share of it in a
-        #: cluster (``set_tps``); 0 = unlimited. Fair share splits this, not the contract.
-        self.tps = pool.config.tps
-
-    def set_tps(self, tps: float) -> None:
-        """Send at ``tps`` from now on (a cluster node's share of the contract): the pool's
-        limiter and the capacity the route's fair share hands out change together. Splitting
-        the whole contract while the pool sends a share of it made the route claim faster
-        than the pool sent, until the claim bound: the queue then held thousands of claimed
-        recipients (ambiguous after a crash) and a later, urgent campaign waited behind it."""
-        self.pool.set_tps(tps)
-        self.tps = tps
 
     # ------------------------------------------------------------------ campaign set
 
@@ -178,7 +166,10 @@ class Route:
                     continue
                 demand = min(demand, spread_rate_tps(feed.remaining_hint, now, c.end_at, c.window))
             requests.append(ShareRequest(cid, float(c.priority), demand))
-        capacity = self.tps if self.tps > 0 else math.inf
+        # What the pool sends at now (in a cluster, this node's share of the contract):
+        # splitting the whole contract while the pool sent a share made the route claim
+        # faster than it sent, and the queue held thousands of claimed recipients.
+        capacity = self.pool.tps if self.pool.tps > 0 else math.inf
         if math.isinf(capacity):
             # No contract: the window is the limit. Finite demands are met; the rest share by
             # weight whatever room the claim bound leaves (see _allow).

@@ -631,6 +631,12 @@ class BindPool:
         the contract (``dispatch.store.cluster.share_of``), re-split as nodes join or die."""
         self._limiter.set_rate(tps, burst=self.config.tps_burst)
 
+    @property
+    def tps(self) -> float:
+        """The rate it sends at now (0: unlimited): the contract, or in a cluster this node's
+        share of it (``set_tps``)."""
+        return self._limiter.tps
+
     def statistics(self) -> PoolStatistics:
         cfg = self.config
         senders = [b for b in self._binds if b.sends]
