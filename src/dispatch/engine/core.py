@@ -335,13 +335,12 @@ class Engine:
         the tick began (``AsyncStore.campaigns_generation``): a user's pause or cancel then
         reaches the routes, which take back what the pool still queues, within ``tick_s``
         instead of up to a whole control interval later (at full rate, thousands of
-        messages went out after a cancel was acknowledged). Checking the counter is an int
-        comparison, no store call."""
+        messages went out after a cancel was acknowledged). At most one tick per ``tick_s``
+        however many changes come."""
         assert self.store is not None
-        step_s = max(0.005, min(self.config.scheduler.tick_s, delay_s))
         with trio.move_on_after(delay_s):
-            while self.store.campaigns_generation == generation:
-                await trio.sleep(step_s)
+            await self.store.wait_campaigns_changed(generation)
+            await trio.sleep(min(self.config.scheduler.tick_s, delay_s))
 
     async def _report_outages(self) -> None:
         """One job error per campaign paused by each finished store outage ("store unavailable

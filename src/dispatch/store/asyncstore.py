@@ -130,6 +130,18 @@ class AsyncStore:
         #: Bumped after every campaign create and lifecycle transition through this store: the
         #: API's read cache (``control.readcache``) never serves a body read before a change.
         self.campaigns_generation = 0
+        self._campaigns_changed = trio.Event()  # set (and replaced) at every bump
+
+    def _campaigns_bumped(self) -> None:
+        self.campaigns_generation += 1
+        self._campaigns_changed.set()
+        self._campaigns_changed = trio.Event()
+
+    async def wait_campaigns_changed(self, generation: int) -> None:
+        """Return once a campaign was created or changed status since ``generation`` (a
+        ``campaigns_generation`` read earlier) was current."""
+        while self.campaigns_generation == generation:
+            await self._campaigns_changed.wait()
 
     async def run_sync(self, fn: Callable[..., R], *args: Any) -> R:
         """Run any store callable in the store's thread slot (for calls not wrapped below)."""
@@ -154,7 +166,7 @@ class AsyncStore:
         try:
             return await self.run_sync(self.sync.create_campaign, campaign, change, audit)
         finally:
-            self.campaigns_generation += 1
+            self._campaigns_bumped()
 
     async def get_campaign(self, campaign_id: int) -> Campaign | None:
         return await self.run_read(self.reader.get_campaign, campaign_id)
@@ -169,7 +181,7 @@ class AsyncStore:
             return await self.run_sync(self.sync.apply_transition, campaign_id, transition,
                                        change, audit, auto_start)
         finally:
-            self.campaigns_generation += 1
+            self._campaigns_bumped()
 
     async def campaign_detail(self, ref: uuid.UUID | int) -> CampaignSnapshot | None:
         """The campaign (by store id or external UUID) with its counters, daily activity,
