@@ -14,21 +14,19 @@ import json
 import math
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import falcon
 import falcon.asgi
 import msgpack
-import trio
 
 from control.errors import ApiError, bad_request
 from control.media import JSON, MSGPACK, MSGPACK_TYPES
 from dispatch.campaigns.model import text_problem
+from dispatch.campaigns.service import off_loop_if
 from dispatch.store.base import LIMIT_EXCEEDED_MESSAGE
-
-R = TypeVar("R")
 
 FieldType = Literal["string", "integer", "number", "boolean", "datetime", "array", "object"]
 
@@ -322,17 +320,7 @@ def query_parameters(fields: Schema) -> list[dict[str, Any]]:
 #: of 200 000 messages (~14 MB of JSON) takes about a second of CPU to decode and check, and on
 #: the engine's loop that second would stall every SMPP bind and API request at once.
 OFF_LOOP_BYTES = 256 * 1024
-#: Likewise for lists of items checked one by one (messages, phone numbers).
-OFF_LOOP_ITEMS = 2000
-
-
-async def off_loop_if(large: bool, fn: Callable[..., R], *args: Any) -> R:
-    """``fn(*args)`` in a worker thread when ``large`` (the loop keeps running; the GIL is
-    handed back to it every switch interval), else right here (no thread hop for the many
-    small requests)."""
-    if large:
-        return await trio.to_thread.run_sync(fn, *args)
-    return fn(*args)
+# (Lists of items checked one by one: ``dispatch.campaigns.service.OFF_LOOP_ITEMS``.)
 
 
 async def _read_raw(req: falcon.asgi.Request, max_bytes: int) -> tuple[bytes, str]:

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 import trio
 from control_env import api_env
 
-from control.validation import OFF_LOOP_BYTES, OFF_LOOP_ITEMS
+from control.validation import OFF_LOOP_BYTES
 from dispatch.campaigns.model import SmsResult
+from dispatch.campaigns.service import OFF_LOOP_ITEMS
 from dispatch.store.base import Receipt, SubmitKind, SubmitOutcome
 
 API = "/api/v1"

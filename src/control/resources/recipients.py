@@ -22,16 +22,20 @@ from control.resources.campaigns import campaign_ref
 from control.validation import (
     LIMIT,
     MAX_POSITION,
-    OFF_LOOP_ITEMS,
     PHONE_MESSAGE,
     Field,
-    off_loop_if,
     parse_query,
     read_object,
 )
 from control.views import job_error_json, recipient_json
 from dispatch.campaigns.model import RecipientStage, SmsResult
-from dispatch.campaigns.service import CampaignService, NumberPreparer, TransactionalMessage
+from dispatch.campaigns.service import (
+    OFF_LOOP_ITEMS,
+    CampaignService,
+    NumberPreparer,
+    TransactionalMessage,
+    off_loop_if,
+)
 from dispatch.store.base import Page
 
 RECIPIENT_QUERY = {

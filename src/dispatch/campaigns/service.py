@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import trio
 
@@ -68,9 +68,13 @@ CampaignRef = uuid.UUID | int
 #: Turns a raw phone number into (E.164 number, ctn_hash, masked); raises ValueError when invalid.
 #: The engine wires the ingest module's normaliser and keyed hash here.
 NumberPreparer = Callable[[str], tuple[str, bytes, str]]
+R = TypeVar("R")
 
 _TRANSITION_RETRIES = 3
-_PREPARE_OFF_LOOP = 2000  # numbers in one request above which they are prepared in a thread
+#: Numbers (or messages) in one request above which they are checked and prepared in a worker
+#: thread: up to 200 000 a request are ~1 s of CPU, which on the engine's loop would stall every
+#: bind and request.
+OFF_LOOP_ITEMS = 2000
 
 
 class Period(enum.StrEnum):
@@ -376,8 +380,7 @@ class CampaignService:
             raise BadRequest(f"Maximum {limit} recipients allowed per request")
         if not messages:
             raise ValidationError({"messages": "At least one message is required"})
-        rows = await self._off_loop_if(len(messages) > _PREPARE_OFF_LOOP,
-                                       self._message_rows, messages)
+        rows = await off_loop_if(len(messages) > OFF_LOOP_ITEMS, self._message_rows, messages)
         pending = await self._store.pending_messages(CampaignKind.TRANSACTIONAL)
         if pending + len(rows) > self._config.max_pending_messages:
             raise CapacityExceeded(pending, len(rows), self._config.max_pending_messages,
@@ -386,13 +389,6 @@ class CampaignService:
         if self._on_release is not None:
             self._on_release(campaign)
         return added
-
-
-    @staticmethod
-    async def _off_loop_if(large: bool, fn: Callable[..., Any], *args: Any) -> Any:
-        """``fn(*args)`` in a worker thread when ``large``: up to 200 000 numbers a request
-        are ~1 s of CPU, which on the engine's loop would stall every bind and request."""
-        return await trio.to_thread.run_sync(fn, *args) if large else fn(*args)
 
     def _message_rows(self, messages: Sequence[TransactionalMessage]) -> list[RecipientRow]:
         prepared = self._prepare_sync([m.phone_number for m in messages],
@@ -403,9 +399,8 @@ class CampaignService:
 
     async def _prepare_all(self, numbers: Sequence[str],
                            field: str) -> list[tuple[str, bytes, str]]:
-        result: list[tuple[str, bytes, str]] = await self._off_loop_if(
-            len(numbers) > _PREPARE_OFF_LOOP, self._prepare_sync, numbers, field)
-        return result
+        return await off_loop_if(len(numbers) > OFF_LOOP_ITEMS, self._prepare_sync, numbers,
+                                 field)
 
     def _prepare_sync(self, numbers: Sequence[str],
                       field: str) -> list[tuple[str, bytes, str]]:
@@ -424,6 +419,15 @@ class CampaignService:
         if errors:
             raise ValidationError(errors, "Invalid phone number format")
         return out
+
+
+async def off_loop_if(large: bool, fn: Callable[..., R], *args: Any) -> R:
+    """``fn(*args)`` in a worker thread when ``large`` (the loop keeps running; the GIL is
+    handed back to it every switch interval), else right here (no thread hop for the many
+    small requests)."""
+    if large:
+        return await trio.to_thread.run_sync(fn, *args)
+    return fn(*args)
 
 
 def _triggerable(c: Campaign) -> bool:

@@ -410,13 +410,11 @@ class SqliteStore(SqliteDispatchPath):
 
     def counters_many(self, campaign_ids: Sequence[int]) -> dict[int, Counters]:
         """The counters of each campaign in ``campaign_ids`` that exists (a list page's)."""
-        ids = sorted(set(campaign_ids))
         out: dict[int, Counters] = {}
-        for i in range(0, len(ids), 900):  # under every SQLite build's variable limit
-            chunk = ids[i:i + 900]
+        for chunk in _chunks(sorted(set(campaign_ids))):
             for row in self._db.execute(
                     f"SELECT campaign_id, {', '.join(COUNTER_FIELDS)} FROM campaign_counters "
-                    f"WHERE campaign_id IN ({','.join('?' * len(chunk))})", chunk):
+                    f"WHERE campaign_id IN ({_placeholders(len(chunk))})", chunk):
                 out[row[0]] = Counters(*row[1:])
         return out
 
