@@ -6,23 +6,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from store_fixtures import T0, new_campaign, rows
-from test_campaign_tables import move
+from store_fixtures import T0
+from test_integrity_recovery import expired_with_inflight
 
-from dispatch.campaigns.lifecycle import Event
 from dispatch.campaigns.model import CampaignStatus
 from dispatch.store.base import Store, SubmitKind, SubmitOutcome
 
 
 def test_released_after_expiry_are_marked_expired(store: Store) -> None:
-    c = new_campaign(store, end_at=T0 + timedelta(hours=1))
-    cid = c.id or 0
-    store.add_recipients(cid, rows(10), T0)
-    for event in (Event.APPROVE, Event.BUILD, Event.BUILT):
-        move(store, cid, event)
-    claimed = store.claim_for_send(cid, 6, T0)
-    move(store, cid, Event.EXPIRE)
-    assert store.expire_remaining(cid, T0) == 4  # only the unclaimed ones were New
+    cid, claimed = expired_with_inflight(store)
     assert store.get_campaign(cid).status is CampaignStatus.EXPIRED  # type: ignore[union-attr]
 
     later = T0 + timedelta(minutes=1)

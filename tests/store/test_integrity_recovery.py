@@ -13,10 +13,17 @@ from test_campaign_tables import move
 
 from dispatch.campaigns.lifecycle import AuditEntry, Event
 from dispatch.campaigns.model import CampaignMode
-from dispatch.store.base import RecoveryPolicy, Store, SubmitKind, SubmitOutcome
+from dispatch.store.base import (
+    ClaimedRecipient,
+    RecoveryPolicy,
+    Store,
+    SubmitKind,
+    SubmitOutcome,
+)
 
 
-def _expired_with_inflight(store: Store) -> tuple[int, int]:
+def expired_with_inflight(store: Store) -> tuple[int, list[ClaimedRecipient]]:
+    """A campaign of 10 that expired with 6 claimed (in flight) and the other 4 marked."""
     c = new_campaign(store, end_at=T0 + timedelta(hours=1))
     cid = c.id or 0
     store.add_recipients(cid, rows(10), T0)
@@ -24,12 +31,13 @@ def _expired_with_inflight(store: Store) -> tuple[int, int]:
         move(store, cid, event)
     claimed = store.claim_for_send(cid, 6, T0)
     move(store, cid, Event.EXPIRE)
-    assert store.expire_remaining(cid, T0) == 4
-    return cid, len(claimed)
+    assert store.expire_remaining(cid, T0) == 4  # only the unclaimed ones were New
+    return cid, claimed
 
 
 def test_resend_recovery_in_an_expired_campaign_marks_them_expired(store: Store) -> None:
-    cid, n = _expired_with_inflight(store)
+    cid, claimed = expired_with_inflight(store)
+    n = len(claimed)
     # The engine crashed with 6 recipients in flight; it restarts with at-least-once.
     counts = store.recover_inflight(RecoveryPolicy.RESEND, T0 + timedelta(minutes=1))
     assert counts.by_campaign == {cid: n}
@@ -42,7 +50,8 @@ def test_resend_recovery_in_an_expired_campaign_marks_them_expired(store: Store)
 
 
 def test_mark_unknown_recovery_in_an_expired_campaign_is_unchanged(store: Store) -> None:
-    cid, n = _expired_with_inflight(store)
+    cid, claimed = expired_with_inflight(store)
+    n = len(claimed)
     store.recover_inflight(RecoveryPolicy.MARK_UNKNOWN, T0 + timedelta(minutes=1))
     k = store.counters(cid)
     assert (k.pending, k.inflight, k.failed, k.expired, k.ambiguous) == (0, 0, 10, 4, n)
@@ -57,7 +66,8 @@ def test_a_node_leaving_with_resend_in_an_expired_campaign_marks_them_expired(
     a = PostgresStore(StoreConfig(dsn=pg_dsn, insert_batch_rows=500), node_id="a")
     try:
         a.register_node()
-        cid, n = _expired_with_inflight(a)
+        cid, claimed = expired_with_inflight(a)
+        n = len(claimed)
         counts = a.leave_cluster(RecoveryPolicy.RESEND, T0 + timedelta(minutes=1))
         assert counts.by_campaign == {cid: n}
         k = a.counters(cid)
