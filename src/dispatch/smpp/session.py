@@ -12,8 +12,8 @@ What the session does by itself, because the spec leaves no choice:
   waiting for a response;
 * request/response matching by sequence number; a response to nothing we sent is counted and
   dropped (section 3.2: responses are correlated by sequence_number);
-* enquire_link is answered with enquire_link_resp (section 4.11), unbind with unbind_resp and
-  the session closes (section 4.2);
+* enquire_link is answered with enquire_link_resp (section 4.11); unbind with unbind_resp
+  (section 4.2), and the session is over once the peer's last answers came (below);
 * an unknown command id gets generic_nack ESME_RINVCMDID, a malformed but well-framed request
   gets generic_nack with the decoder's status (section 4.3); a malformed but well-framed
   response is not nacked, it still settles its request with the status in its header (body
@@ -26,6 +26,27 @@ What the session does by itself, because the spec leaves no choice:
 deliver_sm is *not* acknowledged automatically: the ESME transport calls
 ``send_deliver_sm_resp`` once it has handed the event on, so a receipt is never acknowledged
 before somebody took it (backpressure reaches the SMSC through the TCP window).
+
+When the SMSC unbinds, the ESME session goes to ``UNBOUND`` (the SMPP 5.0 section 2.3.5
+state; 3.4 has no name for the time between unbind and the closed connection):
+
+* the unbind_resp goes out once every deliver_sm read before the unbind is answered, so
+  their deliver_sm_resp precede it on the wire (after the unbind_resp the session is over,
+  section 4.2, and the SMSC would deliver them again);
+* responses to our outstanding submit_sm still settle them, in the same read or later: the
+  SMSC took those requests while bound, and one dropped here would be sent again by the
+  transport's in-flight policy -- a duplicate SMS (a draining SMSC answers after its unbind).
+  A response is no new operation: SMPP 5.0's operation matrix (section 2.4) allows none in
+  the Unbound state but enquire_link and generic_nack, and still a response only reports on
+  a request made while bound (section 3.2 matches it by sequence number);
+* a new request from the SMSC (deliver_sm) is answered ESME_RINVBNDSTS: having sent unbind it
+  no longer uses the session for delivery (section 4.2; SMPP 5.0 section 2.4 allows no
+  deliver_sm in the Unbound state), so it keeps the message and delivers it on another bind;
+* the session closes by itself when the unbind_resp is out and nothing is outstanding; the
+  transport bounds the wait and calls ``end_unbound`` when it gives up.
+
+The SMSC side (the simulator) still closes at once on the ESME's unbind: it keeps no request
+across it (``KEPT_AFTER_PEER_UNBIND``).
 
 Bind states live in one transition table, ``TRANSITIONS``; what may be sent and received in
 each state (per role) lives in ``MAY_SEND`` / ``MAY_RECEIVE``. Using the session against them
@@ -72,6 +93,7 @@ class SessionState(Enum):
     BOUND_RX = "bound_rx"
     BOUND_TRX = "bound_trx"
     UNBINDING = "unbinding"  # unbind sent, waiting for unbind_resp
+    UNBOUND = "unbound"  # the peer sent unbind: its last answers may still come (2.3.5 in 5.0)
     CLOSED = "closed"
 
 
@@ -84,13 +106,15 @@ class Input(Enum):
     BIND_OK_TRX = "bind_ok_trx"
     BIND_FAILED = "bind_failed"
     UNBIND_SENT = "unbind_sent"
-    UNBIND_RECEIVED = "unbind_received"  # answered at once: the session is over
+    UNBIND_RECEIVED = "unbind_received"  # the peer is ending the session
     UNBIND_DONE = "unbind_done"
+    DRAINED = "drained"  # after the peer's unbind: unbind_resp sent, nothing outstanding
     CLOSE = "close"  # transport gone or stream broken
 
 
 St = SessionState
 _BOUND = (St.BOUND_TX, St.BOUND_RX, St.BOUND_TRX)
+_UNBOUND = St.UNBOUND  # checked per response: a global is ~10x cheaper than an Enum lookup
 
 #: The one table of bind states (SMPP 3.4 section 2.2 "session states").
 TRANSITIONS: dict[tuple[SessionState, Input], SessionState] = {
@@ -100,8 +124,9 @@ TRANSITIONS: dict[tuple[SessionState, Input], SessionState] = {
     (St.BINDING, Input.BIND_OK_TRX): St.BOUND_TRX,
     (St.BINDING, Input.BIND_FAILED): St.OPEN,
     **{(s, Input.UNBIND_SENT): St.UNBINDING for s in _BOUND},
-    **{(s, Input.UNBIND_RECEIVED): St.CLOSED for s in (*_BOUND, St.UNBINDING)},
+    **{(s, Input.UNBIND_RECEIVED): St.UNBOUND for s in (*_BOUND, St.UNBINDING)},
     (St.UNBINDING, Input.UNBIND_DONE): St.CLOSED,
+    (St.UNBOUND, Input.DRAINED): St.CLOSED,
     **{(s, Input.CLOSE): St.CLOSED for s in St},
 }
 
@@ -123,13 +148,22 @@ MAY_SEND: dict[str, dict[SessionState, frozenset[int]]] = {
              St.BOUND_TRX: _LINK | _MT, St.UNBINDING: frozenset({C.ENQUIRE_LINK})},
     "smsc": {St.BOUND_TX: _LINK, St.BOUND_RX: _LINK | _MO, St.BOUND_TRX: _LINK | _MO,
              St.UNBINDING: frozenset({C.ENQUIRE_LINK})},
-}
+}  # UNBOUND: no new request either way (section 4.2)
 #: Requests each role may *receive* by state; others are answered ESME_RINVBNDSTS.
 MAY_RECEIVE: dict[str, dict[SessionState, frozenset[int]]] = {
     "esme": {St.BOUND_TX: _LINK, St.BOUND_RX: _LINK | _MO, St.BOUND_TRX: _LINK | _MO,
-             St.UNBINDING: _LINK | _MO},
+             St.UNBINDING: _LINK | _MO, St.UNBOUND: frozenset({C.ENQUIRE_LINK})},
     "smsc": {St.OPEN: _BINDS, St.BOUND_TX: _LINK | _MT, St.BOUND_RX: _LINK,
              St.BOUND_TRX: _LINK | _MT, St.UNBINDING: _LINK | _MT},
+}
+
+#: Outstanding requests whose responses are still matched after the peer's unbind (section
+#: 4.2): the ESME's submit_sm decide whether a message is sent again; its enquire_link and a
+#: crossing unbind of its own decide nothing and are forgotten (a late answer is counted in
+#: ``unexpected_responses``). The simulator's SMSC side keeps none and closes at once.
+KEPT_AFTER_PEER_UNBIND: dict[str, frozenset[int]] = {
+    "esme": frozenset({C.SUBMIT_SM}),
+    "smsc": frozenset(),
 }
 
 _KNOWN_REQUESTS = frozenset(int(c) for c in C if not c & RESPONSE_BIT)
@@ -217,7 +251,10 @@ class EnquireLink:
 
 @dataclass(frozen=True, slots=True)
 class Unbound:
-    """The session is over: ``by_peer`` when the peer sent unbind (answered already)."""
+    """The session is ending. ``by_peer=False``: our unbind was answered, it is closed.
+    ``by_peer=True``: the peer sent unbind; the session is closed, or ``UNBOUND`` while
+    deliver_sm read before the unbind wait for their answer (the unbind_resp follows them)
+    or responses to our submits are outstanding (they are still matched)."""
 
     by_peer: bool
 
@@ -251,6 +288,10 @@ class _Session:
         self._next_seq = 1
         # sequence number -> command id of every request waiting for its response
         self._pending: dict[int, int] = {}
+        # sequence number -> response command id of every peer request the transport answers
+        # itself (the ESME's deliver_sm / data_sm) and has not answered yet
+        self._unanswered: dict[int, int] = {}
+        self._unbind_to_answer: int | None = None  # the peer's unbind, until answered
         # counters (plain ints, read by statistics())
         self.pdus_received = 0
         self.unexpected_responses = 0
@@ -278,6 +319,8 @@ class _Session:
         """Stop waiting for a response (the transport timed it out); a late one is then
         counted in ``unexpected_responses`` and dropped."""
         self._pending.pop(sequence_number, None)
+        if self.state is _UNBOUND:
+            self._close_when_drained()
 
     def outstanding_requests(self) -> dict[int, int]:
         """A copy of sequence number -> command id for every unanswered request."""
@@ -332,7 +375,38 @@ class _Session:
         """The transport is gone: forget everything outstanding."""
         self._move(Input.CLOSE)
         self._pending.clear()
+        self._unanswered.clear()
+        self._unbind_to_answer = None
         self._rx.clear()
+
+    def end_unbound(self) -> None:
+        """Stop waiting after the peer's unbind (the transport's drain timeout): answer the
+        unbind now if deliver_sm read before it are still unanswered (the SMSC delivers those
+        again), and close; requests still outstanding are the transport's to settle."""
+        if self._unbind_to_answer is not None:
+            self._answer_unbind()
+        if self.state is not SessionState.CLOSED:
+            self.close()
+
+    # -- the peer's unbind (section 4.2)
+    def _unbind_received(self, seq: int) -> None:
+        self._move(Input.UNBIND_RECEIVED)
+        kept = KEPT_AFTER_PEER_UNBIND[self.role]
+        self._pending = {s: c for s, c in self._pending.items() if c in kept}
+        self._unbind_to_answer = seq
+        if not self._unanswered:
+            self._answer_unbind()
+        self._close_when_drained()
+
+    def _answer_unbind(self) -> None:
+        assert self._unbind_to_answer is not None
+        self._out.append(impl.encode_header_only(C.UNBIND_RESP, 0, self._unbind_to_answer))
+        self._unbind_to_answer = None
+
+    def _close_when_drained(self) -> None:
+        if self._unbind_to_answer is None and not self._pending:
+            self._move(Input.DRAINED)
+            self._unanswered.clear()
 
     # -- input
     def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
@@ -392,6 +466,8 @@ class _Session:
             request = self._pending.pop(seq, None)
             if command_id == C.GENERIC_NACK:
                 events.append(GenericNack(status, seq, request))
+                if request is not None and self.state is _UNBOUND:
+                    self._close_when_drained()
                 return
             if request is None or request | RESPONSE_BIT != command_id:
                 # Section 3.2: a response must match an outstanding request. Not ours: drop.
@@ -408,6 +484,8 @@ class _Session:
                 self._bind_response(request, status, seq, body, events)
                 return
             events.append(Response(command_id, status, seq, body))
+            if self.state is _UNBOUND:
+                self._close_when_drained()
             return
         if command_id not in _KNOWN_REQUESTS:
             self.send_generic_nack(S.ESME_RINVCMDID, seq)
@@ -431,9 +509,7 @@ class _Session:
             self._out.append(impl.encode_header_only(C.ENQUIRE_LINK_RESP, 0, seq))
             events.append(EnquireLink(seq))
         elif command_id == C.UNBIND:
-            self._out.append(impl.encode_header_only(C.UNBIND_RESP, 0, seq))
-            self._move(Input.UNBIND_RECEIVED)
-            self._pending.clear()
+            self._unbind_received(seq)
             events.append(Unbound(by_peer=True))
         else:
             self._request_received(command_id, seq, body, events)
@@ -455,7 +531,6 @@ class EsmeSession(_Session):
     def __init__(self, *, max_pdu_length: int = DEFAULT_MAX_PDU_LENGTH) -> None:
         super().__init__(max_pdu_length=max_pdu_length)
         self.mode: BindMode | None = None
-        self._data_sm_seqs: set[int] = set()  # data_sm received and not yet answered
 
     def send_bind(self, mode: BindMode, system_id: bytes, password: bytes, *,
                   system_type: bytes = b"", interface_version: int = INTERFACE_VERSION_34,
@@ -494,23 +569,25 @@ class EsmeSession(_Session):
                              command_status: int = S.ESME_ROK) -> None:
         """Acknowledge a deliver_sm (section 4.6.2; message_id is unused and empty), or the
         data_sm of that sequence number with data_sm_resp (section 4.7.2; its message_id
-        empty too: it names a message the ESME stored, and we store none)."""
-        response = C.DELIVER_SM_RESP
-        if self._data_sm_seqs and sequence_number in self._data_sm_seqs:
-            self._data_sm_seqs.discard(sequence_number)
-            response = C.DATA_SM_RESP
+        empty too: it names a message the ESME stored, and we store none). After the peer's
+        unbind, the last of these answers lets the unbind_resp out behind it."""
+        response = self._unanswered.pop(sequence_number, C.DELIVER_SM_RESP)
         self._out.append(impl.encode_message_id_resp(response, command_status,
                                                      sequence_number, b""))
+        if self._unbind_to_answer is not None and not self._unanswered:
+            self._answer_unbind()
+            self._close_when_drained()
 
     def _request_received(self, command_id: int, seq: int, body: Any,
                           events: list[Event]) -> None:
         if command_id == C.DELIVER_SM:
+            self._unanswered[seq] = C.DELIVER_SM_RESP
             events.append(DeliverSm(seq, body))
             return
         if command_id == C.DATA_SM:
             # The codec gives data_sm the deliver_sm layout: one event for both; the answer
             # (send_deliver_sm_resp) is a data_sm_resp for this sequence number.
-            self._data_sm_seqs.add(seq)
+            self._unanswered[seq] = C.DATA_SM_RESP
             events.append(DeliverSm(seq, body))
             return
         self._out.append(impl.encode_header_only(command_id | RESPONSE_BIT,

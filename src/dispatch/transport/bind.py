@@ -11,7 +11,11 @@ Tasks of a bound connection (one nursery, any failure ends them all):
 * link keeper -- enquire_link after ``enquire_link_interval_s`` without traffic; the link is
   declared dead after ``enquire_link_misses`` unanswered probes (SMPP 3.4 section 4.11);
 * response timer -- requests unanswered after ``response_timeout_s`` free their window slot
-  and go back to the owner, who applies the in-flight policy.
+  and go back to the owner, who applies the in-flight policy;
+* unbind drainer -- after the SMSC's unbind (SMPP 3.4 section 4.2) the reader goes on: the
+  deliver_sm read before the unbind are handed on and answered (the session lets the
+  unbind_resp out behind their deliver_sm_resp) and late submit_sm_resp still settle their
+  submits; the link ends once the session is closed, ``drain_timeout_s`` at most.
 
 ``run`` connects and binds, calls ``task_status.started(self)`` when bound, and returns when
 the connection ends; failures before ``started`` raise ``BindError`` (with the SMSC's status
@@ -56,9 +60,11 @@ log = logging.getLogger(__name__)
 #: Events handled per loop step: the rest of a large read waits for a checkpoint (``_reader``).
 READ_SLICE_EVENTS = 512
 
-# deliver_sm_resp may still go out while we wait for unbind_resp (SMPP 3.4 section 2.9).
+# deliver_sm_resp may still go out while we wait for unbind_resp (SMPP 3.4 section 2.9), and
+# after the SMSC's unbind for what was read before it (the unbind_resp waits for them).
 _ACKING_STATES = frozenset({SessionState.BOUND_TX, SessionState.BOUND_RX,
-                            SessionState.BOUND_TRX, SessionState.UNBINDING})
+                            SessionState.BOUND_TRX, SessionState.UNBINDING,
+                            SessionState.UNBOUND})
 
 
 class DeliverAck:
@@ -137,6 +143,8 @@ class Bind:
         self._window_free = trio.Event()
         self._inflight_added = trio.Event()
         self._stop = trio.Event()
+        self._peer_unbound = trio.Event()  # the SMSC sent unbind
+        self._handling = False  # the reader is handing on a read (not in receive_some)
         self._last_rx = 0.0
         self._writing = False
         self._unanswered_probes = 0
@@ -183,6 +191,7 @@ class Bind:
                 nursery.start_soon(self._guard, self._writer)
                 nursery.start_soon(self._guard, self._link_keeper)
                 nursery.start_soon(self._guard, self._closer)
+                nursery.start_soon(self._guard, self._unbind_drainer)
                 if self.sends:
                     nursery.start_soon(self._guard, self._submitter)
                     nursery.start_soon(self._guard, self._response_timer)
@@ -325,6 +334,7 @@ class Bind:
         inflight = self.inflight
         submit_resp = CommandId.SUBMIT_SM_RESP
         early, self._after_bind_resp = self._after_bind_resp, []
+        self._handling = True  # false only while waiting in receive_some (_unbind_drainer)
         backlog: list[Any] = []
         ended = ""  # why the link ends, raised once the events read before it are handled
         while True:
@@ -337,9 +347,12 @@ class Bind:
                 await trio.lowlevel.checkpoint()
                 events = backlog
             else:
+                self._handling = False
                 data = await stream.receive_some(read_size)
+                self._handling = True
                 if not data:
-                    raise _Down("connection closed by the SMSC")
+                    raise _Down("unbound by the SMSC" if self._peer_unbound.is_set()
+                                else "connection closed by the SMSC")
                 unmatched = session.unexpected_responses
                 events = session.receive_data(data)
                 # Responses to requests already given up on (timed out: the session forgot
@@ -381,7 +394,12 @@ class Bind:
                     if ev.fatal:
                         ended = f"protocol error: {ev.reason}"
                 elif type(ev) is Unbound:
-                    ended = "unbound by the SMSC" if ev.by_peer else "stopped"
+                    if ev.by_peer:
+                        # Not the end yet: what follows (late submit_sm_resp) still counts,
+                        # and the delivers above are answered below, ahead of the unbind_resp.
+                        self._peer_unbound.set()
+                    else:
+                        ended = "stopped"
             if freed:
                 self._window_free.set()
             if delivers and pool.config.defer_deliver_acks:
@@ -399,8 +417,12 @@ class Bind:
                     while session.has_data_to_send or self._writing:
                         await trio.sleep(0.001)
                 raise _Down(ended)
-            for seq in delivers:  # acknowledged only once handed on
-                session.send_deliver_sm_resp(seq)
+            if delivers:  # acknowledged only once handed on
+                if session.state in _ACKING_STATES:
+                    for seq in delivers:
+                        session.send_deliver_sm_resp(seq)
+                else:  # the drain timed out meanwhile: the SMSC delivers them again
+                    pool.stats_deliver_acks_dropped += len(delivers)
             if session.has_data_to_send:
                 self.kick()
 
@@ -442,6 +464,12 @@ class Bind:
             if self.stopping or (session.state is not SessionState.BOUND_TX \
                     and session.state is not SessionState.BOUND_TRX):
                 break
+            if pool.paused_until > trio.current_time():
+                # A throttle (ESME_RTHROTTLED, ESME_RMSGQFUL) came in while we waited for
+                # tokens: the batch waits out the pause at the top of the loop and asks for
+                # tokens again. The ones granted now go unused; sent after the pause under
+                # their earlier grant time, they could put more than ``tps`` into one window.
+                continue
             batch = [held.popleft() for _ in range(n)]
             now = trio.current_time()
             seqs = session.send_submit_sm_batch([job.fields() for job in batch])
@@ -525,4 +553,27 @@ class Bind:
             with trio.move_on_after(cfg.unbind_timeout_s):
                 while self.session.state is not SessionState.CLOSED:
                     await trio.sleep(0.01)
+        if self._peer_unbound.is_set():
+            return  # the SMSC unbound first: the unbind drainer ends the link
         raise _Down("stopped")
+
+    async def _unbind_drainer(self) -> None:
+        """After the SMSC's unbind (SMPP 3.4 section 4.2): wait until the session closed --
+        the deliver_sm read before the unbind answered, then the unbind_resp, and every
+        outstanding submit_sm answered -- or ``drain_timeout_s`` passed; then let the reader
+        settle what it read and the writer flush, and end the link. Submits still unanswered
+        then go back to the pool under the in-flight policy."""
+        cfg, session = self.config, self.session
+        await self._peer_unbound.wait()
+        with trio.move_on_after(cfg.drain_timeout_s):
+            while session.state is not SessionState.CLOSED:
+                await trio.sleep(0.01)
+        if session.state is not SessionState.CLOSED:
+            session.end_unbound()  # answers the unbind now if it was still waiting
+        self.kick()
+        # The reader is not cancelled while it hands on what it read: it popped those
+        # submits from ``inflight`` already, so their outcomes exist nowhere else.
+        with trio.move_on_after(cfg.unbind_timeout_s):
+            while self._handling or session.has_data_to_send or self._writing:
+                await trio.sleep(0.001)
+        raise _Down("unbound by the SMSC")
