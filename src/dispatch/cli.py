@@ -1,4 +1,4 @@
-"""The ``dispatch`` command: serve, send, demo, simulate, keys.
+"""The ``dispatch`` command: serve, send, demo, simulate, keys, migrate, bench.
 
     dispatch serve [--config FILE]          run the engine (API, pools, scheduler) until SIGTERM
     dispatch send FILE --text T --sender S  one-shot campaign with a progress bar and a summary
