@@ -5,7 +5,11 @@
     dispatch keys list
 
 Wiring: ``keys_main(argv, keys_path)`` with the arguments after ``keys`` and the key file of
-the loaded config (``ControlConfig.keys_path``); it returns the process exit code.
+the loaded config (``ControlConfig.keys_path``); it returns the process exit code. The
+``dispatch`` command's own ``--config FILE`` and ``--data-dir DIR`` are accepted after the
+action too (``dispatch keys create --role author --config FILE``): a caller that loads the
+config from them parses first (``build_parser().parse_args``), reads ``config`` / ``data_dir``
+from the result when given, and calls ``run_keys(args, keys_path)``.
 """
 
 from __future__ import annotations
@@ -19,8 +23,17 @@ from typing import TextIO
 from control.keys import KeyStore, Role
 
 
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    """The ``dispatch`` command's global options, so they may follow the action as well.
+    Absent ones are not set at all (``SUPPRESS``): the caller keeps what it parsed before."""
+    parser.add_argument("--config", default=argparse.SUPPRESS,
+                        help="TOML config file (env DISPATCH__* overrides it)")
+    parser.add_argument("--data-dir", default=argparse.SUPPRESS, help="override data_dir")
+
+
 def build_parser(prog: str = "dispatch keys") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description="Manage control API keys")
+    _add_config_options(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     create = sub.add_parser("create", help="create a key and print its token once")
     create.add_argument("--role", required=True, choices=[r.value for r in Role])
@@ -29,14 +42,21 @@ def build_parser(prog: str = "dispatch keys") -> argparse.ArgumentParser:
     create.add_argument("--label", default="", help="who holds it (shown in the audit trail)")
     revoke = sub.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id")
-    sub.add_parser("list", help="list keys (ids, roles, state; never secrets)")
+    listing = sub.add_parser("list", help="list keys (ids, roles, state; never secrets)")
+    for action in (create, revoke, listing):
+        _add_config_options(action)
     return parser
 
 
 def keys_main(argv: Sequence[str], keys_path: str | os.PathLike[str],
               out: TextIO | None = None) -> int:
+    return run_keys(build_parser().parse_args(list(argv)), keys_path, out)
+
+
+def run_keys(args: argparse.Namespace, keys_path: str | os.PathLike[str],
+             out: TextIO | None = None) -> int:
+    """Carry out parsed ``args`` (``build_parser``) on the key file ``keys_path``."""
     out = out or sys.stdout
-    args = build_parser().parse_args(list(argv))
     store = KeyStore(keys_path)
     if args.command == "create":
         token, record = store.create_key(args.role, clear_numbers=args.clear_numbers,

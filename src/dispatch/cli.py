@@ -209,9 +209,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    from control.keys_cli import keys_main
+    from control.keys_cli import build_parser as build_keys_parser
+    from control.keys_cli import run_keys
 
-    return keys_main(args.rest, _config(args).control.keys_path)
+    keys_args = build_keys_parser().parse_args(args.rest)
+    # --config / --data-dir after the action (``keys create --role R --config X``) count as
+    # much as before it (``keys --config X create ...``); given twice, the later one wins.
+    for name in ("config", "data_dir"):
+        if name in vars(keys_args):
+            setattr(args, name, getattr(keys_args, name))
+    return run_keys(keys_args, _config(args).control.keys_path)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

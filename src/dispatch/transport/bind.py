@@ -3,7 +3,9 @@
 Tasks of a bound connection (one nursery, any failure ends them all):
 
 * reader -- the only task that reads: feeds the session, resolves responses through the
-  owner (the pool), forwards receipts / MO and acknowledges them after handing them on;
+  owner (the pool), forwards receipts / MO and acknowledges them after handing them on; if
+  the link ends while it waits on a slow consumer, the submits it read answers to are still
+  settled once (``_settle_on_abort``), not lost and not sent again;
 * writer -- the only task that writes: everything the session queued since the last write
   goes out in one ``send_all`` (DESIGN.md: coalescing is what makes 300k PDUs/s possible);
 * submitter -- takes work from the owner while the window has room, asks the rate limiters,
@@ -60,8 +62,11 @@ log = logging.getLogger(__name__)
 #: Events handled per loop step: the rest of a large read waits for a checkpoint (``_reader``).
 READ_SLICE_EVENTS = 512
 
-# deliver_sm_resp may still go out while we wait for unbind_resp (SMPP 3.4 section 2.9), and
-# after the SMSC's unbind for what was read before it (the unbind_resp waits for them).
+# Where a deliver_sm_resp (SMPP 3.4 section 4.6.2) may still go out: section 2.3 allows it in
+# the bound states (BOUND_RX, BOUND_TRX; a transmitter gets no deliver_sm), and 3.4 has no
+# state between bound and CLOSED (section 2.2), so also while we wait for our unbind_resp
+# (UNBINDING); and after the SMSC's unbind for the deliver_sm read before it (UNBOUND, the
+# SMPP 5.0 section 2.3.5 state: the unbind_resp waits for them).
 _ACKING_STATES = frozenset({SessionState.BOUND_TX, SessionState.BOUND_RX,
                             SessionState.BOUND_TRX, SessionState.UNBINDING,
                             SessionState.UNBOUND})
@@ -344,7 +349,11 @@ class Bind:
                 # The rest of a large read, after a checkpoint: one read of 256 KiB holds
                 # thousands of PDUs, and handling them in one step kept the loop from
                 # everything else (the control API, the writer's callbacks) for 10-25 ms.
-                await trio.lowlevel.checkpoint()
+                try:
+                    await trio.lowlevel.checkpoint()
+                except trio.Cancelled:
+                    self._settle_on_abort(backlog, [])
+                    raise
                 events = backlog
             else:
                 self._handling = False
@@ -407,7 +416,11 @@ class Bind:
                 delivers = []
             if out:
                 # even when the link just ended: what was answered before is settled
-                await pool._emit(out)  # backpressure: a slow consumer slows our reads
+                try:
+                    await pool._emit(out)  # backpressure: a slow consumer slows our reads
+                except trio.Cancelled:  # another task ended the link meanwhile
+                    self._settle_on_abort(backlog, out)
+                    raise
             if ended:
                 if backlog:
                     continue  # settle what was read before the end first (no more acks)
@@ -425,6 +438,29 @@ class Bind:
                     pool.stats_deliver_acks_dropped += len(delivers)
             if session.has_data_to_send:
                 self.kick()
+
+    def _settle_on_abort(self, unhandled: list[Any], out: list[Any]) -> None:
+        """The link is being cancelled -- another task failed (dead link, write timeout, a
+        broken stream) -- while the reader hands ``out`` on to a slow consumer, or before it
+        got to ``unhandled``, the rest of a large read. The submits answered in ``out`` are
+        out of ``inflight`` already: their outcomes exist nowhere else. Those answered in
+        ``unhandled`` are still in it: ``BindPool._bind_down`` would apply the in-flight
+        policy and RETRY send them a second time. Both are settled here, with no await, and
+        their outcomes go to the pool, which emits them once this bind is down. Receipts and
+        MO are not kept: their deliver_sm were not answered, and the SMSC delivers them again."""
+        pool, inflight = self.pool, self.inflight
+        now = self._last_rx  # when the read was made
+        for ev in unhandled:
+            if type(ev) is Response and ev.command_id == CommandId.SUBMIT_SM_RESP:
+                job = inflight.pop(ev.sequence_number, None)
+                if job is not None:
+                    pool._resolved(self, job, ev.command_status, ev.body, now, out)
+            elif type(ev) is GenericNack:
+                job = inflight.pop(ev.sequence_number, None)
+                if job is not None:
+                    pool._resolved(self, job, ev.command_status or CommandStatus.ESME_RSYSERR,
+                                   b"", now, out)
+        pool._settle_later(out)
 
     def ack_delivers(self, sequence_numbers: Sequence[int]) -> None:
         """Answer deferred deliver_sm PDUs (``DeliverAck.ack``); dropped when this connection
@@ -517,7 +553,11 @@ class Bind:
             pool._lost(self, expired, "response timeout", out)
             self._window_free.set()
             if out:
-                await pool._emit(out)
+                try:
+                    await pool._emit(out)
+                except trio.Cancelled:  # the link ended meanwhile: out of inflight already
+                    pool._settle_later(out)
+                    raise
 
     async def _link_keeper(self) -> None:
         """enquire_link when idle; dead after N unanswered probes (section 4.11)."""

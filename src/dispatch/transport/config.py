@@ -115,7 +115,10 @@ class EsmeConfig:
     enquire_link_interval_s: float = 30.0
     enquire_link_misses: int = 3  # dead link after this many unanswered probes
     unbind_timeout_s: float = 5.0
-    drain_timeout_s: float = 10.0  # graceful shutdown: wait this long for in-flight resps
+    # How long a bind that is ending waits for the responses to its outstanding submit_sm:
+    # at a graceful shutdown, before our unbind; after the SMSC's unbind, before we hang up
+    # (bind.py ``_unbind_drainer``). Still unanswered then: the in-flight policy applies.
+    drain_timeout_s: float = 10.0
     reconnect: ReconnectConfig = field(default_factory=ReconnectConfig)
     status_policy: StatusPolicy = field(default_factory=StatusPolicy)
     inflight_policy: InflightPolicy = InflightPolicy.RETRY

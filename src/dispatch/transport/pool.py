@@ -287,6 +287,7 @@ class BindPool:
         self._bound_changed = trio.Event()
         self._closing = False
         self._binds: list[Bind] = []
+        # outcomes of binds that went down, emitted by their slot task (``_settle_later``)
         self._lost_outcomes: list[PoolEvent] = []
         self.stats_deliver_acks_dropped = 0
         self.paused_until = 0.0
@@ -593,6 +594,12 @@ class BindPool:
             # emitted by the bind's slot task once serve() returned (we are in a finally)
             self._lost(bind, jobs, f"connection lost: {bind.down_reason}", self._lost_outcomes)
         self._work.set()
+
+    def _settle_later(self, events: list[PoolEvent]) -> None:
+        """A bind went down before it could hand ``events`` on (``Bind._settle_on_abort``):
+        its slot task emits the submit outcomes among them once ``serve()`` returned. Receipts,
+        MO and deferred acks are dropped: their deliver_sm were not answered."""
+        self._lost_outcomes.extend(ev for ev in events if type(ev) is SubmitOutcome)
 
     def _delivered(self, bind: Bind, fields: tuple[Any, ...], out: list[PoolEvent]) -> int:
         """A deliver_sm: a receipt or an MO message. Returns a status to answer at once
