@@ -9,12 +9,21 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from dispatch.campaigns.service import MAX_MESSAGES_PER_REQUEST
+
+#: Bytes one transactional message may take in a request body, on average: the number and
+#: the JSON around it are ~50 (``{"phoneNumber":"+79123456789","variables":{}}``), which
+#: leaves ~460 for its variables.
+MESSAGE_BODY_BYTES = 512
+
 
 @dataclasses.dataclass(frozen=True)
 class ControlConfig:
     """Limits and locations of the HTTP control API."""
 
-    #: Where uploads, exports and (by default) the API key file live.
+    #: Where uploads, exports and (by default) the API key file live. Relative paths here and
+    #: in ``keys_file`` are relative to the config file's directory when set in the file
+    #: (``dispatch.configload.load_toml``), to the working directory otherwise.
     data_dir: str = "./data"
     #: Listen address of the API server.
     host: str = "127.0.0.1"
@@ -23,6 +32,10 @@ class ControlConfig:
     max_upload_bytes: int = 1024 * 1024 * 1024
     #: JSON/msgpack request bodies larger than this are refused with 413 (they are read whole).
     max_body_bytes: int = 16 * 1024 * 1024
+    #: The same for the body of ``POST /campaigns/{id}/messages`` (transactional messages):
+    #: it follows from the per-request message limit, 200 000 messages of ``MESSAGE_BODY_BYTES``
+    #: each (102 400 000 bytes, 97.7 MB), so the documented limit can be reached with variables.
+    max_messages_body_bytes: int = MAX_MESSAGES_PER_REQUEST * MESSAGE_BODY_BYTES
     #: Per-key token bucket: sustained requests per second and burst size.
     rate_limit_per_s: float = 50.0
     rate_limit_burst: int = 100
@@ -53,8 +66,9 @@ class ControlConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:  # the socket layer would wrap 70000 to 4464
             raise ValueError("port must be between 0 and 65535")
-        if self.max_upload_bytes <= 0 or self.max_body_bytes <= 0:
-            raise ValueError("max_upload_bytes and max_body_bytes must be positive")
+        if min(self.max_upload_bytes, self.max_body_bytes, self.max_messages_body_bytes) <= 0:
+            raise ValueError("max_upload_bytes, max_body_bytes and max_messages_body_bytes "
+                             "must be positive")
         if self.rate_limit_per_s <= 0 or self.rate_limit_burst < 1:
             raise ValueError("rate_limit_per_s must be > 0 and rate_limit_burst >= 1")
         if self.export_ttl_s <= 0:

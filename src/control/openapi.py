@@ -151,7 +151,7 @@ _COMMON_ERRORS = {
     404: "Unknown id",
     409: "Illegal transition; the message names the current status",
     410: "Gone: the export expired",
-    413: "File too large",
+    413: "File or request body too large (the message names the maximum)",
     415: "Unsupported media type",
     429: "Too many requests (Retry-After) or pending capacity exceeded",
     500: "Internal error",
@@ -204,6 +204,8 @@ def operation(template: str, method: str, op: Op, public: bool,
             codes.add(503)
     if op.query or op.body or op.raw_body or params:
         codes.add(400)
+    if op.body is not None:  # control.validation.read_object: over the body cap, not JSON/msgpack
+        codes |= {413, 415}
     if _path_params(template):
         codes.add(404)
     for code in sorted(codes):

@@ -22,7 +22,8 @@ import falcon
 import falcon.asgi
 import msgpack
 
-from control.errors import ApiError, bad_request
+from control import jsonbody
+from control.errors import ApiError, bad_request, human_size
 from control.media import JSON, MSGPACK, MSGPACK_TYPES
 from dispatch.campaigns.model import text_problem
 from dispatch.campaigns.service import off_loop_if
@@ -318,38 +319,57 @@ def query_parameters(fields: Schema) -> list[dict[str, Any]]:
 
 #: Bodies larger than this are decoded and checked in a worker thread: a transactional request
 #: of 200 000 messages (~14 MB of JSON) takes about a second of CPU to decode and check, and on
-#: the engine's loop that second would stall every SMPP bind and API request at once.
+#: the engine's loop that second would stall every SMPP bind and API request at once. JSON
+#: bodies this large are also decoded in pieces (``control.jsonbody``): ``json.loads`` holds
+#: the GIL for the whole body, so a worker thread alone would not let the loop run meanwhile.
 OFF_LOOP_BYTES = 256 * 1024
 # (Lists of items checked one by one: ``dispatch.campaigns.service.OFF_LOOP_ITEMS``.)
 
 
-async def _read_raw(req: falcon.asgi.Request, max_bytes: int) -> tuple[bytes, str]:
-    """The raw body and its media type: 415 for other types, 413 over ``max_bytes``."""
+def too_large(max_bytes: int, hint: str = "") -> ApiError:
+    """The 413 of a request body over ``max_bytes``, in the documented error shape."""
+    return ApiError(413, "Payload Too Large",
+                    f"Request body too large. Maximum {human_size(max_bytes)} "
+                    f"({max_bytes} bytes){hint}")
+
+
+async def _read_raw(req: falcon.asgi.Request, max_bytes: int,
+                    too_large_hint: str = "") -> tuple[list[bytes], int, str]:
+    """The raw body (as received, in chunks), its size and its media type: 415 for other
+    types, 413 over ``max_bytes``. The chunks are joined by the caller, off the loop when
+    the body is large (a copy of tens of MB is a stall of its own)."""
     ctype = (req.content_type or JSON).split(";", 1)[0].strip().lower()
     if ctype not in (JSON, *MSGPACK_TYPES):
         raise ApiError(415, "Unsupported Media Type",
                        f"Unsupported Content-Type; use {JSON} or {MSGPACK}")
-    too_large = ApiError(413, "Payload Too Large", f"Request body too large. Maximum {max_bytes} bytes")
     if req.content_length is not None and req.content_length > max_bytes:
-        raise too_large
+        raise too_large(max_bytes, too_large_hint)
     chunks: list[bytes] = []
     size = 0
     async for chunk in req.stream:
         size += len(chunk)
         if size > max_bytes:
-            raise too_large
+            raise too_large(max_bytes, too_large_hint)
         chunks.append(chunk)
-    return b"".join(chunks), ctype
+    return chunks, size, ctype
+
+
+def _joined(chunks: list[bytes]) -> bytes:
+    """The body in one piece; the chunks are let go at once (a large body is otherwise held
+    twice while it is decoded)."""
+    raw = b"".join(chunks)
+    chunks.clear()
+    return raw
 
 
 def _decode(raw: bytes, ctype: str) -> Any:
     """The decoded body (``None`` when empty); undecodable: 400 with a ``body`` message."""
-    if not raw.strip():
+    if not raw or raw.isspace():  # (not raw.strip(): that copies the whole body)
         return None
     kind = "JSON" if ctype == JSON else "msgpack"
     try:
         if ctype == JSON:
-            return json.loads(raw)
+            return jsonbody.loads(raw) if len(raw) > OFF_LOOP_BYTES else json.loads(raw)
         return msgpack.unpackb(raw, raw=False, strict_map_key=True, timestamp=0)
     except (ValueError, msgpack.UnpackException, TypeError, RecursionError):
         raise bad_request(f"Malformed {kind} body",
@@ -362,22 +382,23 @@ async def read_body(req: falcon.asgi.Request, max_bytes: int) -> Any:
     ``application/json`` (also when no Content-Type is sent) or msgpack; other types are 415,
     bodies over ``max_bytes`` 413, undecodable ones 400 with a ``body`` field message.
     """
-    raw, ctype = await _read_raw(req, max_bytes)
-    return await off_loop_if(len(raw) > OFF_LOOP_BYTES, _decode, raw, ctype)
+    chunks, size, ctype = await _read_raw(req, max_bytes)
+    return await off_loop_if(size > OFF_LOOP_BYTES, lambda: _decode(_joined(chunks), ctype))
 
 
 async def read_object(req: falcon.asgi.Request, max_bytes: int, fields: Schema, *,
-                      empty_ok: bool = False) -> dict[str, Any]:
+                      empty_ok: bool = False, too_large_hint: str = "") -> dict[str, Any]:
     """Read and check a body object; an empty body counts as ``{}`` when ``empty_ok``.
-    A large body is decoded and checked off the loop (``OFF_LOOP_BYTES``)."""
-    raw, ctype = await _read_raw(req, max_bytes)
+    A large body is decoded and checked off the loop (``OFF_LOOP_BYTES``). ``too_large_hint``
+    ends the message of the 413 beyond ``max_bytes``."""
+    chunks, size, ctype = await _read_raw(req, max_bytes, too_large_hint)
 
     def decode_and_check() -> dict[str, Any]:
-        data = _decode(raw, ctype)
+        data = _decode(_joined(chunks), ctype)
         if data is None:
             if not empty_ok:
                 raise bad_request("Request body is required", {"body": "Expected an object"})
             data = {}
         return parse_object(data, fields)
 
-    return await off_loop_if(len(raw) > OFF_LOOP_BYTES, decode_and_check)
+    return await off_loop_if(size > OFF_LOOP_BYTES, decode_and_check)

@@ -8,11 +8,20 @@ entry of an array of tables: ``DISPATCH__ESMES__0__PASSWORD``, and the next free
 one). The value is read as a TOML scalar when it parses as one (``8080``, ``true``, ``"x"``,
 ``[1, 2]``), else as a string; a string key keeps the text itself when it parses as something
 else (a password ``1234`` or a system_id ``true`` stay strings).
+
+Relative paths in a config file are relative to the file's directory, not to the working
+directory the process happens to start in: ``load_toml`` rewrites every relative path-like
+value it reads (``is_path_key``: ``path``, ``*_dir``, ``*_path``, ``*_file``, ``cafile``,
+``certfile``, ``keyfile``) to the file's directory joined with it, so ``data_dir = "var"``
+in ``/etc/dispatch/dispatch.toml`` means ``/etc/dispatch/var`` wherever the engine starts.
+Environment overrides and command-line flags are not files: their relative paths stay
+relative to the working directory.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 import types
 import typing
@@ -185,12 +194,47 @@ def _deep_copy(data: Any) -> Any:
 
 
 def load_toml(path: str | None) -> dict[str, Any]:
+    """The parsed file, its relative paths made relative to its directory (``resolve_paths``)."""
     if not path:
         return {}
     try:
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
+            data = tomllib.load(fh)
     except FileNotFoundError as exc:
         raise ConfigError(f"config file not found: {path}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+    return resolve_paths(data, os.path.dirname(os.path.abspath(path)))
+
+
+#: Suffixes of the keys whose values are file-system paths (``is_path_key``).
+PATH_KEY_SUFFIXES = ("_dir", "_path", "_file", "cafile", "certfile", "keyfile")
+
+
+def is_path_key(name: str) -> bool:
+    """Whether a config key names a file or directory (``store.path``, ``data_dir``,
+    ``control.keys_file``, ``esmes.tls.cafile``, ...): keys are named so, and a new path-like
+    key must be too for a config file's relative value to follow the file."""
+    return name == "path" or name.endswith(PATH_KEY_SUFFIXES)
+
+
+def _relative_path(value: str) -> bool:
+    # Empty means "unset" (the default applies); ":memory:" is SQLite's in-memory database;
+    # URIs (file:..., postgresql://...) and ~ (a home directory) are not plain relative paths.
+    return bool(value) and not (os.path.isabs(value) or value.startswith(("~", ":", "file:"))
+                                or "://" in value)
+
+
+def resolve_paths(data: Any, base_dir: str) -> Any:
+    """``data`` (parsed TOML) with the relative values of path-like keys (``is_path_key``)
+    joined to ``base_dir``; tables and arrays of tables are walked, other values kept."""
+    if isinstance(data, Mapping):
+        out = {}
+        for key, value in data.items():
+            if isinstance(value, str) and is_path_key(key) and _relative_path(value):
+                value = os.path.normpath(os.path.join(base_dir, value))
+            out[key] = resolve_paths(value, base_dir)
+        return out
+    if isinstance(data, list):
+        return [resolve_paths(v, base_dir) for v in data]
+    return data

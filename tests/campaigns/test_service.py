@@ -67,7 +67,7 @@ def run(fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
 
 def draft(**kw: Any) -> Campaign:
     base: dict[str, Any] = {"sender": " ACME ", "text": "Hi {name}", "author": "ann",
-                            "esme": "smsc1"}
+                            "esme": "smsc1", "source_path": "numbers.txt"}
     base.update(kw)
     return Campaign(**base)
 

@@ -55,18 +55,32 @@ class ApiEnv:
         assert r.status_code == 201, r.text
         return r.json
 
+    async def upload_recipients(self, text: str = "+79123450001\n") -> str:
+        """Upload a recipient file; its ``fileId`` (a bulk campaign needs one to be approved)."""
+        r = await self.client.post("/api/v1/uploads", key=self.keys["author"],
+                                   body=text.encode(), params={"filename": "numbers.txt"},
+                                   headers={"Content-Type": "text/plain"})
+        assert r.status_code == 201, r.text
+        return str(r.json["fileId"])
+
+    async def create_bulk_campaign(self, **fields: Any) -> dict[str, Any]:
+        """A bulk campaign with an uploaded recipient file (one that can be approved)."""
+        return await self.create_campaign(fileId=await self.upload_recipients(), **fields)
+
 
 @contextlib.asynccontextmanager
 async def api_env(tmp_path: Path, *, export_source: Any = None, app_kw: Any = None,
-                  store_dsn: str = "", **config: Any) -> AsyncIterator[ApiEnv]:
+                  store_dsn: str = "", service_config: ServiceConfig | None = None,
+                  **config: Any) -> AsyncIterator[ApiEnv]:
     """``export_source`` wraps the real service source (to gate it); ``app_kw`` goes to
     ``create_app``; ``store_dsn`` selects a PostgreSQL store instead of SQLite in tmp_path;
+    ``service_config``: the service's limits (default: a pending capacity of 1000);
     the rest goes to ``ControlConfig``."""
     app_kw = app_kw or {}
     cfg = ControlConfig(data_dir=str(tmp_path / "data"), **config)
     store = AsyncStore(open_store(StoreConfig(path=str(tmp_path / "store.sqlite3"),
                                               dsn=store_dsn)))
-    service = CampaignService(store, ServiceConfig(max_pending_messages=1000),
+    service = CampaignService(store, service_config or ServiceConfig(max_pending_messages=1000),
                               clock=lambda: datetime.now(UTC), prepare_number=prepare_number)
     key_store = KeyStore(cfg.keys_path)
     tokens = {role.value: key_store.create_key(role, label=f"{role.value}-user")[0]

@@ -13,7 +13,7 @@ API = "/api/v1"
 def test_create_then_detail_and_list(tmp_path):
     async def main():
         async with api_env(tmp_path) as env:
-            created = await env.create_campaign(name="spring", priority=7)
+            created = await env.create_bulk_campaign(name="spring", priority=7)
             assert created["status"] == "New" and created["author"] == "author-user"
             uuid.UUID(created["id"])
 
@@ -40,7 +40,7 @@ def test_create_then_detail_and_list(tmp_path):
 def test_list_filters_sorting_and_limit(tmp_path):
     async def main():
         async with api_env(tmp_path) as env:
-            a = await env.create_campaign(sender="Alpha")
+            a = await env.create_bulk_campaign(sender="Alpha")
             b = await env.create_campaign(sender="Bravo", mode="OnTime",
                                           startAt="2030-01-01T10:00:00Z")
             viewer = env.keys["viewer"]
@@ -170,7 +170,7 @@ def test_create_validation_errors_are_field_level(tmp_path):
 def test_actions_follow_the_lifecycle_and_409_names_the_status(tmp_path):
     async def main():
         async with api_env(tmp_path) as env:
-            c = await env.create_campaign()
+            c = await env.create_bulk_campaign()
             cid = c["id"]
             post = env.client.post
             mod, author = env.keys["moderator"], env.keys["author"]

@@ -57,7 +57,7 @@ def test_counters_are_at_most_read_cache_s_old(tmp_path):
 def test_a_transition_is_seen_at_once(tmp_path):
     async def main():
         async with api_env(tmp_path, read_cache_s=30) as env:
-            created = await env.create_campaign()
+            created = await env.create_bulk_campaign()
             path = f"{API}/campaigns/{created['id']}"
             viewer = env.keys["viewer"]
             assert (await env.client.get(path, key=viewer)).json["status"] == "New"

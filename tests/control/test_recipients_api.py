@@ -25,9 +25,17 @@ async def active_transactional(env):
     return c["id"]
 
 
+async def sending(env, campaign_id):
+    """Pending -> Building -> Sending, as the engine moves it (only a Sending campaign's
+    recipients are claimed)."""
+    await env.service.begin_build(campaign_id)
+    await env.service.mark_built(campaign_id)
+
+
 async def send_and_receipt(env, campaign_uuid):
     """Drive the store's dispatch path: all submitted, #1 delivered, #2 undelivered."""
     campaign = await env.service.get(__import__("uuid").UUID(campaign_uuid))
+    await sending(env, campaign.id)
     now = datetime.now(UTC)
     claimed = await env.store.claim_for_send(campaign.id, 10, now)
     outcomes = [SubmitOutcome(c.id, SubmitKind.ACCEPTED, "smsc1", (f"a{i}",), "ESME_ROK")

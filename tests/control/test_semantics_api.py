@@ -93,6 +93,8 @@ def test_message_errors_show_clear_numbers_to_a_key_with_the_right(tmp_path):
                                       json={"messages": [{"phoneNumber": "+79123450001"}]})
             assert r.status_code == 202
             campaign = await env.service.get(UUID(cid))
+            await env.service.begin_build(campaign.id)  # as the engine does: to Sending
+            await env.service.mark_built(campaign.id)
             now = datetime.now(UTC)
             claimed = await env.store.claim_for_send(campaign.id, 10, now)
             await env.store.record_submit_results(

@@ -26,7 +26,7 @@ def test_trigger_action(tmp_path):
     async def main():
         async with api_env(tmp_path) as env:
             now = datetime.now(UTC)
-            c = await env.create_campaign(mode="Trigger", startAt=now.isoformat(),
+            c = await env.create_bulk_campaign(mode="Trigger", startAt=now.isoformat(),
                                           endAt=(now + timedelta(hours=1)).isoformat())
             url = f"{API}/campaigns/{c['id']}/trigger"
             operator = env.keys["author"]

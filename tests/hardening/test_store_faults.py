@@ -267,10 +267,13 @@ async def test_a_failed_batch_leaves_nothing_and_its_retry_applies_once(tmp_path
     c = await service.create(Campaign(sender="Shop", text="hi", author="t", esme="sim",
                                       source_path=str(tmp_path / "r.txt")))
     assert c.id is not None
+    await service.approve(c.id, "mod")  # to Sending, as the engine would move it
+    await service.begin_build(c.id)
     now = utc_now()
     rows = [RecipientRow(f"7900{i:07d}", i.to_bytes(16, "big"), f"*{i:04d}", None, i + 1)
             for i in range(50)]
     await store.add_recipients(c.id, rows, now)
+    await service.mark_built(c.id)
     claimed = await store.claim_for_send(c.id, 50, now)
     outcomes = [SubmitOutcome(r.id, SubmitKind.ACCEPTED, "sim", (f"m{r.id}",), "ESME_ROK")
                 for r in claimed]

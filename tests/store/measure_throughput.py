@@ -33,6 +33,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pg_cluster import PgCluster, find_bin_dir
+from store_fixtures import TO_SENDING, move
 
 from dispatch.campaigns.lifecycle import AuditEntry, StateChange
 from dispatch.campaigns.model import Campaign, CampaignStatus, SmsResult
@@ -102,6 +103,8 @@ def make_campaign(store: Store, n: int) -> tuple[int, float]:
         StateChange(CampaignStatus.NEW, "create", "created", NOW),
         AuditEntry("a", "create", "", NOW))
     assert c.id is not None
+    for event in TO_SENDING:  # only a Sending campaign is claimed from
+        move(store, c.id, event)
     rows = (RecipientRow(f"+4917{i:09d}", i.to_bytes(16, "big"), f"******{i % 10000:04d}",
                          {"name": "x"} if i % 2 else None, i + 1) for i in range(n))
     t0 = time.perf_counter()

@@ -6,7 +6,7 @@ import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
-from dispatch.campaigns.lifecycle import AuditEntry, StateChange
+from dispatch.campaigns.lifecycle import AuditEntry, Event, StateChange, apply
 from dispatch.campaigns.model import Campaign, CampaignStatus
 from dispatch.store.base import RecipientRow, Store
 
@@ -21,6 +21,30 @@ def new_campaign(store: Store, **kw: object) -> Campaign:
     at = c.created_at or T0
     return store.create_campaign(c, StateChange(CampaignStatus.NEW, "create", "created", at),
                                  AuditEntry(c.author, "create", "", at))
+
+
+def move(store: Store, cid: int, event: Event, actor: str | None = "mod") -> Campaign:
+    """Apply a lifecycle ``event`` through the store's transition (as the service does)."""
+    c = store.get_campaign(cid)
+    assert c is not None
+    t = apply(event, c.status, c.archived, c.paused_by)
+    return store.apply_transition(
+        cid, t, StateChange(t.to_status, event.value, "why", T0, c.status),
+        None if actor is None else AuditEntry(actor, event.value, "n", T0))
+
+
+#: New -> Pending -> Building -> Sending: approved by a moderator, built by the engine.
+TO_SENDING = (Event.APPROVE, Event.BUILD, Event.BUILT)
+
+
+def sending_campaign(store: Store, **kw: object) -> Campaign:
+    """A campaign moved to Sending through the lifecycle: only a Sending campaign's
+    recipients can be claimed (``claim_for_send``)."""
+    c = new_campaign(store, **kw)
+    assert c.id is not None
+    for event in TO_SENDING:
+        c = move(store, c.id, event, "mod" if event is Event.APPROVE else None)
+    return c
 
 
 def rows(n: int, start: int = 0) -> list[RecipientRow]:

@@ -10,7 +10,7 @@ from datetime import datetime
 import pytest
 import trio
 import trio.testing
-from store_fixtures import T0, new_campaign, rows
+from store_fixtures import T0, new_campaign, rows, sending_campaign
 
 from dispatch.campaigns.model import SmsResult
 from dispatch.store.asyncstore import AsyncStore
@@ -30,7 +30,7 @@ def clock() -> datetime:
 
 
 def test_writer_commits_in_batches_and_drains_on_close(store: Store) -> None:
-    cid = new_campaign(store).id or 0
+    cid = sending_campaign(store).id or 0
     store.add_recipients(cid, rows(250), T0)
     config = replace(StoreConfig(), group_commit_rows=100, group_commit_interval_s=0.05,
                      group_commit_queue_rows=64)
@@ -91,7 +91,7 @@ def test_writer_commits_once_the_queue_goes_quiet(store: Store) -> None:
     an SMSC with a full deliver window waits for the deliver_sm_resps this commit gates.
     Items arriving closer together than that keep the batch open. (Mock clock, jumped by
     hand; the commit itself runs on a real SQLite file in a worker thread.)"""
-    cid = new_campaign(store).id or 0
+    cid = sending_campaign(store).id or 0
     store.add_recipients(cid, rows(6), T0)
     config = replace(StoreConfig(), group_commit_rows=1000, group_commit_interval_s=3600.0,
                      group_commit_quiet_s=0.005)
@@ -133,7 +133,7 @@ def test_writer_commits_once_the_queue_goes_quiet(store: Store) -> None:
 def test_writer_queue_is_bounded_by_wait_for_room(store: Store) -> None:
     """``add`` never blocks; ``wait_for_room`` holds the caller while the queue is at its bound
     (``group_commit_queue_rows``) and lets it go once a commit has taken a batch."""
-    cid = new_campaign(store).id or 0
+    cid = sending_campaign(store).id or 0
     store.add_recipients(cid, rows(40), T0)
     config = replace(StoreConfig(), group_commit_rows=8, group_commit_interval_s=3600.0,
                      group_commit_quiet_s=3600.0, group_commit_queue_rows=16)
@@ -179,7 +179,7 @@ def test_items_the_store_refuses_are_set_aside_and_the_rest_committed(store: Sto
     splits the batch, commits every good item, records the refused outcome as unknown and
     drops the refused receipt, and keeps running. A batch where every item is refused is
     not the data's fault: ``run`` fails, as it did for any refusal before."""
-    cid = new_campaign(store).id or 0
+    cid = sending_campaign(store).id or 0
     store.add_recipients(cid, rows(12), T0)
     config = replace(StoreConfig(), group_commit_rows=1000, group_commit_interval_s=0.05)
     ACC = SubmitKind.ACCEPTED

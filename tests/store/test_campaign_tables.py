@@ -8,7 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from store_fixtures import T0, new_campaign, rows
+from store_fixtures import T0, TO_SENDING, move, new_campaign, rows, sending_campaign
 
 from dispatch.campaigns.errors import Conflict, NotFound
 from dispatch.campaigns.lifecycle import AuditEntry, Event, StateChange, apply
@@ -33,14 +33,6 @@ from dispatch.store.base import (
 )
 
 S = CampaignStatus
-
-
-def move(store: Store, cid: int, event: Event, actor: str | None = "mod") -> None:
-    c = store.get_campaign(cid)
-    assert c is not None
-    t = apply(event, c.status, c.archived, c.paused_by)
-    store.apply_transition(cid, t, StateChange(t.to_status, event.value, "why", T0, c.status),
-                           None if actor is None else AuditEntry(actor, event.value, "n", T0))
 
 
 def test_transition_writes_history_and_audit_and_is_compare_and_set(store: Store) -> None:
@@ -131,7 +123,7 @@ def test_kpi_and_active(store: Store) -> None:
 
 
 def test_recipient_filters_and_keyset_pages(store: Store) -> None:
-    cid = new_campaign(store).id or 0
+    cid = sending_campaign(store).id or 0
     store.add_recipients(cid, rows(30), T0)
     claimed = store.claim_for_send(cid, 20, T0)
     store.record_submit_results(
@@ -181,7 +173,9 @@ def test_job_errors_and_rebuild(store: Store) -> None:
     assert store.delete_recipients(cid) == 5
     assert (store.counters(cid).total, store.counters(cid).job_errors) == (0, 0)
     store.add_recipients(cid, rows(5), T0)
-    store.claim_for_send(cid, 1, T0)
+    for event in TO_SENDING:
+        move(store, cid, event)
+    assert len(store.claim_for_send(cid, 1, T0)) == 1
     with pytest.raises(Conflict):
         store.delete_recipients(cid)
     with pytest.raises(NotFound):
@@ -192,9 +186,10 @@ def test_pending_messages_counts_active_transactional(store: Store) -> None:
     t = new_campaign(store, kind=CampaignKind.TRANSACTIONAL).id or 0
     b = new_campaign(store).id or 0
     for cid in (t, b):
-        move(store, cid, Event.APPROVE)
+        for event in TO_SENDING:
+            move(store, cid, event)
         store.add_recipients(cid, rows(6), T0)
-    store.claim_for_send(t, 2, T0)
+    assert len(store.claim_for_send(t, 2, T0)) == 2
     assert store.pending_messages(CampaignKind.TRANSACTIONAL) == 6
     assert store.pending_messages() == 12
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from store_fixtures import T0, new_campaign, query, rows
+from store_fixtures import T0, new_campaign, query, rows, sending_campaign
 
 from dispatch.campaigns.lifecycle import AuditEntry, Event, StateChange, apply
 from dispatch.campaigns.model import CampaignStatus, SmsResult
@@ -67,7 +67,7 @@ def wait_past_timeout() -> None:
 def test_concurrent_claimers_never_get_the_same_recipient(
         nodes: Callable[[str], PostgresStore]) -> None:
     a, b = nodes("a"), nodes("b")
-    cid = new_campaign(a).id or 0
+    cid = sending_campaign(a).id or 0
     a.add_recipients(cid, rows(3000), T0)
     got: dict[str, list[int]] = {"a": [], "b": []}
     start = threading.Barrier(2)
@@ -112,7 +112,7 @@ def test_takeover_of_a_dead_node(nodes: Callable[[str], PostgresStore],
     a, b = nodes("a"), nodes("b")
     a.register_node()
     b.register_node()
-    cid = new_campaign(a).id or 0
+    cid = sending_campaign(a).id or 0
     a.add_recipients(cid, rows(20), T0)
     mine = a.claim_for_send(cid, 5, T0)
     theirs = b.claim_for_send(cid, 10, T0)
@@ -154,7 +154,7 @@ def test_a_starting_node_leaves_live_nodes_rows_alone(
         nodes: Callable[[str], PostgresStore]) -> None:
     a = nodes("a")
     a.register_node()
-    cid = new_campaign(a).id or 0
+    cid = sending_campaign(a).id or 0
     a.add_recipients(cid, rows(10), T0)
     a.claim_for_send(cid, 4, T0)
     # A crashed node "old" that never came back, with rows in flight:
@@ -172,7 +172,7 @@ def test_leave_cluster_releases_and_stops(nodes: Callable[[str], PostgresStore])
     a, b = nodes("a"), nodes("b")
     a.register_node()
     b.register_node()
-    cid = new_campaign(a).id or 0
+    cid = sending_campaign(a).id or 0
     a.add_recipients(cid, rows(10), T0)
     claimed = b.claim_for_send(cid, 5, T0)
     # Graceful shutdown: what the pool never wrote goes back as retries first...
@@ -192,8 +192,7 @@ def test_leave_cluster_releases_and_stops(nodes: Callable[[str], PostgresStore])
 def test_receipts_match_on_any_node_and_transitions_are_cluster_wide(
         nodes: Callable[[str], PostgresStore]) -> None:
     a, b = nodes("a"), nodes("b")
-    c = new_campaign(a)
-    cid = c.id or 0
+    cid = sending_campaign(a).id or 0
     a.add_recipients(cid, rows(4), T0)
     claimed = a.claim_for_send(cid, 4, T0)
     # One receipt races ahead of a's submit result and lands on b's bind: parked, then
@@ -206,7 +205,9 @@ def test_receipts_match_on_any_node_and_transitions_are_cluster_wide(
     matched = b.record_receipts([Receipt("smsc1", f"m{r.id}", "DELIVRD", "000",
                                          SmsResult.DELIVERED) for r in claimed[1:]], T0)
     assert matched == 3 and a.counters(cid).delivered == 4
-    # A pause through b's API is what a's scheduler reads next.
+    # A transition through b's API is what a's scheduler reads next.
+    c = new_campaign(a)
+    cid = c.id or 0
     t = apply(Event.APPROVE, c.status, c.archived, c.paused_by)
     b.apply_transition(cid, t, StateChange(t.to_status, "approve", "ok", T0, c.status),
                        AuditEntry("mod", "approve", "", T0))

@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from store_fixtures import T0, new_campaign, query, rows
+from store_fixtures import T0, new_campaign, query, rows, sending_campaign
 
 from dispatch.campaigns.model import RecipientStage, SmsResult
 from dispatch.smpp.receipt import MessageIdPolicy, normalize_message_id, parse_receipt
@@ -97,7 +97,7 @@ def test_schema_created_and_reopened(tmp_path: Path) -> None:
 
 
 def test_claim_is_ordered_durable_and_counted(store: Store, tmp_path: Path) -> None:
-    c = new_campaign(store)
+    c = sending_campaign(store)
     cid = c.id or 0
     assert store.add_recipients(cid, rows(20), T0) == 20
     first = store.claim_for_send(cid, 8, T0)
@@ -113,7 +113,7 @@ def test_claim_is_ordered_durable_and_counted(store: Store, tmp_path: Path) -> N
 
 
 def test_submit_outcomes(store: Store) -> None:
-    cid = new_campaign(store).id or 0
+    cid = sending_campaign(store).id or 0
     store.add_recipients(cid, rows(5), T0)
     a, f, r, u, s = store.claim_for_send(cid, 5, T0)
     tally = store.record_submit_results([
@@ -149,8 +149,8 @@ def test_submit_outcomes(store: Store) -> None:
 def test_in_flight_ids_are_the_claimed_rows_without_a_result(store: Store) -> None:
     """What a route checks after a claim failed (it may have committed unseen): the
     campaign's claimed rows with no submit result yet, and only this campaign's."""
-    cid = new_campaign(store).id or 0
-    other = new_campaign(store).id or 0
+    cid = sending_campaign(store).id or 0
+    other = sending_campaign(store).id or 0
     store.add_recipients(cid, rows(6), T0)
     store.add_recipients(other, rows(2), T0)
     assert store.in_flight_ids(cid) == []
@@ -177,7 +177,7 @@ def _accept(store: Store, cid: int, n: int, segments: int = 1) -> list[int]:
 
 
 def test_receipts_single_segment(store: Store) -> None:
-    cid = new_campaign(store).id or 0
+    cid = sending_campaign(store).id or 0
     store.add_recipients(cid, rows(3), T0)
     a, b, c = _accept(store, cid, 3)
     later = T0 + timedelta(days=1)
@@ -200,7 +200,7 @@ def test_receipts_single_segment(store: Store) -> None:
 
 
 def test_multipart_delivered_only_when_every_segment_is(store: Store) -> None:
-    cid = new_campaign(store).id or 0
+    cid = sending_campaign(store).id or 0
     store.add_recipients(cid, rows(3), T0)
     a, b, c = _accept(store, cid, 3, segments=3)
     store.record_receipts([Receipt("smsc1", f"m{a}-0", "DELIVRD", "000", DLV),
@@ -229,7 +229,7 @@ def test_a_receipt_whose_text_holds_nuls_is_stored_and_matched(store: Store) -> 
     """The receipt parser drops the NULs an SMSC puts in a receipt; what it yields is stored
     on every backend (PostgreSQL refuses NUL in text: the batch, and the writer with it,
     used to fail there)."""
-    cid = new_campaign(store).id or 0
+    cid = sending_campaign(store).id or 0
     store.add_recipients(cid, rows(1), T0)
     (a,) = store.claim_for_send(cid, 1, T0)
     policy = MessageIdPolicy()
@@ -244,7 +244,7 @@ def test_a_receipt_whose_text_holds_nuls_is_stored_and_matched(store: Store) -> 
 
 
 def test_receipt_racing_the_submit_result_is_parked_then_matched(store: Store) -> None:
-    cid = new_campaign(store).id or 0
+    cid = sending_campaign(store).id or 0
     store.add_recipients(cid, rows(2), T0)
     a, b = store.claim_for_send(cid, 2, T0)
     assert store.record_receipts([Receipt("smsc1", "abc", "DELIVRD", "000", DLV),
@@ -265,8 +265,8 @@ def test_receipt_racing_the_submit_result_is_parked_then_matched(store: Store) -
 def test_recover_inflight(store: Store, open_more: Callable[..., Store],
                           policy: RecoveryPolicy) -> None:
     s = store
-    cid = new_campaign(s).id or 0
-    other = new_campaign(s).id or 0
+    cid = sending_campaign(s).id or 0
+    other = sending_campaign(s).id or 0
     s.add_recipients(cid, rows(10), T0)
     s.add_recipients(other, rows(4), T0)
     claimed = s.claim_for_send(cid, 6, T0)
@@ -294,7 +294,7 @@ def test_recover_inflight(store: Store, open_more: Callable[..., Store],
 
 
 def test_expire_marks_unsent_recipients(store: Store) -> None:
-    cid = new_campaign(store).id or 0
+    cid = sending_campaign(store).id or 0
     store.add_recipients(cid, rows(10), T0)
     _accept(store, cid, 3)
     store.claim_for_send(cid, 2, T0)
@@ -306,7 +306,7 @@ def test_expire_marks_unsent_recipients(store: Store) -> None:
 
 def test_random_operations_keep_counters_equal_to_rows(store: Store) -> None:
     rng = random.Random(1234)
-    cids = [new_campaign(store).id or 0 for _ in range(3)]
+    cids = [sending_campaign(store).id or 0 for _ in range(3)]
     accepted: list[tuple[int, int]] = []  # (recipient id, segments)
     kinds = [ACC, ACC, ACC, FAIL, RETRY, UNK]
     results = [DLV, DLV, UND, SmsResult.UNKNOWN, None]

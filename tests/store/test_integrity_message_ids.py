@@ -6,7 +6,7 @@ every backend."""
 
 from __future__ import annotations
 
-from store_fixtures import T0, new_campaign, query, rows
+from store_fixtures import T0, query, rows, sending_campaign
 
 from dispatch.campaigns.model import SmsResult
 from dispatch.smpp.receipt import MessageIdPolicy
@@ -14,7 +14,7 @@ from dispatch.store.base import Receipt, RecipientFilter, Store, SubmitKind, Sub
 
 
 def test_an_id_given_twice_in_one_batch_belongs_to_the_later_result(store: Store) -> None:
-    cid = new_campaign(store).id or 0
+    cid = sending_campaign(store).id or 0
     store.add_recipients(cid, rows(2), T0)
     low, high = store.claim_for_send(cid, 2, T0)
     policy = MessageIdPolicy()
@@ -37,7 +37,7 @@ def test_an_id_given_twice_in_one_batch_belongs_to_the_later_result(store: Store
 def test_a_stale_result_does_not_take_an_id_from_an_applied_one(store: Store) -> None:
     """A replayed answer for a recipient already settled is stale: it stores nothing, so it
     must not hide the id from the result applied next to it in the batch."""
-    cid = new_campaign(store).id or 0
+    cid = sending_campaign(store).id or 0
     store.add_recipients(cid, rows(2), T0)
     settled, live = store.claim_for_send(cid, 2, T0)
     store.record_submit_results([SubmitOutcome(settled.id, SubmitKind.FAILED, "smsc1")], T0)
@@ -59,7 +59,7 @@ def test_a_message_id_too_long_for_an_index_is_stored_and_matched(store: Store) 
     """An id of thousands of characters (an SMSC's broken submit_sm_resp or receipt text):
     PostgreSQL's B-tree refused it (index row size limit), so the accepted submit was
     recorded as unknown and the receipt dropped by the writer, where SQLite kept both."""
-    cid = new_campaign(store).id or 0
+    cid = sending_campaign(store).id or 0
     store.add_recipients(cid, rows(1), T0)
     (r,) = store.claim_for_send(cid, 1, T0)
     long_id = "".join(f"{i:x}" for i in range(2000))  # 6,000+ characters, incompressible

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pytest
-from store_fixtures import T0, new_campaign, query, rows
-from test_campaign_tables import move
+from store_fixtures import T0, move, query, rows, sending_campaign
 
 from dispatch.campaigns.lifecycle import AuditEntry, Event
 from dispatch.campaigns.model import CampaignStatus, SmsResult
@@ -150,7 +149,7 @@ def test_random_sequences_match_the_model(store_config: StoreConfig, seed: int) 
     store = open_store(store_config)
     model = Model()
     try:
-        cids = [new_campaign(store).id or 0 for _ in range(2)]
+        cids = [sending_campaign(store).id or 0 for _ in range(2)]
         inflight: list[int] = []  # claimed, results not recorded yet
         last_batch: list[SubmitOutcome] = []
         seq = 0
@@ -182,6 +181,8 @@ def test_random_sequences_match_the_model(store_config: StoreConfig, seed: int) 
                 want = sorted(rid for rid, r in model.recs.items()
                               if r.cid == cid and r.stage == "New")[:len(claimed)]
                 assert [c.id for c in claimed] == want, f"seed {seed}"
+                # Only a Sending campaign is claimed from (recipients added after expiry stay)
+                assert not (claimed and cid in model.expired_campaigns), f"seed {seed}"
                 for c in claimed:
                     model.recs[c.id].stage = "Sending"
                 inflight.extend(c.id for c in claimed)
@@ -356,7 +357,7 @@ def test_two_postgres_nodes_match_the_model(pg_dsn: str, seed: int) -> None:
     try:
         for s in nodes.values():
             s.register_node()
-        cids = [new_campaign(nodes["a"]).id or 0 for _ in range(2)]
+        cids = [sending_campaign(nodes["a"]).id or 0 for _ in range(2)]
         inflight: dict[str, list[int]] = {"a": [], "b": []}
         late: dict[str, list[SubmitOutcome]] = {"a": [], "b": []}
         seq = 0

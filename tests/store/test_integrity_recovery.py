@@ -8,8 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from store_fixtures import T0, new_campaign, query, rows
-from test_campaign_tables import move
+from store_fixtures import T0, move, new_campaign, query, rows
 
 from dispatch.campaigns.lifecycle import AuditEntry, Event
 from dispatch.campaigns.model import CampaignMode

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from store_fixtures import T0, new_campaign, query, rows
+from store_fixtures import T0, query, rows, sending_campaign
 
 from dispatch.campaigns.model import SmsResult
 from dispatch.store import postgres_dispatch, sqlite_dispatch
@@ -45,7 +45,7 @@ def test_the_retry_reaches_receipts_behind_a_full_batch_of_unmatchable_ones(
         store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sqlite_dispatch, "_REPLAY_BATCH", BATCH)
     monkeypatch.setattr(postgres_dispatch, "_REPLAY_BATCH", BATCH)
-    cid = new_campaign(store).id or 0
+    cid = sending_campaign(store).id or 0
     store.add_recipients(cid, rows(1), T0)
     (r,) = store.claim_for_send(cid, 1, T0)
     # Receipts nobody will ever match, more than one retry batch of them.

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 import psycopg
-from store_fixtures import T0, new_campaign, rows
+from store_fixtures import T0, rows, sending_campaign
 
 from dispatch.campaigns.lifecycle import AuditEntry
 from dispatch.campaigns.model import SmsResult
@@ -115,7 +115,7 @@ def _updates(dsn: str, expected: int) -> tuple[int, int]:
 def test_the_dispatch_cycle_updates_recipients_hot(pg_dsn: str) -> None:
     store = PostgresStore(StoreConfig(dsn=pg_dsn), node_id="n1")
     try:
-        cid = new_campaign(store).id or 0
+        cid = sending_campaign(store).id or 0
         store.add_recipients(cid, rows(600), T0)
         for _ in range(20):  # bounded: 600 rows / 100 per claim
             claimed = store.claim_for_send(cid, 100, T0)
@@ -139,7 +139,7 @@ def test_counter_rows_of_nodes_that_left_or_died_fold_into_the_base_row(pg_dsn: 
     try:
         a.register_node()
         b.register_node()
-        cid = new_campaign(a).id or 0
+        cid = sending_campaign(a).id or 0
         a.add_recipients(cid, rows(30), T0)
         for node in (a, b):
             claimed = node.claim_for_send(cid, 10, T0)
@@ -176,7 +176,7 @@ def test_receipts_of_one_multipart_message_on_two_nodes_at_once(pg_dsn: str) -> 
     segments count and the recipient is delivered once."""
     a, b = (PostgresStore(StoreConfig(dsn=pg_dsn), node_id=n) for n in ("a", "b"))
     try:
-        cid = new_campaign(a).id or 0
+        cid = sending_campaign(a).id or 0
         a.add_recipients(cid, rows(1), T0)
         (r,) = a.claim_for_send(cid, 1, T0)
         a.record_submit_results([SubmitOutcome(r.id, ACC, "smsc1", ("s0", "s1"))], T0)

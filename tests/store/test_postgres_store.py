@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from store_fixtures import T0, new_campaign, rows
+from store_fixtures import T0, new_campaign, rows, sending_campaign
 
 from dispatch import cli
 from dispatch.engine.config import load_config
@@ -98,7 +98,7 @@ def test_migrate_command_and_backend_selection_by_env(pg_dsn: str, tmp_path: Pat
 
 def test_a_failed_batch_leaves_nothing_behind(pg_dsn: str) -> None:
     s = PostgresStore(StoreConfig(dsn=pg_dsn))
-    cid = new_campaign(s).id or 0
+    cid = sending_campaign(s).id or 0
     s.add_recipients(cid, rows(3), T0)
     a, b, _ = s.claim_for_send(cid, 3, T0)
     too_many = tuple(str(i) for i in range(64))  # over the 63-segment receipt mask

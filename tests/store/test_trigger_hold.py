@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from store_fixtures import T0, new_campaign, rows
+from store_fixtures import T0, rows, sending_campaign
 
 from dispatch.campaigns.lifecycle import AuditEntry
 from dispatch.campaigns.model import CampaignMode, RecipientStage
@@ -17,8 +17,8 @@ def _audit(note: str = "") -> AuditEntry:
 
 
 def _trigger_campaign(store):
-    c = new_campaign(store, mode=CampaignMode.TRIGGER, start_at=T0,
-                     end_at=T0 + timedelta(hours=1))
+    c = sending_campaign(store, mode=CampaignMode.TRIGGER, start_at=T0,
+                         end_at=T0 + timedelta(hours=1))
     assert store.add_recipients(c.id, rows(20), T0, held=True) == 20
     return c
 

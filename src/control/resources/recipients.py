@@ -35,6 +35,7 @@ from dispatch.campaigns.service import (
     NumberPreparer,
     TransactionalMessage,
     off_loop_if,
+    release_off_loop,
 )
 from dispatch.store.base import Page
 
@@ -169,7 +170,10 @@ class ErrorsResource:
 
 
 class MessagesResource:
-    """Add messages to an active transactional campaign (202: queued for sending)."""
+    """Add messages to an active transactional campaign (202: queued for sending).
+
+    Its body may be as large as ``max_messages_body_bytes`` (sized for the 200 000 messages a
+    request may carry), not ``max_body_bytes`` like the other bodies."""
 
     actions: ClassVar[Actions] = {"POST": Action.SEND}
     docs: ClassVar[Docs] = {"POST": Op(
@@ -183,10 +187,14 @@ class MessagesResource:
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response,
                       campaign_id: str) -> None:
         ref = campaign_ref(campaign_id)
-        body = await read_object(req, self._config.max_body_bytes, MESSAGES_FIELDS)
+        body = await read_object(req, self._config.max_messages_body_bytes, MESSAGES_FIELDS,
+                                 too_large_hint="; send the messages in smaller requests")
         items = body["messages"]
         messages = await off_loop_if(len(items) > OFF_LOOP_ITEMS, parse_messages, items)
-        accepted = await self._service.add_messages(ref, messages)
+        try:
+            accepted = await self._service.add_messages(ref, messages)
+        finally:
+            await release_off_loop(items, messages)  # not at the return, on the loop
         resp.status = falcon.HTTP_202
         render(req, resp, {"campaignId": str(ref), "accepted": accepted})
 

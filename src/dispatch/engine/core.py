@@ -45,7 +45,7 @@ from dispatch.engine.config import SIMULATOR_ROUTE, EngineConfig
 from dispatch.engine.membership import ClusterMembership
 from dispatch.engine.route import Route
 from dispatch.ingest import IngestSummary, ctn_hash, mask_number, normalize_phone
-from dispatch.logs import log_event
+from dispatch.logs import log_event, redact_digits
 from dispatch.observability.campaigns import CampaignSampler
 from dispatch.observability.diagnostics import engine_diagnostics
 from dispatch.observability.ingest import IngestStatistics
@@ -69,6 +69,12 @@ SHUTDOWN_STORE_GRACE_S = 5.0
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _unknown_route(esme: str) -> str:
+    """Why a campaign is failed whose route names no ESME configured on this engine (the
+    state history's reason, and its job error)."""
+    return f"unknown ESME route {esme!r}"
 
 
 @dataclass(frozen=True)
@@ -366,6 +372,11 @@ class Engine:
                       started=outage.started_at.isoformat(), ended=outage.ended_at.isoformat())
 
     async def _control_tick(self, builders: trio.Nursery) -> None:
+        """One pass over the active campaigns. Each campaign's step is contained: a lifecycle
+        race or an unexpected error in one campaign is logged (and the latter counted in
+        ``control_errors``) and the others still get their step, and the routes their new
+        campaign sets. Only a store outage (``STORE_FAULTS``) abandons the whole tick: every
+        other campaign would meet it too."""
         assert self.store is not None and self.service is not None
         now = self.clock()
         campaigns = await self.store.active_campaigns()
@@ -380,38 +391,59 @@ class Engine:
         if not self._sending:
             health.ok("claims")  # nothing to claim: a failed claim no longer matters
         for c in campaigns:
-            assert c.id is not None
-            route = self.routes.get(c.esme)
-            if c.status is CampaignStatus.PENDING:
-                if is_expired(c, now):
-                    await self.service.expire(c.id)
-                elif c.auto_start and may_start(c, now):
-                    await self.service.begin_build(c.id)
-                    self._start_builder(builders, c)
-            elif c.status is CampaignStatus.BUILDING:
-                self._start_builder(builders, c)
-            elif c.status is CampaignStatus.SENDING:
-                if route is None:
-                    await self.service.fail(c.id, f"unknown ESME route {c.esme!r}")
-                elif (c.window is not None and not window_open(c.window, now)
-                      and not is_expired(c, now)):
-                    # Past its end time it is ended below instead (``_settle``): a window
-                    # pause first would make it end Paused, always Expired, when its end is
-                    # its window's close (a day's campaign in business hours).
-                    await self.service.window_closed(c.id)
-                else:
-                    counters = await self.store.counters(c.id)
-                    if not await self._settle(c, counters, now):
-                        remaining[c.id] = counters.pending
-                        sending[c.esme].append(c)
-            elif c.status is CampaignStatus.PAUSED:
-                if is_expired(c, now):
-                    await self._end(c, await self.store.counters(c.id))
-                elif (c.paused_by is PausedBy.WINDOW and c.window is not None
-                      and window_open(c.window, now)):
-                    await self.service.window_opened(c.id)
+            try:
+                counters = await self._control_campaign(c, now, builders)
+            except STORE_FAULTS:
+                raise
+            except (Conflict, InvalidTransition, NotFound) as exc:
+                # A user action raced the engine's; the next tick sees the new state.
+                log_event(log, logging.INFO, "lifecycle race", campaign=str(c.external_id),
+                          error=str(exc))
+            except Exception as exc:
+                self._control_errors += 1
+                log_event(log, logging.ERROR, "control step failed for a campaign",
+                          campaign=str(c.external_id), status=c.status.value,
+                          error=redact_digits(f"{type(exc).__name__}: {exc}"))
+            else:
+                if counters is not None and c.id is not None:  # it goes on sending
+                    remaining[c.id] = counters.pending
+                    sending[c.esme].append(c)
         for name, route in self.routes.items():
             route.set_campaigns(sending.get(name, []), remaining)
+
+    async def _control_campaign(self, c: Campaign, now: datetime,
+                                builders: trio.Nursery) -> Counters | None:
+        """One campaign's step of the control tick; its counters when it is Sending and goes
+        on sending (its route feeds it), else None."""
+        assert self.store is not None and self.service is not None and c.id is not None
+        if c.status is CampaignStatus.PENDING:
+            if is_expired(c, now):
+                await self.service.expire(c.id)
+            elif c.auto_start and may_start(c, now):
+                await self.service.begin_build(c.id)
+                self._start_builder(builders, c)
+        elif c.status is CampaignStatus.BUILDING:
+            self._start_builder(builders, c)
+        elif c.status is CampaignStatus.SENDING:
+            if c.esme not in self.routes:
+                await self.service.fail(c.id, _unknown_route(c.esme))
+            elif (c.window is not None and not window_open(c.window, now)
+                  and not is_expired(c, now)):
+                # Past its end time it is ended below instead (``_settle``): a window
+                # pause first would make it end Paused, always Expired, when its end is
+                # its window's close (a day's campaign in business hours).
+                await self.service.window_closed(c.id)
+            else:
+                counters = await self.store.counters(c.id)
+                if not await self._settle(c, counters, now):
+                    return counters
+        elif c.status is CampaignStatus.PAUSED:
+            if is_expired(c, now):
+                await self._end(c, await self.store.counters(c.id))
+            elif (c.paused_by is PausedBy.WINDOW and c.window is not None
+                  and window_open(c.window, now)):
+                await self.service.window_opened(c.id)
+        return None
 
     async def _settle(self, c: Campaign, counters: Counters, now: datetime) -> bool:
         """Finish or expire a Sending campaign when its time has come; True if it did.
@@ -475,6 +507,13 @@ class Engine:
             if self.membership is not None and not await self.membership.claim_build(
                     campaign.id):
                 return  # another live cluster node is building it (issue 8)
+            if campaign.esme not in self.routes:
+                # Nothing could send it: fail it now, not after ingesting its whole file.
+                reason = _unknown_route(campaign.esme)
+                await self.store.add_job_errors(
+                    campaign.id, [JobError(0, "unknown_route", reason)], self.clock())
+                await self.service.fail(campaign.id, reason)
+                return
             if campaign.kind is CampaignKind.TRANSACTIONAL:
                 await self.service.mark_built(campaign.id, "transactional: messages arrive by API")
                 return
@@ -490,7 +529,14 @@ class Engine:
             finally:
                 self.ingest_stats.finished(built, trio.current_time() - started_s)
             summary = built
-            await self.service.mark_built(campaign.id, summary.message())
+            try:
+                await self.service.mark_built(campaign.id, summary.message())
+            except InvalidTransition:
+                if (await self.service.get(campaign.id)).status is CampaignStatus.CANCELLED:
+                    # Cancelled while building: the cancel marked what was stored by then;
+                    # the rows stored after it are marked now (nothing stays pending).
+                    await self.store.expire_remaining(campaign.id, self.clock())
+                raise
         except (Conflict, InvalidTransition) as exc:
             log_event(log, logging.INFO, "build outcome not applied",
                       campaign=str(campaign.external_id), error=str(exc))

@@ -362,6 +362,10 @@ class Route:
         name = self.name
         writer = self._writer
         campaign_of = self._campaign_of
+        policy = self.pool.config.status_policy
+        # A failure with a retryable status means its retries ran out (the pool retries
+        # those ``max_retries`` times first): recorded as a job error too (seeds/003).
+        exhausting = policy.retry_statuses if policy.max_retries > 0 else frozenset()
         async for batch in self.pool.outcomes:
             resolved = 0
             # done_at is when the receipt reached us: an SMSC's "done date" has no time zone
@@ -372,9 +376,15 @@ class Route:
                 if type(ev) is pool_events.SubmitOutcome:
                     resolved += 1
                     campaign_of.pop(ev.ref, None)
-                    ok = ev.status is SubmitStatus.ACCEPTED
-                    items.append(SubmitOutcome(ev.ref, _KIND[ev.status], name, ev.message_ids,
-                                               ev.status_name, None if ok else ev.status_name))
+                    if ev.status is SubmitStatus.ACCEPTED:
+                        items.append(SubmitOutcome(ev.ref, SubmitKind.ACCEPTED, name,
+                                                   ev.message_ids, ev.status_name))
+                    else:
+                        exhausted = (ev.attempts if ev.status is SubmitStatus.FAILED
+                                     and ev.command_status in exhausting else 0)
+                        items.append(SubmitOutcome(ev.ref, _KIND[ev.status], name,
+                                                   ev.message_ids, ev.status_name,
+                                                   ev.status_name, exhausted))
                 elif type(ev) is pool_events.ReceiptEvent:
                     if ev.message_id is None:
                         continue

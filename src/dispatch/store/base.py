@@ -19,6 +19,13 @@ Semantics that every implementation must keep (the store test suite checks them)
   (it raced the submit_sm_resp) is parked in ``unmatched_receipts`` and applied in the same
   transaction that later stores that message id.
   ``recover_inflight`` is called once at startup, before any claim; see ``RecoveryPolicy``.
+  Only a Sending campaign's recipients are claimed: a claim racing a pause or a cancel leases
+  nothing, on every node at once.
+* A campaign that ends with recipients unsent (Expired, Cancelled, a Trigger campaign Done with
+  recipients never triggered) has them marked by ``expire_remaining``: stage Failed, with the
+  error ``unsent_errors`` gives for its status. The status changes first (so no claim starts
+  after the marking); a submit retry that comes back New afterwards is marked in its own
+  transaction, and ``recover_inflight`` completes a marking a crash cut short.
 * Counters (per campaign, per UTC day) change in the same transaction as the recipient rows they
   count, so reads are cheap and always equal to ``COUNT(*)`` over the rows.
 * Campaign transitions are compare-and-set on (status, archived): the history row and the audit
@@ -65,6 +72,27 @@ class RecoveryPolicy(enum.StrEnum):
     MARK_UNKNOWN = "mark_unknown"
 
 
+class UnsentErrors(NamedTuple):
+    """How the recipients a campaign ended without sending are marked (stage Failed)."""
+
+    new: str  # the error of those still New
+    held: str  # the error of those still Held (a Trigger campaign's, never triggered)
+    expired: bool  # counted in ``Counters.expired`` too
+
+
+_EXPIRED_UNSENT = UnsentErrors("campaign expired", "not triggered", True)
+_UNSENT_BY_STATUS = {
+    CampaignStatus.CANCELLED: UnsentErrors("campaign cancelled", "campaign cancelled", False),
+}
+
+
+def unsent_errors(status: CampaignStatus | str) -> UnsentErrors:
+    """The marking of a campaign's unsent recipients by the status it ended in: Cancelled ones
+    "campaign cancelled" (not counted as expired); otherwise (Expired, a Trigger campaign Done
+    at its end time) "campaign expired", Held ones "not triggered"."""
+    return _UNSENT_BY_STATUS.get(CampaignStatus(status), _EXPIRED_UNSENT)
+
+
 class SubmitKind(enum.StrEnum):
     ACCEPTED = "accepted"
     FAILED = "failed"
@@ -104,7 +132,11 @@ class SubmitOutcome(NamedTuple):
     """The SMSC's answer for one claimed recipient. ``message_ids`` has one normalised id per
     segment (accepted only; at most 63 segments, the width of the per-recipient receipt mask,
     far above the 23 UCS-2 segments of the longest text the model accepts); ``submit_status``
-    is the SMPP status name (e.g. ``ESME_ROK``, ``ESME_RTHROTTLED``)."""
+    is the SMPP status name (e.g. ``ESME_ROK``, ``ESME_RTHROTTLED``). ``exhausted_after``
+    (failed only) is the number of submit attempts after which the retries of a transient
+    SMSC error ran out (0: not a retry exhaustion); such a failure is also recorded as a job
+    error of the campaign (``RETRY_EXHAUSTED``, with the recipient's line number), in the
+    transaction that applies it (seeds/003: job errors include retry exhaustion)."""
 
     recipient_id: int
     kind: SubmitKind
@@ -112,6 +144,17 @@ class SubmitOutcome(NamedTuple):
     message_ids: tuple[str, ...] = ()
     submit_status: str | None = None
     error: str | None = None
+    exhausted_after: int = 0
+
+
+#: The job-error reason of a recipient whose submit failed once its retries ran out.
+RETRY_EXHAUSTED = "retry_exhausted"
+
+
+def retry_exhausted_message(outcome: SubmitOutcome) -> str:
+    """The job-error text of a retry exhaustion (no phone number: the line number says who)."""
+    return (f"submit failed after {outcome.exhausted_after} attempts: retries of "
+            f"{outcome.submit_status or 'a transient error'} exhausted")
 
 
 class Receipt(NamedTuple):
@@ -162,8 +205,8 @@ class Counters:
     """Per-campaign counters, equal to COUNT(*) over its recipients at every commit.
 
     ``pending`` stage New, ``held`` stage Held (Trigger mode, waiting for a trigger), ``inflight`` stage Sending, ``sent`` stage Delivered (SMSC accepted),
-    ``failed`` stage Failed (submit refused, expired, or ambiguous), ``expired`` the part of
-    ``failed`` marked when the campaign expired, ``delivered``/``undelivered``/``unknown``
+    ``failed`` stage Failed (submit refused, expired, cancelled, or ambiguous), ``expired`` the
+    part of ``failed`` marked when the campaign expired (``unsent_errors``), ``delivered``/``undelivered``/``unknown``
     sms_result, ``ambiguous`` submits of unknown fate, ``job_errors`` rows in the job-error list.
     """
 

@@ -39,6 +39,7 @@ import psycopg
 
 from dispatch.store.base import (
     COUNTER_FIELDS,
+    RETRY_EXHAUSTED,
     ClaimedRecipient,
     Receipt,
     RecoveryCounts,
@@ -47,6 +48,8 @@ from dispatch.store.base import (
     SubmitKind,
     SubmitOutcome,
     SubmitTally,
+    retry_exhausted_message,
+    unsent_errors,
 )
 from dispatch.store.rows import (
     ReceiptRow,
@@ -83,11 +86,15 @@ _DAILY_UPSERT = (
 
 # One statement: take the lowest queued ids (skipping rows another node is claiming), mark
 # the recipients Sending, lease them to this node, count them on this node's counter row.
+# Only while the campaign is Sending (as the statement's snapshot sees it): every node stops
+# claiming from a paused or cancelled campaign at once, not at its next control tick.
 _CLAIM_SQL = """
 WITH picked AS (
     DELETE FROM recipient_queue
     WHERE ctid = ANY(ARRAY(SELECT ctid FROM recipient_queue
                            WHERE campaign_id = %(cid)s AND NOT held
+                             AND EXISTS (SELECT 1 FROM campaigns
+                                         WHERE id = %(cid)s AND status = 'Sending')
                            ORDER BY id LIMIT %(n)s FOR UPDATE SKIP LOCKED))
     RETURNING id),
 claimed AS (
@@ -334,14 +341,27 @@ class PostgresDispatchPath:
             tally["stale"] = len(first) - sum(tally.values())
             return tally, retried, parked
 
-        if not any(o.kind is SubmitKind.RETRY for o in first.values()):
+        exhausted = {rid: o for rid, o in first.items()
+                     if o.kind is SubmitKind.FAILED and o.exhausted_after}
+        if not exhausted and not any(o.kind is SubmitKind.RETRY for o in first.values()):
             tally, _, parked = tally_of(self._statement(_SUBMIT_SQL, params))
         else:
             def body(cur: Cursor) -> tuple[Counter[str], bool]:
+                leased: list[tuple[Any, ...]] = []
+                if exhausted:
+                    # The leases this batch will apply (held from here to the commit): only
+                    # an applied failure, not a stale replay, is recorded as a job error.
+                    cur.execute("SELECT l.id, l.campaign_id, r.line_no FROM recipient_leases l "
+                                "JOIN recipients r ON r.id = l.id WHERE l.owner = ANY(%s) "
+                                "AND l.id = ANY(%s) ORDER BY l.id FOR UPDATE OF l",
+                                (params["owners"], sorted(exhausted)))
+                    leased = cur.fetchall()
                 cur.execute(_SUBMIT_SQL, params)
                 tally, retried, parked = tally_of(cur.fetchall())
                 if retried:
-                    self._fail_expired_retries(cur, sorted(retried), now_us, day)
+                    self._fail_expired_retries(cur, sorted(retried), now_us)
+                if leased:
+                    self._record_exhausted(cur, leased, exhausted, now_us)
                 return tally, parked
 
             tally, parked = self._transact(body)
@@ -364,25 +384,26 @@ class PostgresDispatchPath:
                             "the periodic retry will match them", type(exc).__name__)
         return SubmitTally(**{k: v for k, v in tally.items() if v})
 
-    def _fail_expired_retries(self, cur: Cursor, cids: Sequence[int], now_us: int,
-                              day: str) -> None:
-        """A retry (or a release of messages never sent) that comes back after its campaign
-        expired must not leave a New row in an Expired campaign."""
-        cur.execute("SELECT id FROM campaigns WHERE id = ANY(%s) AND status = 'Expired'",
-                    (list(cids),))
+    def _record_exhausted(self, cur: Cursor, leased: Sequence[tuple[Any, ...]],
+                          outcomes: dict[int, SubmitOutcome], now_us: int) -> None:
+        """Job errors for the retry exhaustions just applied ((id, campaign, line) of each)."""
+        cur.executemany("INSERT INTO campaign_job_errors (campaign_id, at_us, line_no, reason, "
+                        "message) VALUES (%s, %s, %s, %s, %s)",
+                        [(cid, now_us, line_no, RETRY_EXHAUSTED,
+                          retry_exhausted_message(outcomes[rid]))
+                         for rid, cid, line_no in leased])
         deltas = Deltas(self.node_id)
-        for (cid,) in cur.fetchall():
-            cur.execute("DELETE FROM recipient_queue WHERE campaign_id = %s AND NOT held "
-                        "RETURNING id", (cid,))
-            ids = sorted(r[0] for r in cur.fetchall())
-            if ids:
-                cur.execute("UPDATE recipients SET stage = 'Failed', "
-                            "error = 'campaign expired', done_at_us = %s WHERE id = ANY(%s)",
-                            (now_us, ids))
-            n = len(ids)
-            deltas.counters[cid].update(pending=-n, failed=n, expired=n)
-            deltas.daily[(cid, day)]["failed"] += n
+        for _, cid, _ in leased:
+            deltas.counters[cid]["job_errors"] += 1
         deltas.flush(cur)
+
+    def _fail_expired_retries(self, cur: Cursor, cids: Sequence[int], now_us: int) -> None:
+        """A retry (or a release of messages never sent) that comes back after its campaign
+        expired or was cancelled must not leave a New row in it: nothing claims from it."""
+        cur.execute("SELECT id, status FROM campaigns WHERE id = ANY(%s) "
+                    "AND status IN ('Expired', 'Cancelled') ORDER BY id", (list(cids),))
+        for cid, status in cur.fetchall():
+            self._mark_unsent(cur, cid, status, now_us, held=False)
 
     # ------------------------------------------------------------------ receipts
 
@@ -499,8 +520,8 @@ class PostgresDispatchPath:
         on: this node's own (an earlier run with the same ``node_id``), those of nodes whose
         heartbeat is older than ``node_timeout_s`` or that stopped, and unowned ones. The rows
         of live nodes are theirs: a node starting next to them must not touch them.
-        ``RESEND``: back to New; ``MARK_UNKNOWN``: Failed, unknown, ambiguous. Expired
-        campaigns' New and Held recipients are then marked expired (``expire_remaining``
+        ``RESEND``: back to New; ``MARK_UNKNOWN``: Failed, unknown, ambiguous. Expired and
+        Cancelled campaigns' New and Held recipients are then marked (``expire_remaining``
         completed: a crash may have come between the status and the marking)."""
         now_us = to_us(now)
 
@@ -513,12 +534,12 @@ class PostgresDispatchPath:
                 (self.node_id, int(self.config.node_timeout_s * 1_000_000)))
             # Also a Done Trigger campaign's Held rows (a crash between its finish and the
             # marking); it has nothing New left (it was finished with all released sent).
-            cur.execute("SELECT c.id FROM campaigns c WHERE (c.status = 'Expired' OR "
-                        "(c.status = 'Done' AND c.mode = 'Trigger')) AND EXISTS "
-                        "(SELECT 1 FROM recipient_queue q WHERE q.campaign_id = c.id) "
+            cur.execute("SELECT c.id, c.status FROM campaigns c WHERE (c.status IN "
+                        "('Expired', 'Cancelled') OR (c.status = 'Done' AND c.mode = 'Trigger')) "
+                        "AND EXISTS (SELECT 1 FROM recipient_queue q WHERE q.campaign_id = c.id) "
                         "ORDER BY c.id")
-            for (cid,) in cur.fetchall():
-                self._expire_queued(cur, cid, now_us)
+            for cid, status in cur.fetchall():
+                self._mark_unsent(cur, cid, status, now_us)
             return counts
 
         return self._transact(body)
@@ -547,9 +568,9 @@ class PostgresDispatchPath:
         by_campaign: Counter[int] = Counter(cid for _, cid in leased)
         day = day_of(now_us)
         if ids and policy is RecoveryPolicy.RESEND:
-            # As for a late retry: nothing claims from an Expired campaign, so what goes
-            # back to New there is marked expired.
-            self._fail_expired_retries(cur, sorted(by_campaign), now_us, day)
+            # As for a late retry: nothing claims from an Expired or Cancelled campaign, so
+            # what goes back to New there is marked.
+            self._fail_expired_retries(cur, sorted(by_campaign), now_us)
         deltas = Deltas(self.node_id)
         for cid, n in by_campaign.items():
             if policy is RecoveryPolicy.RESEND:
@@ -565,26 +586,38 @@ class PostgresDispatchPath:
         return RecoveryCounts(0, total, counts)
 
     def expire_remaining(self, campaign_id: int, now: datetime) -> int:
-        """Mark the campaign's unsent recipients Failed: New ones "campaign expired", Held ones
-        (a Trigger campaign's, never triggered) "not triggered". Both count as expired."""
+        """Mark the campaign's unsent recipients Failed, as its status says (``unsent_errors``):
+        an Expired one's New recipients "campaign expired" and Held ones (a Trigger campaign's,
+        never triggered) "not triggered", both counted as expired; a Cancelled one's New and
+        Held recipients "campaign cancelled"."""
         now_us = to_us(now)
-        return self._transact(lambda cur: self._expire_queued(cur, campaign_id, now_us))
 
-    def _expire_queued(self, cur: Cursor, campaign_id: int, now_us: int) -> int:
-        """``expire_remaining`` inside the caller's transaction."""
-        cur.execute("DELETE FROM recipient_queue WHERE campaign_id = %s "
-                    "RETURNING id, held", (campaign_id,))
+        def body(cur: Cursor) -> int:
+            cur.execute("SELECT status FROM campaigns WHERE id = %s", (campaign_id,))
+            row = cur.fetchone()
+            return 0 if row is None else self._mark_unsent(cur, campaign_id, row[0], now_us)
+
+        return self._transact(body)
+
+    def _mark_unsent(self, cur: Cursor, campaign_id: int, status: str, now_us: int,
+                     held: bool = True) -> int:
+        """``expire_remaining`` for a campaign in ``status``, inside the caller's transaction;
+        ``held=False`` leaves its Held recipients alone."""
+        errors = unsent_errors(status)
+        cur.execute("DELETE FROM recipient_queue WHERE campaign_id = %s"
+                    + ("" if held else " AND NOT held") + " RETURNING id, held", (campaign_id,))
         queued = sorted(cur.fetchall())
         if queued:
             cur.execute("UPDATE recipients r SET stage = 'Failed', error = CASE WHEN v.held "
-                        "THEN 'not triggered' ELSE 'campaign expired' END, done_at_us = %s "
+                        "THEN %s ELSE %s END, done_at_us = %s "
                         "FROM unnest(%b::bigint[], %b::boolean[]) AS v(id, held) "
-                        "WHERE r.id = v.id", (now_us, *_columns(queued, 2)))
+                        "WHERE r.id = v.id",
+                        (errors.held, errors.new, now_us, *_columns(queued, 2)))
         n = len(queued)
-        n_held = sum(1 for _, held in queued if held)
+        n_held = sum(1 for _, was_held in queued if was_held)
         deltas = Deltas(self.node_id)
         deltas.counters[campaign_id].update(pending=-(n - n_held), held=-n_held, failed=n,
-                                            expired=n)
+                                            expired=n if errors.expired else 0)
         deltas.daily[(campaign_id, day_of(now_us))]["failed"] += n
         deltas.flush(cur)
         return n

@@ -18,6 +18,7 @@ from typing import Any
 
 from dispatch.store.base import (
     COUNTER_FIELDS,
+    RETRY_EXHAUSTED,
     ClaimedRecipient,
     Receipt,
     RecoveryCounts,
@@ -25,6 +26,8 @@ from dispatch.store.base import (
     SubmitKind,
     SubmitOutcome,
     SubmitTally,
+    retry_exhausted_message,
+    unsent_errors,
 )
 from dispatch.store.rows import (
     ReceiptRow,
@@ -91,14 +94,17 @@ class SqliteDispatchPath:
                        now: datetime) -> list[ClaimedRecipient]:
         """Lease up to ``limit`` New recipients (lowest id first): stage Sending, attempts + 1,
         committed before returning. The selected rows are exactly the New rows of the campaign
-        within [first id, last id], so one range UPDATE moves them."""
+        within [first id, last id], so one range UPDATE moves them. Nothing is leased unless
+        the campaign is Sending: a claim that races a pause or a cancel (the route learns of
+        it only at the control loop's next tick) sends nothing more."""
         if limit <= 0:
             return []
         with self._tx() as cur:
             rows = cur.execute(
                 "SELECT id, number, variables, attempts FROM recipients "
-                "WHERE campaign_id = ? AND stage = 'New' ORDER BY id LIMIT ?",
-                (campaign_id, limit)).fetchall()
+                "WHERE campaign_id = ? AND stage = 'New' AND EXISTS (SELECT 1 FROM campaigns "
+                "WHERE id = ? AND status = 'Sending') ORDER BY id LIMIT ?",
+                (campaign_id, campaign_id, limit)).fetchall()
             if not rows:
                 return []
             cur.execute(
@@ -145,6 +151,7 @@ class SqliteDispatchPath:
             failed: list[tuple[Any, ...]] = []
             retried: list[tuple[Any, ...]] = []
             unknown: list[tuple[Any, ...]] = []
+            exhausted: list[tuple[Any, ...]] = []  # failed once their retries ran out
             # (campaign id, kind) -> rows; turned into counter deltas once, after the loop
             # (this loop is the hot path: keep it to a few operations per row).
             per_kind: Counter[tuple[int, SubmitKind]] = Counter()
@@ -173,6 +180,9 @@ class SqliteDispatchPath:
                                     now_us, rid))
                 else:
                     failed.append((o.esme, o.submit_status, o.error, now_us, rid))
+                    if o.exhausted_after:
+                        exhausted.append((now_us, RETRY_EXHAUSTED,
+                                          retry_exhausted_message(o), rid))
             deltas = _Deltas()
             for (cid, kind), n in per_kind.items():
                 c = deltas.counters[cid]
@@ -203,6 +213,13 @@ class SqliteDispatchPath:
                 cur.executemany(
                     "UPDATE recipients SET stage = 'Failed', esme = ?, submit_status = ?, "
                     "error = ?, done_at_us = ? WHERE id = ?", failed)
+            if exhausted:
+                cur.executemany(
+                    "INSERT INTO campaign_job_errors (campaign_id, at_us, line_no, reason, "
+                    "message) SELECT campaign_id, ?, line_no, ?, ? FROM recipients "
+                    "WHERE id = ?", exhausted)
+                for *_, rid in exhausted:
+                    deltas.counters[state[rid][0]]["job_errors"] += 1
             if unknown:
                 cur.executemany(
                     "UPDATE recipients SET stage = 'Failed', esme = ?, submit_status = ?, "
@@ -213,12 +230,14 @@ class SqliteDispatchPath:
                     "UPDATE recipients SET stage = 'New', esme = ?, submit_status = ?, "
                     "error = ? WHERE id = ?", retried)
                 # A retry (or a release of messages never sent) that comes back after its
-                # campaign expired must not leave a New row in an Expired campaign.
+                # campaign expired or was cancelled must not leave a New row in it: nothing
+                # claims from it any more.
                 cids = sorted({cid for cid, kind in per_kind if kind is SubmitKind.RETRY})
-                for (cid,) in cur.execute(
-                        f"SELECT id FROM campaigns WHERE id IN ({_placeholders(len(cids))}) "
-                        "AND status = 'Expired'", cids).fetchall():
-                    self._expire_new(cur, cid, now_us, deltas)
+                for cid, status in cur.execute(
+                        "SELECT id, status FROM campaigns WHERE id IN "
+                        f"({_placeholders(len(cids))}) AND status IN ('Expired', 'Cancelled')",
+                        cids).fetchall():
+                    self._mark_unsent(cur, cid, status, now_us, deltas, held=False)
             if mids and cur.execute("SELECT 1 FROM unmatched_receipts LIMIT 1").fetchone():
                 tally["receipts_matched"] = self._replay_unmatched(
                     cur, [(e, m) for e, m, _, _ in mids], now_us, deltas)
@@ -347,8 +366,9 @@ class SqliteDispatchPath:
         ``RESEND``: back to New (at-least-once). ``MARK_UNKNOWN``: stage Failed, sms_result
         unknown, ambiguous (at-most-once). Counters follow in the same transaction. Campaigns
         are found from their counters (``inflight > 0``), which are exact by construction.
-        Expired campaigns' New and Held recipients are then marked expired (``expire_remaining``
-        completed: the engine's crash may have come between the status and the marking).
+        Expired and Cancelled campaigns' New and Held recipients are then marked
+        (``expire_remaining`` completed: the engine's crash may have come between the status
+        and the marking).
         """
         now_us = to_us(now)
         day = day_of(now_us)
@@ -376,17 +396,16 @@ class SqliteDispatchPath:
                 by_campaign[cid] = n
             deltas.flush(cur)
             deltas = _Deltas()
-            # Nothing claims from an Expired campaign or expires it again: what it still has
-            # New or Held (sent back above under RESEND, or left by a crash between the
-            # Expired status and ``expire_remaining``) is marked expired now. So are the Held
-            # rows of a Done Trigger campaign (a crash between its finish and the marking).
-            for (cid,) in cur.execute(
-                    "SELECT c.id FROM campaigns c JOIN campaign_counters k "
-                    "ON k.campaign_id = c.id WHERE (c.status = 'Expired' "
+            # Nothing claims from an Expired or Cancelled campaign or ends it again: what it
+            # still has New or Held (sent back above under RESEND, or left by a crash between
+            # the status and ``expire_remaining``) is marked now. So are the Held rows of a
+            # Done Trigger campaign (a crash between its finish and the marking).
+            for cid, status in cur.execute(
+                    "SELECT c.id, c.status FROM campaigns c JOIN campaign_counters k "
+                    "ON k.campaign_id = c.id WHERE (c.status IN ('Expired', 'Cancelled') "
                     "AND k.pending + k.held > 0) OR (c.status = 'Done' AND c.mode = 'Trigger' "
                     "AND k.held > 0) ORDER BY c.id").fetchall():
-                self._expire_new(cur, cid, now_us, deltas)
-                self._expire_stage(cur, cid, "Held", "held", "not triggered", now_us, deltas)
+                self._mark_unsent(cur, cid, status, now_us, deltas)
             deltas.flush(cur)
         total = sum(by_campaign.values())
         if policy is RecoveryPolicy.RESEND:
@@ -394,31 +413,43 @@ class SqliteDispatchPath:
         return RecoveryCounts(0, total, by_campaign)
 
     def expire_remaining(self, campaign_id: int, now: datetime) -> int:
-        """Mark the campaign's unsent recipients Failed: New ones "campaign expired", Held ones
-        (a Trigger campaign's, never triggered) "not triggered". Both count as expired."""
+        """Mark the campaign's unsent recipients Failed, as its status says (``unsent_errors``):
+        an Expired one's New recipients "campaign expired" and Held ones (a Trigger campaign's,
+        never triggered) "not triggered", both counted as expired; a Cancelled one's New and
+        Held recipients "campaign cancelled"."""
         now_us = to_us(now)
         with self._tx() as cur:
+            row = cur.execute("SELECT status FROM campaigns WHERE id = ?",
+                              (campaign_id,)).fetchone()
+            if row is None:
+                return 0
             deltas = _Deltas()
-            n = self._expire_new(cur, campaign_id, now_us, deltas)
-            n += self._expire_stage(cur, campaign_id, "Held", "held", "not triggered", now_us,
-                                    deltas)
+            n = self._mark_unsent(cur, campaign_id, row[0], now_us, deltas)
             deltas.flush(cur)
         return n
 
     @classmethod
-    def _expire_new(cls, cur: sqlite3.Cursor, campaign_id: int, now_us: int,
-                    deltas: _Deltas) -> int:
-        return cls._expire_stage(cur, campaign_id, "New", "pending", "campaign expired",
-                                     now_us, deltas)
+    def _mark_unsent(cls, cur: sqlite3.Cursor, campaign_id: int, status: str, now_us: int,
+                     deltas: _Deltas, held: bool = True) -> int:
+        """``expire_remaining`` for a campaign in ``status``, inside the caller's transaction;
+        ``held=False`` leaves its Held recipients alone."""
+        errors = unsent_errors(status)
+        n = cls._expire_stage(cur, campaign_id, "New", "pending", errors.new, now_us, deltas,
+                              errors.expired)
+        if held:
+            n += cls._expire_stage(cur, campaign_id, "Held", "held", errors.held, now_us,
+                                   deltas, errors.expired)
+        return n
 
     @staticmethod
     def _expire_stage(cur: sqlite3.Cursor, campaign_id: int, stage: str, counter: str,
-                      error: str, now_us: int, deltas: _Deltas) -> int:
+                      error: str, now_us: int, deltas: _Deltas, expired: bool = True) -> int:
         """Mark the campaign's recipients in ``stage`` Failed with ``error``; they count as
-        expired (``counter`` is the stage's own counter)."""
+        failed, and as expired when ``expired`` (``counter`` is the stage's own counter)."""
         cur.execute("UPDATE recipients SET stage = 'Failed', error = ?, done_at_us = ? "
                     "WHERE campaign_id = ? AND stage = ?", (error, now_us, campaign_id, stage))
         n = cur.rowcount
-        deltas.counters[campaign_id].update({counter: -n, "failed": n, "expired": n})
+        deltas.counters[campaign_id].update({counter: -n, "failed": n,
+                                             "expired": n if expired else 0})
         deltas.daily[(campaign_id, day_of(now_us))]["failed"] += n
         return n
