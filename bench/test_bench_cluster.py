@@ -63,9 +63,10 @@ def _cpu_s(pid: int, with_children: bool = False) -> float:
     return ticks / _CLK_TCK
 
 
-def _pg_server_cpu_s(postmaster: int) -> float:
-    """The postmaster, its reaped children and every live child (backends, WAL writer...)."""
-    total = _cpu_s(postmaster, with_children=True)
+def _tree_cpu_s(parent: int, with_reaped: bool = False) -> float:
+    """A process and its live children (an engine node and its store process; the postmaster
+    and its backends, WAL writer... ``with_reaped``: also the children it already reaped)."""
+    total = _cpu_s(parent, with_children=with_reaped)
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -74,13 +75,13 @@ def _pg_server_cpu_s(postmaster: int) -> float:
             f = text[text.rindex(")") + 2:].split()
         except (FileNotFoundError, ProcessLookupError):
             continue
-        if int(f[1]) == postmaster:
+        if int(f[1]) == parent:
             total += (int(f[11]) + int(f[12])) / _CLK_TCK
     return total
 
 
 def _process_cpu(pid: int) -> Callable[[], float]:
-    return lambda: _cpu_s(pid)
+    return lambda: _tree_cpu_s(pid)
 
 
 @dataclass
@@ -217,7 +218,7 @@ def _run_variant(work: Path, v: Variant, count: int, pg: Any | None) -> Variant:
             name: _process_cpu(procs[name].pid) for name in ("simulator", *names)}
         if pg is not None:
             postmaster = int((pg.data_dir / "postmaster.pid").read_text().split()[0])
-            cpu_parts["postgres"] = lambda: _pg_server_cpu_s(postmaster)
+            cpu_parts["postgres"] = lambda: _tree_cpu_s(postmaster, with_reaped=True)
         deadline = time.monotonic() + max(120.0, count / 500)
         while _counters(store_config, cid)[0] == 0:
             assert time.monotonic() < deadline, "nothing sent"

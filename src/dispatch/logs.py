@@ -84,6 +84,17 @@ def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO | N
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
+    global _on_stderr
+    _on_stderr = (level, fmt) if stream is None else None
+
+
+#: (level, fmt) of the last ``configure_logging`` to stderr: what a child process of the
+#: engine (its store, ``dispatch.store.process``) configures to write the same lines there.
+_on_stderr: tuple[str, str] | None = None
+
+
+def stderr_settings() -> tuple[str, str] | None:
+    return _on_stderr
 
 
 def log_event(logger: logging.Logger, level: int, msg: str, **fields: Any) -> None:

@@ -55,7 +55,8 @@ async def test_store_outage_shows_on_campaigns_and_writes_answer_503(tmp_path: P
     config = scrape_config(tmp_path / "var")
     sim = replace(config.simulator, tps=TPS,
                   settings=SimulatorConfig(port=0, response_latency_s=0.001))
-    config = replace(config, simulator=sim,
+    # process=False: the store in the engine's thread, so its connection's fault_hook is ours
+    config = replace(config, simulator=sim, store=replace(config.store, process=False),
                      scheduler=SchedulerConfig(control_interval_s=0.05, claim_batch=200,
                                                max_claimed_per_route=400))
     admin = KeyStore(config.control.keys_path).create_key(Role.ADMIN, label="ops")[0]

@@ -53,6 +53,7 @@ from dispatch.store.asyncstore import AsyncStore
 from dispatch.store.base import StoreConfig
 from dispatch.store.faults import STORE_FAULTS
 from dispatch.store.postgres import PostgresStore
+from dispatch.store.process import ClusterStoreProcess
 
 _STORE_TESTS = str(Path(__file__).resolve().parents[1] / "store")
 if _STORE_TESTS not in sys.path:
@@ -143,7 +144,8 @@ async def test_postgres_crash_mid_campaign_pauses_resumes_and_sends_once(
         assert engine.simulator is not None and engine.writer is not None
         assert engine.service is not None and engine.membership is not None
         sim, health, pool = engine.simulator, engine.writer.health, engine.routes["sim"].pool
-        assert isinstance(engine.store and engine.store.sync, PostgresStore)
+        # the default: the PostgreSQL store in a process of its own (dispatch.store.process)
+        assert isinstance(engine.store and engine.store.sync, ClusterStoreProcess)
         cid = await _start_campaign(engine, tmp_path / "r.txt")
         await _wait_for(lambda: sim.stats.submits >= COUNT // 4, 30)
 

@@ -64,7 +64,10 @@ def _config(data_dir: Path) -> EngineConfig:
         scheduler=SchedulerConfig(control_interval_s=0.05, claim_batch=200,
                                   max_claimed_per_route=MAX_CLAIMED),
     )
-    return replace(config).resolved()
+    # The store in the engine's own thread (not its own process, the default): these tests
+    # reach into the SQLite connection to make its writes fail (``fault_hook``, page caps).
+    # tests/hardening/test_store_process_killed.py covers a store process that dies.
+    return replace(config, store=replace(config.store, process=False)).resolved()
 
 
 def _disk_full() -> None:

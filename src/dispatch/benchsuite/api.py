@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 import os
 import subprocess
 import sys
@@ -225,9 +226,12 @@ def one_run(work: Path, sim_port: int, source: Path, progress: Progress | None, 
     def load_pid() -> int | None:
         return load[0].proc.pid if load and load[0].proc is not None else None
 
-    cpu = CpuSampler({"simulator": lambda: sim_pid, "load generator": load_pid})
+    store_pid: list[int | None] = [None]  # the engine's store process (dispatch.store.process)
+    cpu = CpuSampler({"simulator": lambda: sim_pid, "store process": lambda: store_pid[0],
+                      "load generator": load_pid})
 
     async def body(engine: Engine) -> tuple[CampaignRun, LoadResult | None, CpuSampler]:
+        store_pid[0] = getattr(engine.store.sync, "pid", None) if engine.store else None
         await _populate(engine)
         assert engine.api_port is not None
 
@@ -383,14 +387,17 @@ def _cpu_figures(result: SectionResult, runs: dict[str, list[CampaignRun]],
     per_msg: dict[str, float] = {}
     for variant, done in runs.items():
         window = sum(max(1e-9, r.ended_at - r.sending_at) for r in done)
-        for name in ("engine", "simulator", "load generator"):
+        for name in ("engine", "store process", "simulator", "load generator"):
             used = sum(sampler.between(name, r.sending_at, r.ended_at)
                        for r, sampler in zip(done, cpu[variant], strict=True))
             if used == used:  # not nan
                 result.add("CPU while sending", f"{name}, {variant}", 100 * used / window,
                            "% of a core", cpu_s=round(used, 3), window_s=round(window, 3))
-        engine_s = sum(sampler.between("engine", r.sending_at, r.ended_at)
-                       for r, sampler in zip(done, cpu[variant], strict=True))
+        # the engine's CPU: its own process and its store's (nan: no store process)
+        engine_s = sum(used for r, sampler in zip(done, cpu[variant], strict=True)
+                       for name in ("engine", "store process")
+                       if not math.isnan(used := sampler.between(name, r.sending_at,
+                                                                 r.ended_at)))
         sent = sum(r.counters.sent for r in done)
         if sent:
             per_msg[variant] = engine_s / sent

@@ -100,7 +100,9 @@ async def run_campaign(engine: Engine, source: Path, progress: Progress | None, 
     if on_created is not None:
         await on_created(out.external_id)
     gc.collect()
-    rss_before = rss_bytes()
+    store_pid = getattr(engine.store.sync, "pid", None) if engine.store is not None else None
+    out.sampler.pids = pids = (store_pid,) if store_pid else ()
+    rss_before = rss_bytes(pids)
     rss_at_sending, samples_at_sending = rss_before, 0
     async with trio.open_nursery() as nursery:
         nursery.start_soon(out.sampler.run, pool.statistics)
@@ -113,7 +115,7 @@ async def run_campaign(engine: Engine, source: Path, progress: Progress | None, 
                 now = time.monotonic()
                 if current.status is CampaignStatus.SENDING and not out.sending_at:
                     out.sending_at = now
-                    rss_at_sending, samples_at_sending = rss_bytes(), len(out.sampler.rss)
+                    rss_at_sending, samples_at_sending = rss_bytes(pids), len(out.sampler.rss)
                 if progress is not None:
                     rate = counters.processed / max(1e-3, now - (out.sending_at or now))
                     progress.update(f"{label}: {current.status.value} "

@@ -9,7 +9,7 @@ section reports RSS growth per recipient from the peak).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,12 +21,17 @@ from dispatch.transport.pool import PoolStatistics
 _PAGE_BYTES = 4096
 
 
-def rss_bytes() -> int:
-    """Current resident set size of this process (Linux ``/proc/self/statm``; 0 elsewhere)."""
-    try:
-        return int(Path("/proc/self/statm").read_text().split()[1]) * _PAGE_BYTES
-    except (OSError, ValueError, IndexError):
-        return 0
+def rss_bytes(pids: Iterable[int] = ()) -> int:
+    """Resident set size of this process plus ``pids`` (the engine's store process, which is
+    part of the engine: ``dispatch.store.process``), from Linux ``/proc/<pid>/statm``; a
+    process that cannot be read counts 0."""
+    total = 0
+    for pid in ("self", *pids):
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE_BYTES
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
 
 
 @dataclass(slots=True)
@@ -42,6 +47,7 @@ class PoolSampler:
     queued: list[int] = field(default_factory=list)
     rss: list[int] = field(default_factory=list)
     started: float = 0.0
+    pids: tuple[int, ...] = ()  # other processes of the engine, counted in ``rss``
 
     async def run(self, statistics: Callable[[], PoolStatistics]) -> None:
         self.started = time.monotonic()
@@ -56,7 +62,7 @@ class PoolSampler:
         self.in_flight.append(st.in_flight)
         self.window_capacity.append(st.window_capacity)
         self.queued.append(st.queued)
-        self.rss.append(rss_bytes())
+        self.rss.append(rss_bytes(self.pids))
 
     def throughput(self, name: str, group: str, smooth_s: float = 0.5) -> Series:
         """Accepted submits per second, over windows of ``smooth_s``."""

@@ -52,7 +52,7 @@ from dispatch.observability.ingest import IngestStatistics
 from dispatch.observability.registry import build_registry
 from dispatch.simulator import SmscSimulator
 from dispatch.simulator import run as run_simulator
-from dispatch.store import cluster_of, is_postgres, open_store
+from dispatch.store import cluster_of, is_postgres, open_engine_stores
 from dispatch.store.asyncstore import AsyncStore
 from dispatch.store.base import Counters, JobError, RecoveryCounts
 from dispatch.store.faults import STORE_FAULTS, describe
@@ -143,13 +143,11 @@ class Engine:
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         cfg = self.config
-        # SQLite, or PostgreSQL when [store] dsn is set (dispatch.store.open_store).
-        primary = await trio.to_thread.run_sync(open_store, cfg.store)
-        # Reads (API, control loop) get their own thread so they never queue behind group
-        # commits: on SQLite through a second connection (WAL readers do not wait for the
-        # writer); PostgreSQL's store is safe from two threads (a connection pool).
-        reader = (await trio.to_thread.run_sync(open_store, cfg.store)
-                  if not is_postgres(cfg.store) else primary)
+        # SQLite, or PostgreSQL when [store] dsn is set; the writing store in a process of
+        # its own unless [store] process = false; reads (API, control loop) through a second
+        # store in this process, on their own thread, so they never queue behind group
+        # commits (dispatch.store.open_engine_stores).
+        primary, reader = await trio.to_thread.run_sync(open_engine_stores, cfg.store)
         store = AsyncStore(primary, reader)
         self.store = store
         try:

@@ -107,7 +107,8 @@ async def engine_diagnostics(engine: Engine, *, store_timeout_s: float = 2.0) ->
     """The report (see the module doc); never raises for a component that is down."""
     store, campaigns = await _probe_store(engine, store_timeout_s)
     writer = engine.writer.statistics() if engine.writer is not None else None
-    backend = (type(engine.store.sync).__name__.removesuffix("Store").lower()
+    backend = (getattr(engine.store.sync, "backend", None)
+               or type(engine.store.sync).__name__.removesuffix("Store").lower()
                if engine.store is not None else "none")
     store.update({"backend": backend,
                   "queuedWrites": writer.queued if writer else 0,

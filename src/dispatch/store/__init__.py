@@ -8,7 +8,10 @@ the async wrapper with the group-commit writer the trio engine uses (``asyncstor
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     from dispatch.store.base import Store, StoreConfig
@@ -30,6 +33,36 @@ def open_store(config: StoreConfig, node_id: str | None = None) -> Store:
     from dispatch.store.sqlite import SqliteStore
 
     return SqliteStore(config)
+
+
+def open_engine_stores(config: StoreConfig) -> tuple[Store, Store]:
+    """The engine's two stores: the one it writes through, and the one its API and control
+    loop read through (a second SQLite connection: WAL readers never wait for the writer;
+    for PostgreSQL a second connection pool, or the same store, which is safe from two
+    threads). With ``[store] process`` the writing store runs in a process of its own
+    (``dispatch.store.process``) and the reader stays in this one."""
+    if not config.process:
+        store = open_store(config)
+        return store, store if is_postgres(config) else open_store(config)
+    from dispatch.store.process import ClusterStoreProcess, StoreProcess
+
+    if is_postgres(config):
+        from dispatch.store.postgres import PostgresStore
+        from dispatch.store.postgres_cluster import default_node_id
+
+        # one node id for the node's two stores, fixed here (the child would make its own)
+        config = replace(config, node_id=config.node_id or default_node_id())
+        # (the proxies get the Store methods at import, which mypy cannot see: cast)
+        primary = cast("Store", ClusterStoreProcess(config))
+        opener: Callable[[], Store] = partial(PostgresStore, config, migrate=False)
+    else:
+        primary = cast("Store", StoreProcess(config))
+        opener = partial(open_store, config)
+    try:
+        return primary, opener()
+    except BaseException:
+        primary.close()
+        raise
 
 
 def cluster_of(store: Store) -> Cluster:

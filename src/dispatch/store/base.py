@@ -372,6 +372,9 @@ class StoreConfig:
     # deleted once older than this (0: kept for ever). Longer than any validity period in use:
     # a receipt comes at the latest when the message expires at the SMSC.
     unmatched_receipt_retention_s: float = 7 * 86400.0
+    # The engine's writing store in a process of its own, beside the engine's event loop
+    # instead of in a thread sharing its GIL (dispatch.store.process); false: in a thread.
+    process: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -1,0 +1,372 @@
+"""The engine's writing store in a process of its own (``[store] process``, on by default).
+
+Why: the engine's event loop and its store thread share one GIL. While the engine sends at
+full rate the store thread needs about as much CPU as the loop (building rows, binding them,
+SQLite's steps, psycopg's), so the engine process ran at one core, each thread about half the
+time (BENCHMARKS.md, rounds 14-15). In a process of its own the store's work runs on the
+other core beside the loop; what the engine keeps is encoding a batch and decoding a result.
+
+How: ``StoreProcess`` has the ``Store`` methods (``ClusterStoreProcess`` the ``Cluster`` ones
+too, for PostgreSQL); each sends ``(name, args)`` over a socket pair to a child that owns the
+real store and waits for ``(ok, result)``. Calls stay one at a time, as on the store thread
+(``AsyncStore`` serialises them), so the order of writes is the order of calls. Pickle carries
+them, except the batches of the two hot calls, which go as msgpack (``_PACKED_ROWS``). The
+store's own exceptions come back and are raised as they are. The engine's reads (API,
+control loop) do not come here: they use a second store in the engine's process.
+
+Crash safety is unchanged: a call returns after the child's commit, as it did after the
+thread's. If the engine dies, the child sees the pipe close and exits (after the transaction
+it is in, which is atomic either way). If the child dies, the call in progress (or the next
+one) raises ``StoreProcessLost``, an ``OSError`` and so one of ``STORE_FAULTS``: the writer
+keeps its batch and retries, the routes stop claiming, a lost claim's rows are given back (as
+after a lost PostgreSQL connection). The call after that starts a new child. What the dead
+child had not committed was rolled back by the database, so a retried batch applies once.
+
+The child is ``python -m dispatch.store.process FD``, not a ``multiprocessing`` child: forking
+the engine is unsafe once it runs threads, and ``spawn``/``forkserver`` re-run the parent's
+``__main__`` script in the child. Starting it costs about 0.1 s, once per engine start.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+import msgpack
+
+from dispatch.campaigns.model import SmsResult
+from dispatch.logs import configure_logging, log_event, stderr_settings
+from dispatch.store.base import Receipt, Store, StoreConfig, SubmitKind, SubmitOutcome
+from dispatch.store.cluster import Cluster
+from dispatch.store.rows import from_us, to_us
+
+log = logging.getLogger(__name__)
+
+#: Methods whose iterable arguments are turned into lists before they are sent (a generator
+#: cannot be pickled); the positions of those arguments.
+_MATERIALISE: dict[str, tuple[int, ...]] = {"add_recipients": (1,), "add_job_errors": (1,)}
+
+
+# The dispatch path's two hot calls carry a batch of thousands of NamedTuples as their first
+# argument. Pickle reduces each one through a Python-level call (~2 us a row, measured), and
+# the engine's side of that runs on the engine's GIL; msgpack packs a tuple (and a str enum,
+# as its str) in C, several times faster. The child rebuilds the rows it gets.
+def _pack_time(value: object) -> int:
+    if isinstance(value, datetime):
+        return to_us(value)
+    raise TypeError(f"cannot send {type(value).__name__} to the store process")
+
+
+def _outcomes(packed: bytes) -> list[SubmitOutcome]:
+    kinds = {k.value: k for k in SubmitKind}
+    return [SubmitOutcome(rid, kinds[kind], *rest)
+            for rid, kind, *rest in msgpack.unpackb(packed, use_list=False)]
+
+
+def _receipts(packed: bytes) -> list[Receipt]:
+    results = {r.value: r for r in SmsResult}
+    return [Receipt(esme, mid, stat, err, None if res is None else results[res],
+                    None if done is None else from_us(done))
+            for esme, mid, stat, err, res, done in msgpack.unpackb(packed, use_list=False)]
+
+
+#: method -> how the child rebuilds its first argument from msgpack bytes
+_PACKED_ROWS: dict[str, Callable[[bytes], list[Any]]] = {
+    "record_submit_results": _outcomes, "record_receipts": _receipts}
+
+
+class StoreProcessLost(OSError):
+    """The store's process died (killed, out of memory): a store outage until a new one runs."""
+
+
+def _serve(conn: multiprocessing.connection.Connection) -> None:
+    """The child: read the config, open the store, then answer calls until the pipe closes
+    or says stop."""
+    # A ^C or a service manager's SIGTERM reaches the engine's whole process group: the store
+    # must not leave in the middle of the engine's graceful stop; it leaves when the engine
+    # closes it, or when the pipe closes because the engine is gone.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        _answer_calls(conn)
+    except (EOFError, OSError):  # the engine is gone (killed): nobody to answer
+        pass
+
+
+def _answer_calls(conn: multiprocessing.connection.Connection) -> None:
+    from dispatch import interpreter
+    from dispatch.store import open_store
+
+    config, log_settings = conn.recv()
+    if log_settings is not None:  # the engine's log lines, from this process too
+        configure_logging(*log_settings)
+    try:
+        store = open_store(config)
+    except Exception as exc:
+        conn.send((False, _portable(exc)))
+        return
+    try:
+        interpreter.tune()
+        conn.send((True, None))
+        while (call := conn.recv()) is not None:
+            name, args = call
+            try:
+                if name in _PACKED_ROWS:
+                    args = (_PACKED_ROWS[name](args[0]), *args[1:])
+                result = getattr(store, name)(*args)
+            except Exception as exc:
+                conn.send((False, _portable(exc)))
+                continue
+            try:
+                conn.send((True, result))
+            except OSError:
+                raise
+            except Exception as exc:  # the result did not pickle (nothing was written yet)
+                conn.send((False, _portable(exc)))
+    finally:
+        store.close()
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """``exc`` if it survives pickling, else a RuntimeError with its text (a store error with
+    an unpicklable argument must still reach the caller as an error, not kill the child)."""
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+class _Waiter:
+    """One call's answer, handed from the link's reader thread to the calling thread."""
+
+    __slots__ = ("done", "reply")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.reply: tuple[bool, Any] = (False, None)
+
+    def settle(self, reply: tuple[bool, Any]) -> None:
+        self.reply = reply
+        self.done.set()
+
+
+class _Link:
+    """One child and its socket. Calls are sent in order under a lock, each with a waiter
+    queued in the same order; one reader thread hands each answer to the oldest waiter (the
+    child answers in the order it was asked). So several threads can have calls in flight:
+    the child takes the next one as soon as it finished the last, without waiting for the
+    engine to read the answer and make its next call."""
+
+    def __init__(self, conn: multiprocessing.connection.Connection,
+                 proc: subprocess.Popen[bytes]) -> None:
+        self.conn, self.proc = conn, proc
+        self._send_lock = threading.Lock()
+        self._waiting: deque[_Waiter] = deque()
+        self.broken: BaseException | None = None
+        self._reader = threading.Thread(target=self._read, name="store-process-reader",
+                                        daemon=True)
+        self._reader.start()
+
+    def call(self, name: str, args: tuple[Any, ...]) -> Any:
+        waiter = _Waiter()
+        with self._send_lock:
+            if self.broken is not None:
+                raise StoreProcessLost(f"store process lost before {name}")
+            self._waiting.append(waiter)  # before the send: the answer may come at once
+            try:
+                self.conn.send((name, args))
+            except OSError as exc:
+                self._waiting.pop()
+                self._break(exc)
+                raise StoreProcessLost(f"store process lost during {name}: {exc}") from exc
+        waiter.done.wait()
+        ok, value = waiter.reply
+        if ok:
+            return value
+        if isinstance(value, _Lost):
+            raise StoreProcessLost(f"store process lost during {name}: {value.cause}")
+        raise value
+
+    def _read(self) -> None:
+        try:
+            while True:
+                reply = self.conn.recv()
+                self._waiting.popleft().settle(reply)
+        except (EOFError, OSError) as exc:
+            with self._send_lock:
+                self._break(exc)
+
+    def _break(self, exc: BaseException) -> None:
+        """The child is gone: every call waiting for it fails (called with the send lock)."""
+        if self.broken is None:
+            self.broken = exc
+        while self._waiting:
+            self._waiting.popleft().settle((False, _Lost(exc or "EOF")))
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        with self._send_lock:
+            if self.broken is None:
+                try:
+                    self.conn.send(None)
+                except OSError:
+                    pass
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        self._reader.join(5)  # the child's exit closed its end: the reader saw EOF
+        self.conn.close()
+
+
+class _Lost:
+    """In a waiter's reply: the child died before it answered."""
+
+    __slots__ = ("cause",)
+
+    def __init__(self, cause: object) -> None:
+        self.cause = cause
+
+
+class StoreProcess:
+    """A ``Store`` whose calls run in a child process (see the module doc). Safe to call from
+    several threads: up to ``calls_in_flight`` at once is what ``AsyncStore`` allows it."""
+
+    #: What ``/diagnostics`` shows as the backend.
+    backend = "sqlite"
+    #: How many calls ``AsyncStore`` lets wait in the pipe at once: the child runs them one
+    #: after the other, in the order they were sent, as the store thread ran them.
+    calls_in_flight = 3
+
+    def __init__(self, config: StoreConfig) -> None:
+        self.config = config
+        self._lock = threading.Lock()  # starting and dropping links
+        self._link: _Link | None = None
+        self._link = self._start()
+
+    @property
+    def pid(self) -> int | None:
+        link = self._link
+        return link.proc.pid if link is not None else None
+
+    def _start(self) -> _Link:
+        ours, theirs = socket.socketpair()
+        with ours, theirs:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "dispatch.store.process", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+            conn = multiprocessing.connection.Connection(os.dup(ours.fileno()))
+        try:
+            conn.send((self.config, stderr_settings()))
+            ok, value = conn.recv()
+        except (EOFError, OSError) as exc:
+            conn.close()
+            code = _reap(proc)
+            raise StoreProcessLost(f"store process exited at start (code {code})") from exc
+        if not ok:
+            conn.close()
+            _reap(proc)
+            raise value
+        return _Link(conn, proc)
+
+    def _current(self) -> _Link:
+        with self._lock:
+            if self._link is None:
+                self._link = self._start()
+                log_event(log, logging.WARNING, "store process restarted", pid=self.pid)
+            return self._link
+
+    def _call(self, name: str, args: tuple[Any, ...]) -> Any:
+        link = self._current()
+        try:
+            return link.call(name, args)
+        except StoreProcessLost:
+            with self._lock:
+                if self._link is link:  # the first caller to see it drops the dead link
+                    self._link = None
+                    code = _reap(link.proc)
+                    link.conn.close()
+                    log_event(log, logging.ERROR, "store process died", exit_code=code)
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            link, self._link = self._link, None
+        if link is not None:
+            link.close()
+
+    def kill(self) -> None:
+        """SIGKILL the child (tests: a store process that dies mid-run)."""
+        link = self._link
+        if link is not None:
+            os.kill(link.proc.pid, signal.SIGKILL)
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> int | None:
+    try:
+        return proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait(5)
+
+
+def _forward(name: str) -> Callable[..., Any]:
+    positions = _MATERIALISE.get(name, ())
+    packed = name in _PACKED_ROWS
+
+    def call(self: StoreProcess, *args: Any) -> Any:
+        if packed:  # a value msgpack cannot take (a lone surrogate) raises here, as the
+            # store's own SQLite would: the writer then refuses that item, as before
+            args = (msgpack.packb(args[0], default=_pack_time), *args[1:])
+        elif positions:
+            args = tuple(list(a) if i in positions and not isinstance(a, list)
+                         else a for i, a in enumerate(args))
+        return self._call(name, args)
+
+    call.__name__ = name
+    return call
+
+
+def _store_methods() -> Iterable[str]:
+    return [n for n, v in vars(Store).items()
+            if callable(v) and not n.startswith("_") and n != "close"]
+
+
+for _name in _store_methods():
+    setattr(StoreProcess, _name, _forward(_name))
+
+
+class ClusterStoreProcess(StoreProcess):
+    """The PostgreSQL store in its own process: the ``Store`` and the ``Cluster`` methods
+    (heartbeat, takeover, build leases). ``config.node_id`` must be set: it names this node
+    in the cluster, and the engine's in-process reader uses the same one."""
+
+    backend = "postgres"
+
+    def __init__(self, config: StoreConfig) -> None:
+        if not config.node_id:
+            raise ValueError("ClusterStoreProcess needs StoreConfig.node_id")
+        self.node_id = config.node_id
+        super().__init__(config)
+
+
+for _name in [n for n, v in vars(Cluster).items() if callable(v) and not n.startswith("_")]:
+    setattr(ClusterStoreProcess, _name, _forward(_name))
+
+
+if __name__ == "__main__":
+    _serve(multiprocessing.connection.Connection(int(sys.argv[1])))

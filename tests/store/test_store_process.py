@@ -1,0 +1,138 @@
+"""``dispatch.store.process.StoreProcess`` against a real SQLite file: results and the store's
+own errors come back as they would from the store in a thread; a dead child is a store fault
+and the next call starts a new one; the child leaves when its engine is gone.
+(An engine whose store process is killed mid-campaign: tests/hardening/test_store_process_killed.py.)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from store_fixtures import T0, new_campaign, query, rows, sending_campaign
+
+from dispatch.campaigns.errors import NotFound
+from dispatch.campaigns.lifecycle import Event, StateChange, apply
+from dispatch.campaigns.model import SmsResult
+from dispatch.store.base import (
+    Receipt,
+    RecipientRow,
+    Store,
+    StoreConfig,
+    SubmitKind,
+    SubmitOutcome,
+)
+from dispatch.store.faults import STORE_FAULTS
+from dispatch.store.process import StoreProcess, StoreProcessLost
+from dispatch.store.sqlite import SqliteStore
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:  # a zombie (exited, not reaped) counts as gone
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_results_and_errors_come_back_as_from_the_store_itself(tmp_path: Path) -> None:
+    config = StoreConfig(path=str(tmp_path / "s.sqlite3"))
+    store = StoreProcess(config)
+    try:
+        assert store.pid is not None and store.pid != os.getpid()
+        created = new_campaign(store)  # type: ignore[arg-type]
+        assert created.id is not None
+        assert store.get_campaign(created.id) == created
+        rows = (RecipientRow(f"7900000000{i}", bytes([i]) * 16, f"7900****0{i}", {"n": i}, i)
+                for i in range(5))  # a generator: sent as a list
+        assert store.add_recipients(created.id, rows, T0) == 5
+        assert store.counters(created.id).total == 5
+        t = apply(Event.APPROVE, created.status, created.archived, created.paused_by)
+        with pytest.raises(NotFound, match="Campaign not found"):
+            store.apply_transition(10_000, t, StateChange(t.to_status, "approve", "why", T0),
+                                   None)
+    finally:
+        store.close()
+    assert store.pid is None
+    direct = SqliteStore(config)  # what the child wrote is in the file for any connection
+    try:
+        assert direct.counters(created.id).total == 5
+    finally:
+        direct.close()
+
+
+def test_the_child_leaves_when_its_engine_is_gone(tmp_path: Path) -> None:
+    store = StoreProcess(StoreConfig(path=str(tmp_path / "s.sqlite3")))
+    link = store._link
+    assert link is not None and store.pid is not None and _alive(store.pid)
+    link.conn.close()  # what a SIGKILLed engine leaves behind: the pipe closed, no goodbye
+    assert link.proc.wait(10) == 0
+    assert not _alive(link.proc.pid)
+    store._link = None
+
+
+def test_a_dead_child_is_a_store_fault_and_the_next_call_starts_another(
+        tmp_path: Path) -> None:
+    store = StoreProcess(StoreConfig(path=str(tmp_path / "s.sqlite3")))
+    try:
+        created = new_campaign(store)  # type: ignore[arg-type]
+        assert created.id is not None
+        first = store.pid
+        assert store._link is not None
+        store.kill()
+        store._link.proc.wait(10)
+        with pytest.raises(StoreProcessLost) as lost:
+            store.get_campaign(created.id)
+        assert isinstance(lost.value, STORE_FAULTS)  # the engine's outage handling applies
+        assert store.get_campaign(created.id) == created
+        assert store.pid not in (None, first)
+    finally:
+        store.close()
+
+
+def test_a_store_that_cannot_open_raises_its_own_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(Exception) as raised:  # a directory that is a file: SQLite's error
+        StoreProcess(StoreConfig(path=str(tmp_path / "file" / "s.sqlite3")))
+    assert not isinstance(raised.value, StoreProcessLost)
+
+
+def _dispatch_round(store: Store) -> tuple[object, ...]:
+    """Claim, submit results of every kind (one of two segments), receipts (final, without a
+    time, intermediate, unmatched) on ``store``; what the store ends up holding."""
+    c = sending_campaign(store)
+    assert c.id is not None
+    store.add_recipients(c.id, rows(6), T0)
+    claimed = store.claim_for_send(c.id, 6, T0)
+    ids = [r.id for r in claimed]
+    kinds = [SubmitKind.ACCEPTED, SubmitKind.ACCEPTED, SubmitKind.ACCEPTED, SubmitKind.FAILED,
+             SubmitKind.RETRY, SubmitKind.UNKNOWN]
+    tally = store.record_submit_results(
+        [SubmitOutcome(rid, kind, "smsc1", (f"m{rid}", f"m{rid}b") if i == 2 else
+                       ((f"m{rid}",) if kind is SubmitKind.ACCEPTED else ()),
+                       "ESME_ROK" if kind is SubmitKind.ACCEPTED else "ESME_RSYSERR",
+                       None if kind is SubmitKind.ACCEPTED else "refused")
+         for i, (rid, kind) in enumerate(zip(ids, kinds, strict=True))], T0)
+    matched = store.record_receipts(
+        [Receipt("smsc1", f"m{ids[0]}", "DELIVRD", "000", SmsResult.DELIVERED, T0),
+         Receipt("smsc1", f"m{ids[1]}", "UNDELIV", "0é1", SmsResult.FAILED, None),
+         Receipt("smsc1", f"m{ids[2]}", "ENROUTE", None, None, T0),
+         Receipt("smsc1", "nobody", "DELIVRD", "000", SmsResult.DELIVERED, T0)], T0)
+    recipients = query(store, "SELECT stage, esme, submit_status, message_ids, sms_result, "
+                       "receipt_stat, receipt_err, error, attempts, segments, done_at_us "
+                       "FROM recipients ORDER BY id")
+    return (tally, matched, store.counters(c.id), store.unmatched_receipt_count(), recipients)
+
+
+def test_the_dispatch_path_through_the_process_equals_the_store_itself(
+        tmp_path: Path) -> None:
+    direct = SqliteStore(StoreConfig(path=str(tmp_path / "direct.sqlite3")))
+    proxied = StoreProcess(StoreConfig(path=str(tmp_path / "proxied.sqlite3")))
+    try:
+        expected = _dispatch_round(direct)
+        assert expected[0].accepted == 3 and expected[1] == 3  # the round does what it says
+        assert _dispatch_round(proxied) == expected  # type: ignore[arg-type]
+    finally:
+        direct.close()
+        proxied.close()
