@@ -5,6 +5,8 @@ simulator accepted. Real engine, real simulator, real SQLite store."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,27 +22,40 @@ from .helpers import approved, engine_config, parts, until, write_numbers
 WINDOW = 8
 
 
-async def test_cancel_stops_sending_without_waiting_for_the_control_tick(
-        tmp_path: Path) -> None:
-    write_numbers(tmp_path / "r.txt", 4000)
+@asynccontextmanager
+async def _cancelled_while_sending(tmp_path: Path, count: int, after_submits: int,
+                                   **scheduler: Any) -> AsyncIterator[tuple[Engine, int, int]]:
+    """A real engine sending a campaign of ``count`` to a slow SMSC (one bind, window 8,
+    10 ms an answer: ~800 msg/s), cancelled once ``after_submits`` went out: yields the
+    engine, the campaign id and the simulator's submits when the cancel returned; stops the
+    engine after the body."""
+    write_numbers(tmp_path / "r.txt", count)
     config = engine_config(tmp_path / "var", response_latency_s=0.01)
-    # A slow SMSC (one bind, window 8, 10 ms an answer: ~800 msg/s) and a control loop that
-    # ticks every 2 s (the default is 0.25 s; a busy node may well tick slower).
     config = replace(config, simulator=replace(config.simulator, binds=1, window=WINDOW),
-                     scheduler=replace(config.scheduler, control_interval_s=2.0))
+                     scheduler=replace(config.scheduler, **scheduler))
     engine = Engine(config)
     async with trio.open_nursery() as nursery:
         await nursery.start(engine.run)
-        service, store, sim = parts(engine)
+        service, _, sim = parts(engine)
         cid = await approved(service, Campaign(sender="S", text="Sale", author="t", esme="sim",
                                                source_path=str(tmp_path / "r.txt")))
 
         async def sending() -> bool:
-            return sim.stats.submits >= 100
+            return sim.stats.submits >= after_submits
         await until(sending, timeout_s=30)
-
         await service.cancel(cid, "ops")
-        at_ack = sim.stats.submits
+        yield engine, cid, sim.stats.submits
+        engine.stop()
+        await engine.wait_stopped()
+
+
+async def test_cancel_stops_sending_without_waiting_for_the_control_tick(
+        tmp_path: Path) -> None:
+    # A control loop that ticks every 2 s (the default is 0.25 s; a busy node may well tick
+    # slower): the cancel must not wait for it.
+    async with _cancelled_while_sending(tmp_path, 4000, after_submits=100,
+                                        control_interval_s=2.0) as (engine, cid, at_ack):
+        service, store, sim = parts(engine)
 
         async def settled() -> bool:  # queued messages released, in-window ones answered
             return (await store.counters(cid)).inflight == 0
@@ -56,28 +71,14 @@ async def test_cancel_stops_sending_without_waiting_for_the_control_tick(
         assert (await service.get(cid)).status is CampaignStatus.CANCELLED
         assert k.sent == sim.stats.submits  # in-flight submits were recorded
         assert k.total == 4000 and k.pending == 4000 - k.sent - k.failed and k.inflight == 0
-        engine.stop()
-        await engine.wait_stopped()
 
 
 async def test_cancel_leaves_nothing_pending(tmp_path: Path) -> None:
     """The product's rule: on Cancel the recipients not sent (still New, or given back by the
     pool) end Failed "campaign cancelled", as on expiry, so the campaign's pending count
     reaches 0 and its counters add up."""
-    write_numbers(tmp_path / "r.txt", 2000)
-    config = engine_config(tmp_path / "var", response_latency_s=0.01)
-    config = replace(config, simulator=replace(config.simulator, binds=1, window=WINDOW))
-    engine = Engine(config)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(engine.run)
-        service, store, sim = parts(engine)
-        cid = await approved(service, Campaign(sender="S", text="Sale", author="t", esme="sim",
-                                               source_path=str(tmp_path / "r.txt")))
-
-        async def sending() -> bool:
-            return sim.stats.submits >= 50
-        await until(sending, timeout_s=30)
-        await service.cancel(cid, "ops")
+    async with _cancelled_while_sending(tmp_path, 2000, after_submits=50) as (engine, cid, _):
+        _, store, sim = parts(engine)
 
         async def settled() -> bool:
             return (await store.counters(cid)).inflight == 0
@@ -89,8 +90,6 @@ async def test_cancel_leaves_nothing_pending(tmp_path: Path) -> None:
             stages=frozenset({RecipientStage.FAILED}), limit=200))
         assert page.total == k.failed
         assert {r.error for r in page.items} == {"campaign cancelled"}
-        engine.stop()
-        await engine.wait_stopped()
 
 
 async def test_cancel_while_building_leaves_nothing_pending(tmp_path: Path) -> None:
