@@ -6,18 +6,16 @@ from __future__ import annotations
 import random
 import struct
 
+from test_session import bound
+
 from dispatch.fastpath import impl
 from dispatch.smpp.constants import CommandId, CommandStatus
 from dispatch.smpp.session import (
-    BindMode,
-    BindRequest,
-    BindResponse,
     DeliverSm,
     EsmeSession,
     ProtocolError,
     Response,
     SessionState,
-    SmscSession,
     Unbound,
 )
 
@@ -42,17 +40,6 @@ def pdus(wire: bytes) -> list[tuple[int, int, int]]:
         out.append((command_id, status, seq))
         wire = wire[length:]
     return out
-
-
-def bound() -> tuple[EsmeSession, SmscSession]:
-    esme, smsc = EsmeSession(), SmscSession()
-    esme.send_bind(BindMode.TRANSCEIVER, b"user", b"pw")
-    (req,) = smsc.receive_data(esme.data_to_send())
-    assert isinstance(req, BindRequest)
-    smsc.accept_bind(req)
-    (resp,) = esme.receive_data(smsc.data_to_send())
-    assert isinstance(resp, BindResponse) and resp.command_status == 0
-    return esme, smsc
 
 
 def submits_then_unbind(late: int) -> tuple[EsmeSession, list[int], bytes, bytes]:
