@@ -10,8 +10,8 @@ being dead: it gives them ``node_timeout_s`` to beat again before it takes over 
 (``take_over_dead_nodes``) or a larger share of the TPS contract (``ClusterMembership.run``,
 236e6b9). So that the test does not depend on which node happens to beat first, the second
 node (``LATE``) is made to find the server ``LAG_S`` (< ``node_timeout_s``) after the first: the
-test holds its store slot (``AsyncStore`` runs one store call at a time, its heartbeat too) from
-the outage on until ``LAG_S`` after the first node's heartbeat is back. Checked:
+test holds its store slots (``AsyncStore`` runs a bounded number of store calls at once, its
+heartbeat among them) from the outage on until ``LAG_S`` after the first node's heartbeat is back. Checked:
 
 * neither engine crashes nor stops itself (a node declared dead is fenced and stops);
 * neither node declares the other dead: ``membership.taken_over == 0`` on both, no
@@ -111,13 +111,20 @@ def _field(record: logging.LogRecord, name: str) -> Any:
 
 
 async def _hold_store(engine: Engine, held: trio.Event, release: trio.Event) -> None:
-    """Take ``engine``'s store slot (its ``AsyncStore`` runs one store call at a time, the
-    heartbeat's too) and keep it until ``release``: its calls, heartbeats included, wait."""
+    """Take every one of ``engine``'s store slots (its ``AsyncStore`` runs a bounded number of
+    store calls at once, the heartbeat's among them: one for a store in a thread, a few for
+    the store process) and keep them until ``release``: its calls, heartbeats included, wait."""
     assert engine.store is not None
     limiter = engine.store._limiter
-    async with limiter:
+    borrowers = [object() for _ in range(int(limiter.total_tokens))]
+    for borrower in borrowers:
+        await limiter.acquire_on_behalf_of(borrower)
+    try:
         held.set()
         await release.wait()
+    finally:
+        for borrower in borrowers:
+            limiter.release_on_behalf_of(borrower)
 
 
 @pytest.mark.slow

@@ -116,15 +116,19 @@ async def test_a_store_that_does_not_answer_is_reported_unreachable(tmp_path: Pa
             healthy = await engine_diagnostics(engine)
             assert healthy["status"] == "ok" and healthy["store"]["reachable"] is True
             assert healthy["esmes"]["sim"]["up"] is True
-            # Occupy the store's one thread slot, as a long commit or a hung disk would.
-            busy = trio.Event()
+            # Occupy every one of the store's call slots (one for a store in a thread, a few
+            # for the store process), as long commits or a hung disk would.
+            slots = int(store._limiter.total_tokens)
+            busy = trio.Semaphore(0)
 
             async def hold() -> None:
-                busy.set()
+                busy.release()
                 await store.run_sync(wall.sleep, 1.0)
 
-            nursery.start_soon(hold)
-            await busy.wait()
+            for _ in range(slots):
+                nursery.start_soon(hold)
+            for _ in range(slots):
+                await busy.acquire()
             await trio.sleep(0.05)
             report = await engine_diagnostics(engine, store_timeout_s=0.1)
         engine.stop()
