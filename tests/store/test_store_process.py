@@ -7,6 +7,7 @@ and the next call starts a new one; the child leaves when its engine is gone.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,8 @@ def test_results_and_errors_come_back_as_from_the_store_itself(tmp_path: Path) -
     finally:
         store.close()
     assert store.pid is None
+    with pytest.raises(RuntimeError, match="closed"):  # not a new child nobody would close
+        store.counters(created.id)
     direct = SqliteStore(config)  # what the child wrote is in the file for any connection
     try:
         assert direct.counters(created.id).total == 5
@@ -66,7 +69,10 @@ def test_the_child_leaves_when_its_engine_is_gone(tmp_path: Path) -> None:
     store = StoreProcess(StoreConfig(path=str(tmp_path / "s.sqlite3")))
     link = store._link
     assert link is not None and store.pid is not None and _alive(store.pid)
-    link.conn.close()  # what a SIGKILLed engine leaves behind: the pipe closed, no goodbye
+    # What a SIGKILLed engine leaves behind: its end of the socket gone, no goodbye. (A
+    # close() here would not do: the link's reader thread, blocked reading it, keeps it open.)
+    with socket.socket(fileno=os.dup(link.conn.fileno())) as ours:
+        ours.shutdown(socket.SHUT_RDWR)
     assert link.proc.wait(10) == 0
     assert not _alive(link.proc.pid)
     store._link = None

@@ -256,6 +256,7 @@ class StoreProcess:
         self.config = config
         self._lock = threading.Lock()  # starting and dropping links
         self._link: _Link | None = None
+        self._closed = False
         self._link = self._start()
 
     @property
@@ -285,6 +286,8 @@ class StoreProcess:
 
     def _current(self) -> _Link:
         with self._lock:
+            if self._closed:  # a call after close must not start a child nobody closes
+                raise RuntimeError("the store process is closed")
             if self._link is None:
                 self._link = self._start()
                 log_event(log, logging.WARNING, "store process restarted", pid=self.pid)
@@ -305,7 +308,7 @@ class StoreProcess:
 
     def close(self) -> None:
         with self._lock:
-            link, self._link = self._link, None
+            link, self._link, self._closed = self._link, None, True
         if link is not None:
             link.close()
 
