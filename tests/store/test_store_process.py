@@ -7,7 +7,9 @@ and the next call starts a new one; the child leaves when its engine is gone.
 from __future__ import annotations
 
 import os
+import pickle
 import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -142,3 +144,25 @@ def test_the_dispatch_path_through_the_process_equals_the_store_itself(
     finally:
         direct.close()
         proxied.close()
+
+
+def test_arguments_that_do_not_pickle_fail_that_call_only(tmp_path: Path) -> None:
+    """Nothing is queued for a call whose arguments cannot be sent: the next call still gets
+    its own answer, not the one meant for another."""
+    store = StoreProcess(StoreConfig(path=str(tmp_path / "s.sqlite3")))
+    follow_up: threading.Thread | None = None
+    try:
+        created = new_campaign(store)  # type: ignore[arg-type]
+        assert created.id is not None
+        with pytest.raises((TypeError, AttributeError, pickle.PicklingError)):
+            store.counters(lambda: created.id)  # type: ignore[arg-type]
+        answers: list[object] = []
+        # (bounded: a call whose answer went to another waiter would wait for ever)
+        follow_up = threading.Thread(target=lambda: answers.extend(
+            [store.get_campaign(created.id), store.counters(created.id).total]), daemon=True)
+        follow_up.start()
+        follow_up.join(10)
+        assert answers == [created, 0]
+    finally:
+        if follow_up is None or not follow_up.is_alive():  # else close() would wait too
+            store.close()

@@ -33,6 +33,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import pickle
 import signal
 import socket
 import subprocess
@@ -141,8 +142,6 @@ def _answer_calls(conn: multiprocessing.connection.Connection) -> None:
 def _portable(exc: BaseException) -> BaseException:
     """``exc`` if it survives pickling, else a RuntimeError with its text (a store error with
     an unpicklable argument must still reach the caller as an error, not kill the child)."""
-    import pickle
-
     try:
         pickle.loads(pickle.dumps(exc))
     except Exception:
@@ -182,13 +181,16 @@ class _Link:
         self._reader.start()
 
     def call(self, name: str, args: tuple[Any, ...]) -> Any:
+        # Pickled before anything is queued: arguments that do not pickle raise here, and no
+        # waiter is left behind to take the next call's answer.
+        payload = pickle.dumps((name, args), pickle.HIGHEST_PROTOCOL)
         waiter = _Waiter()
         with self._send_lock:
             if self.broken is not None:
                 raise StoreProcessLost(f"store process lost before {name}")
             self._waiting.append(waiter)  # before the send: the answer may come at once
             try:
-                self.conn.send((name, args))
+                self.conn.send_bytes(payload)
             except OSError as exc:
                 self._waiting.pop()
                 self._break(exc)
@@ -206,8 +208,8 @@ class _Link:
             while True:
                 reply = self.conn.recv()
                 self._waiting.popleft().settle(reply)
-        except (EOFError, OSError) as exc:
-            with self._send_lock:
+        except (EOFError, OSError, IndexError) as exc:  # IndexError: an answer nobody asked
+            with self._send_lock:  # for, so the pairing is lost: the link is broken too
                 self._break(exc)
 
     def _break(self, exc: BaseException) -> None:
