@@ -11,6 +11,7 @@ import pickle
 import socket
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from store_fixtures import T0, new_campaign, query, rows, sending_campaign
@@ -165,4 +166,53 @@ def test_arguments_that_do_not_pickle_fail_that_call_only(tmp_path: Path) -> Non
         assert answers == [created, 0]
     finally:
         if follow_up is None or not follow_up.is_alive():  # else close() would wait too
+            store.close()
+
+
+class _FirstAnswerUnreadable:
+    """The link's real connection, except that the first answer, read whole from the real
+    socket, does not unpickle (as an answer of a class the engine cannot import would not)."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn, self._spoilt = conn, False
+
+    def recv(self) -> Any:
+        data = self._conn.recv_bytes()
+        if not self._spoilt:
+            self._spoilt = True
+            raise pickle.UnpicklingError("no such class")
+        return pickle.loads(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def test_an_answer_that_does_not_unpickle_fails_its_call_only(tmp_path: Path) -> None:
+    store = StoreProcess(StoreConfig(path=str(tmp_path / "s.sqlite3")))
+    calls: threading.Thread | None = None
+    try:
+        created = new_campaign(store)  # type: ignore[arg-type]
+        assert created.id is not None and store._link is not None
+        link = store._link
+        # The reader thread may already wait in the real connection's recv: the spoilt
+        # answer is then the second after the swap, else the first.
+        link.conn = _FirstAnswerUnreadable(link.conn)  # type: ignore[assignment]
+        outcomes: list[object] = []
+
+        def three_calls() -> None:
+            for _ in range(3):
+                try:
+                    outcomes.append(store.counters(created.id).total)  # type: ignore[arg-type]
+                except RuntimeError as exc:
+                    outcomes.append(str(exc))
+
+        calls = threading.Thread(target=three_calls, daemon=True)  # bounded: a reader that
+        calls.start()  # died with the bad answer would leave its caller waiting for ever
+        calls.join(10)
+        assert len(outcomes) == 3
+        spoilt = [o for o in outcomes if isinstance(o, str)]
+        assert len(spoilt) == 1 and "could not be read" in spoilt[0]
+        assert outcomes[-1] == 0  # the calls after it get their own answers
+    finally:
+        if calls is None or not calls.is_alive():
             store.close()

@@ -206,7 +206,13 @@ class _Link:
     def _read(self) -> None:
         try:
             while True:
-                reply = self.conn.recv()
+                try:
+                    reply = self.conn.recv()
+                except (EOFError, OSError):
+                    raise
+                except Exception as exc:  # read whole but not unpickled: that call fails,
+                    reply = (False, RuntimeError(  # the pairing of the others holds
+                        f"the store's answer could not be read: {type(exc).__name__}: {exc}"))
                 self._waiting.popleft().settle(reply)
         except (EOFError, OSError, IndexError) as exc:  # IndexError: an answer nobody asked
             with self._send_lock:  # for, so the pairing is lost: the link is broken too
