@@ -56,6 +56,7 @@ from dispatch.benchsuite.campaign import (
     CampaignRun,
     engine_config,
     run_campaign,
+    store_pid,
     with_engine,
     write_recipients,
 )
@@ -226,12 +227,12 @@ def one_run(work: Path, sim_port: int, source: Path, progress: Progress | None, 
     def load_pid() -> int | None:
         return load[0].proc.pid if load and load[0].proc is not None else None
 
-    store_pid: list[int | None] = [None]  # the engine's store process (dispatch.store.process)
-    cpu = CpuSampler({"simulator": lambda: sim_pid, "store process": lambda: store_pid[0],
+    store_pids: list[int | None] = [None]  # the engine's, once it runs
+    cpu = CpuSampler({"simulator": lambda: sim_pid, "store process": lambda: store_pids[0],
                       "load generator": load_pid})
 
     async def body(engine: Engine) -> tuple[CampaignRun, LoadResult | None, CpuSampler]:
-        store_pid[0] = getattr(engine.store.sync, "pid", None) if engine.store else None
+        store_pids[0] = store_pid(engine)
         await _populate(engine)
         assert engine.api_port is not None
 

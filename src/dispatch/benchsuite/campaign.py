@@ -82,6 +82,12 @@ class CampaignRun:
         return self.counters.sent / self.send_s if self.send_s > 0 else 0.0
 
 
+def store_pid(engine: Engine) -> int | None:
+    """The engine's store process (``dispatch.store.process``), counted as part of the engine
+    in CPU and RSS figures; None when the store runs in a thread."""
+    return getattr(engine.store.sync, "pid", None) if engine.store is not None else None
+
+
 async def run_campaign(engine: Engine, source: Path, progress: Progress | None, label: str, *,
                        on_created: Callable[[str], Awaitable[Any]] | None = None,
                        timeout_s: float = 1800.0, wait_receipts_s: float = 60.0) -> CampaignRun:
@@ -100,8 +106,8 @@ async def run_campaign(engine: Engine, source: Path, progress: Progress | None, 
     if on_created is not None:
         await on_created(out.external_id)
     gc.collect()
-    store_pid = getattr(engine.store.sync, "pid", None) if engine.store is not None else None
-    out.sampler.pids = pids = (store_pid,) if store_pid else ()
+    pid = store_pid(engine)
+    out.sampler.pids = pids = (pid,) if pid else ()
     rss_before = rss_bytes(pids)
     rss_at_sending, samples_at_sending = rss_before, 0
     async with trio.open_nursery() as nursery:

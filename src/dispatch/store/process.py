@@ -40,7 +40,7 @@ import subprocess
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -352,13 +352,15 @@ def _forward(name: str) -> Callable[..., Any]:
     return call
 
 
-def _store_methods() -> Iterable[str]:
-    return [n for n, v in vars(Store).items()
-            if callable(v) and not n.startswith("_") and n != "close"]
+def _forward_methods(cls: type, protocol: type) -> None:
+    """Give ``cls`` a forwarding method for each public method of ``protocol`` (``close``
+    is the proxy's own)."""
+    for name, value in vars(protocol).items():
+        if callable(value) and not name.startswith("_") and name != "close":
+            setattr(cls, name, _forward(name))
 
 
-for _name in _store_methods():
-    setattr(StoreProcess, _name, _forward(_name))
+_forward_methods(StoreProcess, Store)
 
 
 class ClusterStoreProcess(StoreProcess):
@@ -375,8 +377,7 @@ class ClusterStoreProcess(StoreProcess):
         super().__init__(config)
 
 
-for _name in [n for n, v in vars(Cluster).items() if callable(v) and not n.startswith("_")]:
-    setattr(ClusterStoreProcess, _name, _forward(_name))
+_forward_methods(ClusterStoreProcess, Cluster)
 
 
 if __name__ == "__main__":
