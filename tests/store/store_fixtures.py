@@ -23,14 +23,16 @@ def new_campaign(store: Store, **kw: object) -> Campaign:
                                  AuditEntry(c.author, "create", "", at))
 
 
-def move(store: Store, cid: int, event: Event, actor: str | None = "mod") -> Campaign:
-    """Apply a lifecycle ``event`` through the store's transition (as the service does)."""
+def move(store: Store, cid: int, event: Event, actor: str | None = "mod",
+         at: datetime = T0) -> Campaign:
+    """Apply a lifecycle ``event`` at ``at`` through the store's transition (as the service
+    does)."""
     c = store.get_campaign(cid)
     assert c is not None
     t = apply(event, c.status, c.archived, c.paused_by)
     return store.apply_transition(
-        cid, t, StateChange(t.to_status, event.value, "why", T0, c.status),
-        None if actor is None else AuditEntry(actor, event.value, "n", T0))
+        cid, t, StateChange(t.to_status, event.value, "why", at, c.status),
+        None if actor is None else AuditEntry(actor, event.value, "n", at))
 
 
 #: New -> Pending -> Building -> Sending: approved by a moderator, built by the engine.
@@ -65,5 +67,26 @@ def query(store: Store, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[An
     db = sqlite3.connect(config.path)
     try:
         return db.execute(sql, params).fetchall()
+    finally:
+        db.close()
+
+
+def end_unmarked(store: Store, cid: int, status: CampaignStatus) -> None:
+    """Give the campaign ``status`` and nothing else, on a second connection: what older code
+    left when it crashed between an ending transition and the marking of the unsent
+    recipients (it marked them in a second transaction; ``apply_transition`` now marks them
+    in its own)."""
+    config = store.config  # type: ignore[attr-defined]
+    sql = "UPDATE campaigns SET status = ? WHERE id = ?"
+    if config.dsn:
+        import psycopg
+
+        with psycopg.connect(config.dsn) as conn:
+            conn.execute(sql.replace("?", "%s"), (status.value, cid))
+        return
+    db = sqlite3.connect(config.path)
+    try:
+        db.execute(sql, (status.value, cid))
+        db.commit()
     finally:
         db.close()

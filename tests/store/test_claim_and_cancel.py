@@ -47,7 +47,7 @@ def test_only_a_sending_campaign_is_claimed_from(store: Store) -> None:
     move(store, cid, Event.CANCEL)
     assert store.claim_for_send(cid, 5, T0) == []
     k = store.counters(cid)
-    assert (k.pending, k.inflight) == (6, 4)  # marking the rest is the service's next step
+    assert (k.pending, k.inflight, k.failed) == (0, 4, 6)  # the cancel marked the rest
     assert_consistent(store, cid)
 
 
@@ -66,7 +66,7 @@ def test_a_cancel_on_one_node_stops_the_claims_of_another_at_once(
 
 def _cancelled_with_inflight(store: Store) -> tuple[int, list[ClaimedRecipient]]:
     """A Trigger campaign of 10 (2 of them never triggered) cancelled with 4 claimed; the rest
-    marked as the service does (``expire_remaining`` after the status)."""
+    marked by the cancel's own transaction."""
     c = sending_campaign(store, mode=CampaignMode.TRIGGER, start_at=T0,
                          end_at=T0 + timedelta(hours=1))
     cid = c.id or 0
@@ -74,7 +74,7 @@ def _cancelled_with_inflight(store: Store) -> tuple[int, list[ClaimedRecipient]]
     assert store.release_held(cid, None, 8, AuditEntry("op", "trigger", "", T0)).released == 8
     claimed = store.claim_for_send(cid, 4, T0)
     move(store, cid, Event.CANCEL)
-    assert store.expire_remaining(cid, T0) == 6
+    assert store.mark_unsent(cid, T0) == 0  # the cancel marked the 6
     return cid, claimed
 
 
@@ -84,7 +84,7 @@ def test_cancel_marks_new_and_held_recipients_cancelled(store: Store) -> None:
     assert (k.pending, k.held, k.inflight, k.failed, k.expired) == (0, 0, 4, 6, 0)
     assert errors_of(store, cid) == {("Failed", "campaign cancelled"): 6, ("Sending", None): 4}
     assert sum(d.failed for d in store.daily_activity(cid)) == 6
-    assert store.expire_remaining(cid, LATER) == 0  # done once
+    assert store.mark_unsent(cid, LATER) == 0  # done once
     assert_consistent(store, cid)
 
 

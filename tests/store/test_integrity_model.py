@@ -333,14 +333,14 @@ def test_random_sequences_match_the_model(store_config: StoreConfig, seed: int) 
 
 
 def _expire(store: Store, cid: int, now: datetime) -> None:
-    """Expired (through the lifecycle's own transitions), then the unsent marked."""
+    """Expired at ``now`` (through the lifecycle's own transitions), which marks the unsent."""
     c = store.get_campaign(cid)
     assert c is not None
     if c.status is CampaignStatus.NEW:
         for event in (Event.APPROVE, Event.BUILD, Event.BUILT):
             move(store, cid, event)
-    move(store, cid, Event.EXPIRE)
-    store.expire_remaining(cid, now)
+    move(store, cid, Event.EXPIRE, at=now)
+    assert store.mark_unsent(cid, now) == 0
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -8,10 +8,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from store_fixtures import T0, move, new_campaign, query, rows
+from store_fixtures import T0, end_unmarked, move, new_campaign, query, rows
 
 from dispatch.campaigns.lifecycle import AuditEntry, Event
-from dispatch.campaigns.model import CampaignMode
+from dispatch.campaigns.model import CampaignMode, CampaignStatus
 from dispatch.store.base import (
     ClaimedRecipient,
     RecoveryPolicy,
@@ -30,7 +30,7 @@ def expired_with_inflight(store: Store) -> tuple[int, list[ClaimedRecipient]]:
         move(store, cid, event)
     claimed = store.claim_for_send(cid, 6, T0)
     move(store, cid, Event.EXPIRE)
-    assert store.expire_remaining(cid, T0) == 4  # only the unclaimed ones were New
+    assert store.counters(cid).expired == 4  # only the unclaimed ones were New
     return cid, claimed
 
 
@@ -80,9 +80,9 @@ def test_a_node_leaving_with_resend_in_an_expired_campaign_marks_them_expired(
 @pytest.mark.parametrize("policy", list(RecoveryPolicy))
 def test_recovery_finishes_an_expiry_a_crash_cut_short(store: Store,
                                                         policy: RecoveryPolicy) -> None:
-    """Expiring is two steps (the status, then ``expire_remaining``); a kill -9 between them
-    left New (and Held) rows in a campaign that nothing claims from or expires again: its
-    progress never completed. The startup recovery finishes the marking."""
+    """Expiring was two steps in older code (the status, then the marking); a kill -9
+    between them left New (and Held) rows in a campaign that nothing claims from or expires
+    again: its progress never completed. The startup recovery finishes the marking."""
     c = new_campaign(store, end_at=T0 + timedelta(hours=1))
     cid = c.id or 0
     store.add_recipients(cid, rows(6), T0)
@@ -90,8 +90,7 @@ def test_recovery_finishes_an_expiry_a_crash_cut_short(store: Store,
     for event in (Event.APPROVE, Event.BUILD, Event.BUILT):
         move(store, cid, event)
     store.claim_for_send(cid, 2, T0)
-    move(store, cid, Event.EXPIRE)
-    # killed here: expire_remaining never ran
+    end_unmarked(store, cid, CampaignStatus.EXPIRED)  # killed before the marking
     store.recover_inflight(policy, T0 + timedelta(minutes=1))
     k = store.counters(cid)
     assert (k.pending, k.held, k.inflight) == (0, 0, 0)
@@ -106,8 +105,9 @@ def test_recovery_finishes_an_expiry_a_crash_cut_short(store: Store,
 def test_recovery_marks_the_never_triggered_recipients_of_a_done_trigger_campaign(
         store: Store) -> None:
     """A Trigger campaign ends Done at its end time when everything released was sent, and its
-    Held recipients are then marked "not triggered" (a second step): a crash between the two
-    left them Held in a Done campaign for ever. The startup recovery finishes it."""
+    Held recipients are marked "not triggered" (older code: in a second step): a crash
+    between the two left them Held in a Done campaign for ever. The startup recovery
+    finishes it."""
     c = new_campaign(store, mode=CampaignMode.TRIGGER, start_at=T0,
                      end_at=T0 + timedelta(hours=1))
     cid = c.id or 0
@@ -118,8 +118,7 @@ def test_recovery_marks_the_never_triggered_recipients_of_a_done_trigger_campaig
     claimed = store.claim_for_send(cid, 2, T0)
     store.record_submit_results([SubmitOutcome(r.id, SubmitKind.ACCEPTED, "e", (f"t{r.id}",))
                                  for r in claimed], T0)
-    move(store, cid, Event.FINISH)
-    # killed here: expire_remaining never ran
+    end_unmarked(store, cid, CampaignStatus.DONE)  # killed before the marking
     store.recover_inflight(RecoveryPolicy.MARK_UNKNOWN, T0 + timedelta(hours=2))
     k = store.counters(cid)
     assert (k.held, k.pending, k.sent, k.expired) == (0, 0, 2, 3)

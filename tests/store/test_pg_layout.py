@@ -73,7 +73,7 @@ def test_a_version_4_database_with_data_upgrades_and_keeps_working(pg_dsn: str) 
     cid = _version_4_database(pg_dsn)
     store = PostgresStore(StoreConfig(dsn=pg_dsn, node_timeout_s=0.5), node_id="new-node")
     try:
-        assert store.schema_version == len(MIGRATIONS) == 5
+        assert store.schema_version == len(MIGRATIONS) == 6
         k = store.counters(cid)
         assert (k.total, k.pending, k.held, k.inflight, k.sent) == (7, 2, 2, 2, 1)
         assert [(d.day, d.sent) for d in store.daily_activity(cid)] == [("2026-03-01", 1)]

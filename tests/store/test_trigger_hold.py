@@ -59,7 +59,7 @@ def test_held_is_a_listable_stage_and_expiry_marks_it_not_triggered(store) -> No
                                                        limit=50))
     assert held.total == 18 and {r.stage for r in held.items} == {RecipientStage.HELD}
 
-    assert store.expire_remaining(c.id, T0 + timedelta(hours=2)) == 20
+    assert store.mark_unsent(c.id, T0 + timedelta(hours=2)) == 20
     k = store.counters(c.id)
     assert (k.held, k.pending, k.failed, k.expired) == (0, 0, 20, 20)
     failed = store.list_recipients(c.id, RecipientFilter(limit=50))

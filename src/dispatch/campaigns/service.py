@@ -282,13 +282,11 @@ class CampaignService:
                                       reason="resumed by user")
 
     async def cancel(self, ref: CampaignRef, actor: str, note: str = "") -> Campaign:
-        """-> Cancelled, then the recipients still New or Held are marked Failed ("campaign
-        cancelled"), as ``expire`` marks them: nothing is left pending. The status changes
-        first so no claim can start after the marking."""
-        campaign = await self._transition(ref, Event.CANCEL, actor=actor, note=note,
-                                          reason="cancelled by user")
-        await self._store.expire_remaining(_id(campaign), self._clock())
-        return campaign
+        """-> Cancelled; the recipients still New or Held are marked Failed ("campaign
+        cancelled") in the same store transaction (``Store.apply_transition``), as ``expire``
+        marks them: nothing is left pending, and no claim starts after it."""
+        return await self._transition(ref, Event.CANCEL, actor=actor, note=note,
+                                      reason="cancelled by user")
 
     async def archive(self, ref: CampaignRef, actor: str, note: str = "") -> Campaign:
         return await self._transition(ref, Event.ARCHIVE, actor=actor, note=note,
@@ -315,17 +313,17 @@ class CampaignService:
         return await self._transition(ref, Event.WINDOW_OPEN, reason=reason)
 
     async def finish(self, ref: CampaignRef, reason: str = "all messages processed") -> Campaign:
+        """-> Done; a Trigger campaign's recipients never triggered are marked Failed ("not
+        triggered") in the same store transaction (``Store.apply_transition``)."""
         return await self._transition(ref, Event.FINISH, reason=reason)
 
     async def fail(self, ref: CampaignRef, reason: str) -> Campaign:
         return await self._transition(ref, Event.FAIL, reason=reason)
 
     async def expire(self, ref: CampaignRef, reason: str = "end time passed") -> Campaign:
-        """-> Expired, then the recipients still New are marked Failed ("campaign expired").
-        The status changes first so no claim can start after the marking."""
-        campaign = await self._transition(ref, Event.EXPIRE, reason=reason)
-        await self._store.expire_remaining(_id(campaign), self._clock())
-        return campaign
+        """-> Expired; the recipients still New are marked Failed ("campaign expired"), Held
+        ones "not triggered", in the same store transaction (``Store.apply_transition``)."""
+        return await self._transition(ref, Event.EXPIRE, reason=reason)
 
     async def _transition(self, ref: CampaignRef, event: Event, *, reason: str,
                           actor: str | None = None, note: str = "",

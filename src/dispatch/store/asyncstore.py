@@ -264,8 +264,13 @@ class AsyncStore:
     async def recover_inflight(self, policy: RecoveryPolicy, now: datetime) -> RecoveryCounts:
         return await self.run_sync(self.sync.recover_inflight, policy, now)
 
+    async def mark_unsent(self, campaign_id: int, now: datetime) -> int:
+        return await self.run_sync(self.sync.mark_unsent, campaign_id, now)
+
     async def expire_remaining(self, campaign_id: int, now: datetime) -> int:
-        return await self.run_sync(self.sync.expire_remaining, campaign_id, now)
+        """Deprecated name of ``mark_unsent`` (it marks a Cancelled campaign's rows too),
+        kept until the engine's callers use the new one."""
+        return await self.mark_unsent(campaign_id, now)
 
     # counters
     async def counters(self, campaign_id: int) -> Counters:

@@ -22,10 +22,12 @@ Semantics that every implementation must keep (the store test suite checks them)
   Only a Sending campaign's recipients are claimed: a claim racing a pause or a cancel leases
   nothing, on every node at once.
 * A campaign that ends with recipients unsent (Expired, Cancelled, a Trigger campaign Done with
-  recipients never triggered) has them marked by ``expire_remaining``: stage Failed, with the
-  error ``unsent_errors`` gives for its status. The status changes first (so no claim starts
-  after the marking); a submit retry that comes back New afterwards is marked in its own
-  transaction, and ``recover_inflight`` completes a marking a crash cut short.
+  recipients never triggered: ``marks_unsent``) has them marked in the transaction of the
+  transition that ends it: stage Failed, with the error ``unsent_errors`` gives for its status.
+  No commit ever shows the end status with rows still New or Held, and no claim starts after
+  it. A submit retry that comes back New afterwards is marked in its own transaction;
+  ``mark_unsent`` marks again what was stored after the end (a build that raced a cancel), and
+  ``recover_inflight`` completes a marking a database written by older code left undone.
 * Counters (per campaign, per UTC day) change in the same transaction as the recipient rows they
   count, so reads are cheap and always equal to ``COUNT(*)`` over the rows.
 * Campaign transitions are compare-and-set on (status, archived): the history row and the audit
@@ -84,6 +86,14 @@ _EXPIRED_UNSENT = UnsentErrors("campaign expired", "not triggered", True)
 _UNSENT_BY_STATUS = {
     CampaignStatus.CANCELLED: UnsentErrors("campaign cancelled", "campaign cancelled", False),
 }
+
+
+def marks_unsent(status: CampaignStatus, mode: CampaignMode) -> bool:
+    """Whether a campaign entering ``status`` has its unsent recipients marked (in the
+    transition's own transaction): Expired and Cancelled ones, and a Trigger campaign Done at
+    its end time (the recipients never triggered). The rule ``recover_inflight`` checks too."""
+    return (status in (CampaignStatus.EXPIRED, CampaignStatus.CANCELLED)
+            or (status is CampaignStatus.DONE and mode is CampaignMode.TRIGGER))
 
 
 def unsent_errors(status: CampaignStatus | str) -> UnsentErrors:
@@ -147,7 +157,11 @@ class SubmitOutcome(NamedTuple):
     exhausted_after: int = 0
 
 
-#: The job-error reason of a recipient whose submit failed once its retries ran out.
+#: The job-error reason of a recipient whose submit failed once its retries ran out. The
+#: first ``StoreConfig.retry_exhausted_errors_listed`` of a campaign are listed one by one (with
+#: the recipient's line number); the rest are counted in one summary row of this reason, line 0,
+#: whose ``occurrences`` and message are kept current: an SMSC refusing everything gives one
+#: row per campaign, not one per recipient, and the list's total stays true.
 RETRY_EXHAUSTED = "retry_exhausted"
 
 
@@ -155,6 +169,12 @@ def retry_exhausted_message(outcome: SubmitOutcome) -> str:
     """The job-error text of a retry exhaustion (no phone number: the line number says who)."""
     return (f"submit failed after {outcome.exhausted_after} attempts: retries of "
             f"{outcome.submit_status or 'a transient error'} exhausted")
+
+
+def retry_exhausted_summary(occurrences: int, listed: int) -> str:
+    """The message of the summary row standing for the retry exhaustions not listed."""
+    return (f"{occurrences} more submits failed after their retries ran out (the first "
+            f"{listed} are listed one by one)")
 
 
 class Receipt(NamedTuple):
@@ -207,7 +227,8 @@ class Counters:
     ``pending`` stage New, ``held`` stage Held (Trigger mode, waiting for a trigger), ``inflight`` stage Sending, ``sent`` stage Delivered (SMSC accepted),
     ``failed`` stage Failed (submit refused, expired, cancelled, or ambiguous), ``expired`` the
     part of ``failed`` marked when the campaign expired (``unsent_errors``), ``delivered``/``undelivered``/``unknown``
-    sms_result, ``ambiguous`` submits of unknown fate, ``job_errors`` rows in the job-error list.
+    sms_result, ``ambiguous`` submits of unknown fate, ``job_errors`` the campaign's job errors
+    (a summary row counts each one it stands for: ``JobErrorView.occurrences``).
     """
 
     total: int = 0
@@ -324,11 +345,16 @@ class RecipientView:
 
 @dataclass(frozen=True, slots=True)
 class JobErrorView:
+    """One row of a campaign's job-error list. ``occurrences`` is how many errors it stands
+    for: 1, except for a campaign's ``RETRY_EXHAUSTED`` summary row (line 0), whose ``at`` is
+    its latest."""
+
     id: int
     line_no: int
     reason: str
     message: str
     at: datetime
+    occurrences: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,6 +398,10 @@ class StoreConfig:
     # deleted once older than this (0: kept for ever). Longer than any validity period in use:
     # a receipt comes at the latest when the message expires at the SMSC.
     unmatched_receipt_retention_s: float = 7 * 86400.0
+    # Retry-exhaustion job errors listed one by one per campaign; the rest are counted in one
+    # summary row (``RETRY_EXHAUSTED``), so an SMSC refusing everything cannot write a job
+    # error per recipient.
+    retry_exhausted_errors_listed: int = 1000
     # The engine's writing store in a process of its own, beside the engine's event loop
     # instead of in a thread sharing its GIL (dispatch.store.process); false: in a thread.
     process: bool = True
@@ -418,7 +448,7 @@ class Store(Protocol):
     def purge_unmatched_receipts(self, older_than: datetime) -> int: ...
     def unmatched_receipt_count(self) -> int: ...
     def recover_inflight(self, policy: RecoveryPolicy, now: datetime) -> RecoveryCounts: ...
-    def expire_remaining(self, campaign_id: int, now: datetime) -> int: ...
+    def mark_unsent(self, campaign_id: int, now: datetime) -> int: ...
     # counters
     def counters(self, campaign_id: int) -> Counters: ...
     def counters_many(self, campaign_ids: Sequence[int]) -> dict[int, Counters]: ...

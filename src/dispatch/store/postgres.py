@@ -61,6 +61,7 @@ from dispatch.store.base import (
     RecipientView,
     StoreConfig,
     TriggerRelease,
+    marks_unsent,
 )
 from dispatch.store.postgres_cluster import PostgresCluster, default_node_id
 from dispatch.store.postgres_dispatch import Cursor, Deltas, PostgresDispatchPath
@@ -154,6 +155,13 @@ class PostgresStore(PostgresDispatchPath, PostgresCluster):
 
     # ------------------------------------------------------------------ plumbing
 
+    #: Fault injection for tests of store outages, as ``SqliteStore.fault_hook``: when set,
+    #: called inside every ``_transact`` transaction just before its COMMIT (whatever it
+    #: raises rolls the transaction back and reaches the caller) and before every autocommit
+    #: ``_statement`` (which then does nothing). ``None`` (the default) costs one attribute
+    #: test per transaction.
+    fault_hook: Callable[[], None] | None = None
+
     def _transact(self, body: Callable[[Cursor], R]) -> R:
         """Run ``body`` in one transaction; retry it whole on deadlock/serialization failure
         (the transaction was rolled back, nothing of it is visible)."""
@@ -161,7 +169,10 @@ class PostgresStore(PostgresDispatchPath, PostgresCluster):
             try:
                 with self._pool.connection() as conn, conn.transaction(), \
                         conn.cursor() as cur:
-                    return body(cur)
+                    result = body(cur)
+                    if self.fault_hook is not None:
+                        self.fault_hook()
+                    return result
             except _RETRYABLE as exc:
                 if attempt == _TX_ATTEMPTS - 1:
                     raise
@@ -175,6 +186,8 @@ class PostgresStore(PostgresDispatchPath, PostgresCluster):
         for attempt in range(_TX_ATTEMPTS):
             try:
                 with self._pool.connection() as conn, conn.cursor() as cur:
+                    if self.fault_hook is not None:
+                        self.fault_hook()
                     cur.execute(_q(sql), params)
                     return cur.fetchall() if cur.description else []
             except _RETRYABLE as exc:
@@ -235,10 +248,13 @@ class PostgresStore(PostgresDispatchPath, PostgresCluster):
                          audit: AuditEntry | None, auto_start: bool | None = None) -> Campaign:
         """Compare-and-set on (status, archived); history and audit in the same transaction.
         A pause or cancel from the API of any node is one row here, so every node's
-        scheduler sees it on its next read: cluster-wide by construction."""
+        scheduler sees it on its next read: cluster-wide by construction, and no claim leases
+        after its commit (a claim holds the row FOR SHARE: the UPDATE waits for the claims
+        under way, later ones see the new status). A transition that ends the campaign with
+        recipients unsent (``marks_unsent``) marks them in this transaction too."""
         t = transition
 
-        def body(cur: Cursor) -> tuple[Any, ...]:
+        def body(cur: Cursor) -> Campaign:
             cur.execute(
                 "UPDATE campaigns SET status = %s, archived = %s, paused_by = %s, "
                 "status_changed_at_us = %s, auto_start = COALESCE(%s, auto_start) "
@@ -255,9 +271,13 @@ class PostgresStore(PostgresDispatchPath, PostgresCluster):
             self._write_history(cur, campaign_id, change, audit)
             cur.execute(_q(f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = %s"),
                         (campaign_id,))
-            return _one(cur)
+            campaign = campaign_from_row(_one(cur))
+            if t.to_status is not t.from_status and marks_unsent(campaign.status,
+                                                                 campaign.mode):
+                self._mark_unsent(cur, campaign_id, campaign.status.value, to_us(change.at))
+            return campaign
 
-        return campaign_from_row(self._transact(body))
+        return self._transact(body)
 
     def list_campaigns(self, flt: CampaignFilter) -> Page[Campaign]:
         where = ["archived = %s"]
@@ -438,12 +458,15 @@ class PostgresStore(PostgresDispatchPath, PostgresCluster):
         return len(batch)
 
     def job_errors(self, campaign_id: int, offset: int, limit: int) -> Page[JobErrorView]:
+        """A page of the campaign's job errors in the order they came; ``total`` counts every
+        error, those a summary row stands for (``occurrences``) included."""
         rows = self._read(
-            "SELECT id, line_no, reason, message, at_us FROM campaign_job_errors "
+            "SELECT id, line_no, reason, message, at_us, occurrences FROM campaign_job_errors "
             "WHERE campaign_id = %s ORDER BY id LIMIT %s OFFSET %s",
             (campaign_id, limit, offset))
         total = self.counters(campaign_id).job_errors
-        return Page([JobErrorView(i, ln, r, m, from_us(at)) for i, ln, r, m, at in rows], total)
+        return Page([JobErrorView(i, ln, r, m, from_us(at), n)
+                     for i, ln, r, m, at, n in rows], total)
 
     def list_recipients(self, campaign_id: int, flt: RecipientFilter) -> Page[RecipientView]:
         where = ["campaign_id = %s"]

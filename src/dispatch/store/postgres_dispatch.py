@@ -49,6 +49,7 @@ from dispatch.store.base import (
     SubmitOutcome,
     SubmitTally,
     retry_exhausted_message,
+    retry_exhausted_summary,
     unsent_errors,
 )
 from dispatch.store.rows import (
@@ -66,6 +67,9 @@ R = TypeVar("R")
 log = logging.getLogger(__name__)
 
 _MAX_SEGMENTS = 63  # bits of the per-recipient receipt mask (a signed 64-bit column)
+#: The first key of the advisory locks that serialise the retry-exhaustion job errors of a
+#: campaign across nodes (the second is the campaign id): "disp" in ASCII.
+_JOB_ERRORS_LOCK_CLASS = 0x64697370
 _REPLAY_BATCH = 10_000
 #: The database server's clock in UTC microseconds: one clock for every node's heartbeat.
 DB_NOW_US = "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
@@ -86,15 +90,28 @@ _DAILY_UPSERT = (
 
 # One statement: take the lowest queued ids (skipping rows another node is claiming), mark
 # the recipients Sending, lease them to this node, count them on this node's counter row.
-# Only while the campaign is Sending (as the statement's snapshot sees it): every node stops
-# claiming from a paused or cancelled campaign at once, not at its next control tick.
+# Only while the campaign is Sending: every node stops claiming from a paused or cancelled
+# campaign at once, not at its next control tick.
+#
+# The status is read with the campaign row locked FOR SHARE (``sending``), before any queue
+# row is touched: the uncorrelated EXISTS is an InitPlan, run once before the queue scan. Read
+# from the statement's snapshot alone, a pause or cancel committing while the claim ran let
+# that batch through. With the lock (READ COMMITTED), a status UPDATE under way makes the
+# claim wait for its commit and then re-check the row's newest version (no longer Sending:
+# nothing leased); a status UPDATE that comes while the claim holds the lock waits for the
+# claim's commit, so the claim returned before the transition committed, and the cancel's
+# marking finds the leased rows gone from the queue (in flight, like any claimed before it).
+# FOR SHARE, not FOR KEY SHARE: only the former conflicts with a non-key UPDATE. No deadlock
+# with the transition: it locks the campaign row first and the queue rows after, and the
+# claim locks the campaign row first and queue rows only SKIP LOCKED (it never waits on them).
 _CLAIM_SQL = """
-WITH picked AS (
+WITH sending AS MATERIALIZED (
+    SELECT id FROM campaigns WHERE id = %(cid)s AND status = 'Sending' FOR SHARE),
+picked AS (
     DELETE FROM recipient_queue
     WHERE ctid = ANY(ARRAY(SELECT ctid FROM recipient_queue
                            WHERE campaign_id = %(cid)s AND NOT held
-                             AND EXISTS (SELECT 1 FROM campaigns
-                                         WHERE id = %(cid)s AND status = 'Sending')
+                             AND EXISTS (SELECT 1 FROM sending)
                            ORDER BY id LIMIT %(n)s FOR UPDATE SKIP LOCKED))
     RETURNING id),
 claimed AS (
@@ -266,7 +283,8 @@ class PostgresDispatchPath:
                        now: datetime) -> list[ClaimedRecipient]:
         """Lease up to ``limit`` New recipients (lowest id first, skipping rows another node
         is claiming right now) to this node: stage Sending, attempts + 1, committed before
-        returning."""
+        returning. Nothing is leased unless the campaign is Sending, and never after a pause
+        or cancel has committed (``_CLAIM_SQL``)."""
         if limit <= 0:
             return []
         rows = sorted(self._statement(_CLAIM_SQL, {"cid": campaign_id, "n": limit,
@@ -386,15 +404,49 @@ class PostgresDispatchPath:
 
     def _record_exhausted(self, cur: Cursor, leased: Sequence[tuple[Any, ...]],
                           outcomes: dict[int, SubmitOutcome], now_us: int) -> None:
-        """Job errors for the retry exhaustions just applied ((id, campaign, line) of each)."""
-        cur.executemany("INSERT INTO campaign_job_errors (campaign_id, at_us, line_no, reason, "
-                        "message) VALUES (%s, %s, %s, %s, %s)",
-                        [(cid, now_us, line_no, RETRY_EXHAUSTED,
-                          retry_exhausted_message(outcomes[rid]))
-                         for rid, cid, line_no in leased])
+        """Job errors for the retry exhaustions just applied ((id, campaign, line) of each):
+        listed one by one up to ``retry_exhausted_errors_listed`` per campaign, the rest
+        counted in its summary row. Nodes recording exhaustions of one campaign at once take
+        turns (a transaction-scoped advisory lock per campaign, in campaign order), so the
+        cap is exact and the summary row one."""
+        cap = self.config.retry_exhausted_errors_listed
+        by_campaign: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        for rid, cid, line_no in leased:
+            by_campaign[cid].append((rid, line_no))
         deltas = Deltas(self.node_id)
-        for _, cid, _ in leased:
-            deltas.counters[cid]["job_errors"] += 1
+        for cid, items in sorted(by_campaign.items()):
+            deltas.counters[cid]["job_errors"] += len(items)
+            cur.execute("SELECT pg_advisory_xact_lock(%s, %s)",
+                        (_JOB_ERRORS_LOCK_CLASS, cid % 2**31))
+            cur.execute("SELECT id, occurrences FROM campaign_job_errors WHERE campaign_id = %s "
+                        "AND reason = %s AND line_no = 0", (cid, RETRY_EXHAUSTED))
+            summary = cur.fetchone()
+            room = 0
+            if summary is None:
+                cur.execute("SELECT COUNT(*) FROM (SELECT 1 FROM campaign_job_errors "
+                            "WHERE campaign_id = %s AND reason = %s AND line_no > 0 LIMIT %s) x",
+                            (cid, RETRY_EXHAUSTED, cap))
+                row = cur.fetchone()
+                room = max(0, cap - (int(row[0]) if row else 0))
+            if room:
+                cur.executemany(
+                    "INSERT INTO campaign_job_errors (campaign_id, at_us, line_no, reason, "
+                    "message) VALUES (%s, %s, %s, %s, %s)",
+                    [(cid, now_us, line_no, RETRY_EXHAUSTED,
+                      retry_exhausted_message(outcomes[rid])) for rid, line_no in items[:room]])
+            more = len(items) - min(room, len(items))
+            if not more:
+                continue
+            if summary is None:
+                cur.execute("INSERT INTO campaign_job_errors (campaign_id, at_us, line_no, "
+                            "reason, message, occurrences) VALUES (%s, %s, 0, %s, %s, %s)",
+                            (cid, now_us, RETRY_EXHAUSTED, retry_exhausted_summary(more, cap),
+                             more))
+            else:
+                n = int(summary[1]) + more
+                cur.execute("UPDATE campaign_job_errors SET occurrences = %s, message = %s, "
+                            "at_us = %s WHERE id = %s",
+                            (n, retry_exhausted_summary(n, cap), now_us, summary[0]))
         deltas.flush(cur)
 
     def _fail_expired_retries(self, cur: Cursor, cids: Sequence[int], now_us: int) -> None:
@@ -521,8 +573,9 @@ class PostgresDispatchPath:
         heartbeat is older than ``node_timeout_s`` or that stopped, and unowned ones. The rows
         of live nodes are theirs: a node starting next to them must not touch them.
         ``RESEND``: back to New; ``MARK_UNKNOWN``: Failed, unknown, ambiguous. Expired and
-        Cancelled campaigns' New and Held recipients are then marked (``expire_remaining``
-        completed: a crash may have come between the status and the marking)."""
+        Cancelled campaigns' New and Held recipients are then marked (RESEND sends some back;
+        a database written by older code may hold a marking a crash cut short: it marked in a
+        second transaction after the status)."""
         now_us = to_us(now)
 
         def body(cur: Cursor) -> RecoveryCounts:
@@ -585,11 +638,13 @@ class PostgresDispatchPath:
             return RecoveryCounts(total, 0, counts)
         return RecoveryCounts(0, total, counts)
 
-    def expire_remaining(self, campaign_id: int, now: datetime) -> int:
+    def mark_unsent(self, campaign_id: int, now: datetime) -> int:
         """Mark the campaign's unsent recipients Failed, as its status says (``unsent_errors``):
         an Expired one's New recipients "campaign expired" and Held ones (a Trigger campaign's,
         never triggered) "not triggered", both counted as expired; a Cancelled one's New and
-        Held recipients "campaign cancelled"."""
+        Held recipients "campaign cancelled". The transition that ends a campaign marks them
+        already (``apply_transition``); this marks what was stored after it (a build that
+        raced a cancel)."""
         now_us = to_us(now)
 
         def body(cur: Cursor) -> int:
@@ -601,7 +656,7 @@ class PostgresDispatchPath:
 
     def _mark_unsent(self, cur: Cursor, campaign_id: int, status: str, now_us: int,
                      held: bool = True) -> int:
-        """``expire_remaining`` for a campaign in ``status``, inside the caller's transaction;
+        """``mark_unsent`` for a campaign in ``status``, inside the caller's transaction;
         ``held=False`` leaves its Held recipients alone."""
         errors = unsent_errors(status)
         cur.execute("DELETE FROM recipient_queue WHERE campaign_id = %s"

@@ -173,8 +173,17 @@ ALTER TABLE campaign_counters ADD COLUMN held {bigint} NOT NULL DEFAULT 0;
 CREATE INDEX recipients_held ON recipients (campaign_id, id) WHERE stage = 'Held';
 """
 
+# V3: capped retry-exhaustion job errors (``base.RETRY_EXHAUSTED``). Past the first ones a
+# campaign's exhaustions are counted in one summary row (line 0): ``occurrences`` is how many
+# errors a row stands for (1 for every other row); the index finds a campaign's listed ones
+# and its summary row without walking its other job errors (a bad file's parse errors).
+_V3 = """
+ALTER TABLE campaign_job_errors ADD COLUMN occurrences {bigint} NOT NULL DEFAULT 1;
+CREATE INDEX campaign_job_errors_reason ON campaign_job_errors (campaign_id, reason, line_no);
+"""
+
 #: Migrations in order; version N is ``MIGRATIONS[N - 1]``. Append, never edit.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 
 
 def statements(migration: str, words: dict[str, str]) -> list[str]:

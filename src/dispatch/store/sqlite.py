@@ -37,6 +37,7 @@ from dispatch.store.base import (
     RecipientView,
     StoreConfig,
     TriggerRelease,
+    marks_unsent,
 )
 from dispatch.store.rows import (
     CAMPAIGN_COLUMNS,
@@ -178,7 +179,9 @@ class SqliteStore(SqliteDispatchPath):
     def apply_transition(self, campaign_id: int, transition: Transition, change: StateChange,
                          audit: AuditEntry | None, auto_start: bool | None = None) -> Campaign:
         """Compare-and-set on (status, archived); history and audit in the same transaction.
-        ``auto_start`` (approve) is stored with the transition when given."""
+        ``auto_start`` (approve) is stored with the transition when given. A transition that
+        ends the campaign with recipients unsent (``marks_unsent``) marks them in this
+        transaction too: a failure after its commit cannot leave them New or Held."""
         t = transition
         with self._tx() as cur:
             cur.execute(
@@ -199,7 +202,11 @@ class SqliteStore(SqliteDispatchPath):
             self._write_history(cur, campaign_id, change, audit)
             row = cur.execute(f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = ?",
                               (campaign_id,)).fetchone()
-        return campaign_from_row(row)
+            campaign = campaign_from_row(row)
+            if t.to_status is not t.from_status and marks_unsent(campaign.status,
+                                                                 campaign.mode):
+                self._mark_unsent_of(cur, campaign_id, campaign.status.value, to_us(change.at))
+        return campaign
 
     def list_campaigns(self, flt: CampaignFilter) -> Page[Campaign]:
         where = ["archived = ?"]
@@ -351,12 +358,15 @@ class SqliteStore(SqliteDispatchPath):
         return len(batch)
 
     def job_errors(self, campaign_id: int, offset: int, limit: int) -> Page[JobErrorView]:
+        """A page of the campaign's job errors in the order they came; ``total`` counts every
+        error, those a summary row stands for (``occurrences``) included."""
         rows = self._db.execute(
-            "SELECT id, line_no, reason, message, at_us FROM campaign_job_errors "
+            "SELECT id, line_no, reason, message, at_us, occurrences FROM campaign_job_errors "
             "WHERE campaign_id = ? ORDER BY id LIMIT ? OFFSET ?",
             (campaign_id, limit, offset)).fetchall()
         total = self.counters(campaign_id).job_errors
-        return Page([JobErrorView(i, ln, r, m, from_us(at)) for i, ln, r, m, at in rows], total)
+        return Page([JobErrorView(i, ln, r, m, from_us(at), n)
+                     for i, ln, r, m, at, n in rows], total)
 
     def list_recipients(self, campaign_id: int, flt: RecipientFilter) -> Page[RecipientView]:
         where = ["campaign_id = ?"]

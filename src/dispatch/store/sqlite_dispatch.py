@@ -23,10 +23,12 @@ from dispatch.store.base import (
     Receipt,
     RecoveryCounts,
     RecoveryPolicy,
+    StoreConfig,
     SubmitKind,
     SubmitOutcome,
     SubmitTally,
     retry_exhausted_message,
+    retry_exhausted_summary,
     unsent_errors,
 )
 from dispatch.store.rows import (
@@ -83,7 +85,10 @@ class _Deltas:
 
 
 class SqliteDispatchPath:
-    """Mixin of ``SqliteStore``: needs ``_tx()`` (a cursor inside BEGIN IMMEDIATE .. COMMIT)."""
+    """Mixin of ``SqliteStore``: needs ``_tx()`` (a cursor inside BEGIN IMMEDIATE .. COMMIT)
+    and ``config``."""
+
+    config: StoreConfig
 
     def _tx(self) -> AbstractContextManager[sqlite3.Cursor]:
         raise NotImplementedError
@@ -151,7 +156,7 @@ class SqliteDispatchPath:
             failed: list[tuple[Any, ...]] = []
             retried: list[tuple[Any, ...]] = []
             unknown: list[tuple[Any, ...]] = []
-            exhausted: list[tuple[Any, ...]] = []  # failed once their retries ran out
+            exhausted: list[tuple[int, int, str]] = []  # failed once their retries ran out
             # (campaign id, kind) -> rows; turned into counter deltas once, after the loop
             # (this loop is the hot path: keep it to a few operations per row).
             per_kind: Counter[tuple[int, SubmitKind]] = Counter()
@@ -181,8 +186,7 @@ class SqliteDispatchPath:
                 else:
                     failed.append((o.esme, o.submit_status, o.error, now_us, rid))
                     if o.exhausted_after:
-                        exhausted.append((now_us, RETRY_EXHAUSTED,
-                                          retry_exhausted_message(o), rid))
+                        exhausted.append((st[0], rid, retry_exhausted_message(o)))
             deltas = _Deltas()
             for (cid, kind), n in per_kind.items():
                 c = deltas.counters[cid]
@@ -214,12 +218,7 @@ class SqliteDispatchPath:
                     "UPDATE recipients SET stage = 'Failed', esme = ?, submit_status = ?, "
                     "error = ?, done_at_us = ? WHERE id = ?", failed)
             if exhausted:
-                cur.executemany(
-                    "INSERT INTO campaign_job_errors (campaign_id, at_us, line_no, reason, "
-                    "message) SELECT campaign_id, ?, line_no, ?, ? FROM recipients "
-                    "WHERE id = ?", exhausted)
-                for *_, rid in exhausted:
-                    deltas.counters[state[rid][0]]["job_errors"] += 1
+                self._record_exhausted(cur, exhausted, now_us, deltas)
             if unknown:
                 cur.executemany(
                     "UPDATE recipients SET stage = 'Failed', esme = ?, submit_status = ?, "
@@ -243,6 +242,47 @@ class SqliteDispatchPath:
                     cur, [(e, m) for e, m, _, _ in mids], now_us, deltas)
             deltas.flush(cur)
         return SubmitTally(**tally)
+
+    def _record_exhausted(self, cur: sqlite3.Cursor, exhausted: Sequence[tuple[int, int, str]],
+                          now_us: int, deltas: _Deltas) -> None:
+        """Job errors for the retry exhaustions just applied ((campaign, recipient, message)
+        of each): listed one by one, with the recipient's line, up to
+        ``retry_exhausted_errors_listed`` per campaign; the rest counted in its summary row."""
+        cap = self.config.retry_exhausted_errors_listed
+        by_campaign: dict[int, list[tuple[int, str]]] = defaultdict(list)
+        for cid, rid, message in exhausted:
+            by_campaign[cid].append((rid, message))
+        for cid, items in sorted(by_campaign.items()):
+            deltas.counters[cid]["job_errors"] += len(items)
+            summary = cur.execute(
+                "SELECT id, occurrences FROM campaign_job_errors WHERE campaign_id = ? "
+                "AND reason = ? AND line_no = 0", (cid, RETRY_EXHAUSTED)).fetchone()
+            room = 0
+            if summary is None:
+                listed = cur.execute(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM campaign_job_errors "
+                    "WHERE campaign_id = ? AND reason = ? AND line_no > 0 LIMIT ?)",
+                    (cid, RETRY_EXHAUSTED, cap)).fetchone()[0]
+                room = max(0, cap - listed)
+            if room:
+                cur.executemany(
+                    "INSERT INTO campaign_job_errors (campaign_id, at_us, line_no, reason, "
+                    "message) SELECT campaign_id, ?, line_no, ?, ? FROM recipients "
+                    "WHERE id = ?",
+                    [(now_us, RETRY_EXHAUSTED, message, rid) for rid, message in items[:room]])
+            more = len(items) - min(room, len(items))
+            if not more:
+                continue
+            if summary is None:
+                cur.execute("INSERT INTO campaign_job_errors (campaign_id, at_us, line_no, "
+                            "reason, message, occurrences) VALUES (?, ?, 0, ?, ?, ?)",
+                            (cid, now_us, RETRY_EXHAUSTED, retry_exhausted_summary(more, cap),
+                             more))
+            else:
+                n = summary[1] + more
+                cur.execute("UPDATE campaign_job_errors SET occurrences = ?, message = ?, "
+                            "at_us = ? WHERE id = ?",
+                            (n, retry_exhausted_summary(n, cap), now_us, summary[0]))
 
     # ------------------------------------------------------------------ receipts
 
@@ -366,9 +406,9 @@ class SqliteDispatchPath:
         ``RESEND``: back to New (at-least-once). ``MARK_UNKNOWN``: stage Failed, sms_result
         unknown, ambiguous (at-most-once). Counters follow in the same transaction. Campaigns
         are found from their counters (``inflight > 0``), which are exact by construction.
-        Expired and Cancelled campaigns' New and Held recipients are then marked
-        (``expire_remaining`` completed: the engine's crash may have come between the status
-        and the marking).
+        Expired and Cancelled campaigns' New and Held recipients are then marked (RESEND
+        sends some back to New; a database written by older code may hold a marking that a
+        crash cut short: it marked in a second transaction after the status).
         """
         now_us = to_us(now)
         day = day_of(now_us)
@@ -398,8 +438,8 @@ class SqliteDispatchPath:
             deltas = _Deltas()
             # Nothing claims from an Expired or Cancelled campaign or ends it again: what it
             # still has New or Held (sent back above under RESEND, or left by a crash between
-            # the status and ``expire_remaining``) is marked now. So are the Held rows of a
-            # Done Trigger campaign (a crash between its finish and the marking).
+            # the status and the marking by older code) is marked now. So are the Held rows
+            # of a Done Trigger campaign (the same, between its finish and the marking).
             for cid, status in cur.execute(
                     "SELECT c.id, c.status FROM campaigns c JOIN campaign_counters k "
                     "ON k.campaign_id = c.id WHERE (c.status IN ('Expired', 'Cancelled') "
@@ -412,26 +452,34 @@ class SqliteDispatchPath:
             return RecoveryCounts(total, 0, by_campaign)
         return RecoveryCounts(0, total, by_campaign)
 
-    def expire_remaining(self, campaign_id: int, now: datetime) -> int:
+    def mark_unsent(self, campaign_id: int, now: datetime) -> int:
         """Mark the campaign's unsent recipients Failed, as its status says (``unsent_errors``):
         an Expired one's New recipients "campaign expired" and Held ones (a Trigger campaign's,
         never triggered) "not triggered", both counted as expired; a Cancelled one's New and
-        Held recipients "campaign cancelled"."""
+        Held recipients "campaign cancelled". The transition that ends a campaign marks them
+        already (``apply_transition``); this marks what was stored after it (a build that
+        raced a cancel)."""
         now_us = to_us(now)
         with self._tx() as cur:
             row = cur.execute("SELECT status FROM campaigns WHERE id = ?",
                               (campaign_id,)).fetchone()
             if row is None:
                 return 0
-            deltas = _Deltas()
-            n = self._mark_unsent(cur, campaign_id, row[0], now_us, deltas)
-            deltas.flush(cur)
+            return self._mark_unsent_of(cur, campaign_id, row[0], now_us)
+
+    @classmethod
+    def _mark_unsent_of(cls, cur: sqlite3.Cursor, campaign_id: int, status: str,
+                        now_us: int) -> int:
+        """``mark_unsent`` inside the caller's transaction, counters included."""
+        deltas = _Deltas()
+        n = cls._mark_unsent(cur, campaign_id, status, now_us, deltas)
+        deltas.flush(cur)
         return n
 
     @classmethod
     def _mark_unsent(cls, cur: sqlite3.Cursor, campaign_id: int, status: str, now_us: int,
                      deltas: _Deltas, held: bool = True) -> int:
-        """``expire_remaining`` for a campaign in ``status``, inside the caller's transaction;
+        """``mark_unsent`` for a campaign in ``status``, inside the caller's transaction;
         ``held=False`` leaves its Held recipients alone."""
         errors = unsent_errors(status)
         n = cls._expire_stage(cur, campaign_id, "New", "pending", errors.new, now_us, deltas,

@@ -122,6 +122,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "REFERENCES campaigns (id), node_id TEXT NOT NULL, claimed_at_us BIGINT NOT NULL)")),
     Migration(5, "HOT recipient updates: claim queue, lease table, per-node counter rows",
               _split(_HOT_LAYOUT)),
+    Migration(6, "capped retry-exhaustion job errors (shared schema v3)", _shared(3)),
 )
 
 
