@@ -479,7 +479,6 @@ class Engine:
         elif released_done and c.mode is CampaignMode.TRIGGER:
             await self.service.finish(c.id, "end time reached; every triggered message "
                                       f"processed, {counters.held} recipients not triggered")
-            await self.store.expire_remaining(c.id, self.clock())
         else:
             await self.service.expire(c.id)
         log_event(log, logging.INFO, "campaign ended", campaign=str(c.external_id),
@@ -533,7 +532,7 @@ class Engine:
                 if (await self.service.get(campaign.id)).status is CampaignStatus.CANCELLED:
                     # Cancelled while building: the cancel marked what was stored by then;
                     # the rows stored after it are marked now (nothing stays pending).
-                    await self.store.expire_remaining(campaign.id, self.clock())
+                    await self.store.mark_unsent(campaign.id, self.clock())
                 raise
         except (Conflict, InvalidTransition) as exc:
             log_event(log, logging.INFO, "build outcome not applied",
@@ -545,8 +544,41 @@ class Engine:
                 self.writer.health.fault("control", exc)
             log_event(log, logging.WARNING, "build interrupted by a store fault",
                       campaign=str(campaign.external_id), error=describe(exc))
+        except Exception as exc:
+            # A defect, or an error of the store that is no outage (a constraint violation):
+            # building again would meet it again. It fails this campaign only; escaping, it
+            # would end the builders' nursery and with it the control loop and the engine.
+            await self._fail_build(campaign, exc)
         finally:
             self._builders.discard(campaign.id)
+
+    async def _fail_build(self, campaign: Campaign, exc: Exception) -> None:
+        """A build ended by an unexpected error: logged (type and redacted text: the error
+        may quote a line of the file), recorded as a job error, and the campaign Failed. A
+        store fault meanwhile leaves it Building: the next control tick builds it again."""
+        assert self.store is not None and self.service is not None and campaign.id is not None
+        self._control_errors += 1
+        error = redact_digits(f"{type(exc).__name__}: {exc}")
+        log_event(log, logging.ERROR, "build failed with an unexpected error",
+                  campaign=str(campaign.external_id), error_type=type(exc).__name__,
+                  error=error)
+        reason = f"build failed: internal error ({error})"
+        try:
+            await self.store.add_job_errors(
+                campaign.id, [JobError(0, "build_error", reason)], self.clock())
+            await self.service.fail(campaign.id, reason)
+        except (Conflict, InvalidTransition, NotFound) as race:
+            log_event(log, logging.INFO, "build outcome not applied",
+                      campaign=str(campaign.external_id), error=str(race))
+        except STORE_FAULTS as fault:
+            if self.writer is not None:
+                self.writer.health.fault("control", fault)
+            log_event(log, logging.WARNING, "failed build not recorded: store fault",
+                      campaign=str(campaign.external_id), error=describe(fault))
+        except Exception as again:
+            log_event(log, logging.ERROR, "failed build not recorded",
+                      campaign=str(campaign.external_id),
+                      error=redact_digits(f"{type(again).__name__}: {again}"))
 
     # ------------------------------------------------------------------ diagnostics
 

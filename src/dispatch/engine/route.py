@@ -10,6 +10,10 @@ claimed but unresolved: that bounds memory, the pool queue, and what a crash can
 ambiguous. When the ESME has no TPS contract (``tps = 0``) the capacity is "as fast as the
 window allows", so allowances are split by weight from the free claim room instead.
 
+A campaign's TPS cap is also held at send time (``_CapWindow``): sized at claim time alone, a
+claim that waited in the pool's queue (behind other campaigns, a throttle pause, a bind coming
+back) went out in a burst, 100 messages in one second for a cap of 50.
+
 Outcomes: ``SubmitOutcome`` and ``ReceiptEvent`` batches from the pool go to the group-commit
 writer; ``MoMessage`` and ``BindFailure`` are counted and logged (numbers masked).
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -55,6 +60,54 @@ class _Feed:
     allowance: float = 0.0
     exhausted: bool = False  # the last claim found no New recipient
     remaining_hint: int = 0  # New recipients, from the last counters read (Spread rate)
+
+
+class _CapWindow:
+    """Holds a campaign's TPS cap where the SMSC counts it, at send time, without knowing
+    when the pool sends: at most ``cap`` of the campaign's messages may be *active* in any
+    window of ``window_s``, a message being active from its claim until its submit outcome
+    came back. Every submit of a message lies in that span, so the messages sent in any
+    one-second window were all active within one window ending at the last claim among them,
+    which allowed it only while at most ``cap`` were: never more than ``cap`` sends in any
+    second, however long they waited in the pool. The price: a message waiting in the queue
+    keeps its place in the count, so a campaign behind a deep queue sends below its cap.
+
+    Counted in messages, like the claim allowance: a multipart message counts once, though
+    each of its segments is a submit of its own."""
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self.open = 0  # claimed, no outcome yet
+        self._ended: deque[tuple[float, int]] = deque()  # (outcome time, messages)
+        self._ended_count = 0
+
+    def room(self, cap: float, now: float) -> int:
+        """How many more messages may be claimed now under ``cap`` (a fraction of a message
+        cannot go out, and a cap below one still sends one message per window)."""
+        self._forget(now)
+        return max(0, max(1, math.floor(cap)) - self.open - self._ended_count)
+
+    def claimed(self, n: int) -> None:
+        self.open += n
+
+    def ended(self, n: int, now: float) -> None:
+        """``n`` messages were resolved (outcome, withdrawn, given back) at ``now``."""
+        self.open -= n
+        if self._ended and self._ended[-1][0] == now:
+            self._ended[-1] = (now, self._ended[-1][1] + n)
+        else:
+            self._ended.append((now, n))
+        self._ended_count += n
+
+    def idle(self, now: float) -> bool:
+        self._forget(now)
+        return self.open <= 0 and not self._ended
+
+    def _forget(self, now: float) -> None:
+        horizon = now - self.window_s
+        ended = self._ended
+        while ended and ended[0][0] <= horizon:
+            self._ended_count -= ended.popleft()[1]
 
 
 @dataclass
@@ -95,6 +148,11 @@ class Route:
         self._claims_in_doubt: set[int] = set()
         self._orphans_released = 0
         self._last_bind_error = ""
+        # Capped campaigns' send-time windows; kept past a campaign's feed (paused and resumed
+        # at once, its messages still in windows count) until idle.
+        self._caps: dict[int, _CapWindow] = {}
+        # A second as the SMSC counts it, with the pool's allowance for clock jitter.
+        self._cap_window_s = 1.0 + pool.config.tps_guard_s
 
     # ------------------------------------------------------------------ campaign set
 
@@ -118,6 +176,11 @@ class Route:
                 if feed.exhausted and feed.remaining_hint > 0:
                     feed.exhausted = False
                     self._wakeup.set()
+        if self._caps:
+            now = trio.current_time()
+            for cid in [cid for cid, w in self._caps.items()
+                        if cid not in self._feeds and w.idle(now)]:
+                del self._caps[cid]
 
     def _withdraw(self, campaign_ids: set[int]) -> None:
         """Campaigns left the Sending set (paused, cancelled, expired): messages of theirs
@@ -127,8 +190,7 @@ class Route:
         taken = self.pool.withdraw(refs)
         if taken:
             ids = [m.ref for m in taken]
-            for rid in ids:
-                self._campaign_of.pop(rid, None)
+            self._resolved_caps([self._campaign_of.pop(rid, None) for rid in ids])
             self._unresolved -= len(ids)
             self._room_freed.set()
             self._withdrawn_pending.extend(ids)
@@ -212,6 +274,23 @@ class Route:
             room -= take
         return {cid: n for cid, n in counts.items() if n > 0}
 
+    def _held_to_caps(self, counts: dict[int, int]) -> dict[int, int]:
+        """``counts`` with each capped campaign's claim cut to what its ``_CapWindow`` lets
+        go now (the allowance sizes claims to the cap on average; this makes it a ceiling for
+        every second of sending)."""
+        now = trio.current_time()
+        held: dict[int, int] = {}
+        for cid, n in counts.items():
+            cap = self._feeds[cid].campaign.tps_cap
+            if cap:
+                window = self._caps.get(cid)
+                if window is None:
+                    window = self._caps[cid] = _CapWindow(self._cap_window_s)
+                n = min(n, window.room(cap, now))
+            if n > 0:
+                held[cid] = n
+        return held
+
     async def feed(self) -> None:
         """Claim and queue recipients until cancelled."""
         tick = self._config.tick_s
@@ -239,7 +318,7 @@ class Route:
             dt = max(now_t - last, 1e-3)
             last = now_t
             now = self._clock()
-            counts = self._allow(self._rates(now), dt, room)
+            counts = self._held_to_caps(self._allow(self._rates(now), dt, room))
             for cid, n in counts.items():
                 await self._claim_and_queue(cid, n, now)
             await trio.sleep(tick)
@@ -278,6 +357,9 @@ class Route:
         if not claimed:
             return
         self._claimed += len(claimed)
+        window = self._caps.get(campaign_id)
+        if window is not None:
+            window.claimed(len(claimed))
         campaign_of = self._campaign_of
         for r in claimed:
             campaign_of[r.id] = campaign_id
@@ -305,10 +387,20 @@ class Route:
         ``finally`` of a cancelled task."""
         held = self.pool.holds(set(ids))
         lost = [rid for rid in ids if rid not in held]
-        for rid in lost:
-            self._campaign_of.pop(rid, None)
+        self._resolved_caps([self._campaign_of.pop(rid, None) for rid in lost])
         self._unresolved -= len(lost)
         self._release_now(lost)
+
+    def _resolved_caps(self, campaign_ids: list[int | None]) -> None:
+        """Messages of these campaigns (one id each) left the pool: their capped campaigns'
+        ``_CapWindow`` counts them as ended now."""
+        if not self._caps:
+            return
+        now = trio.current_time()
+        for cid, n in Counter(campaign_ids).items():
+            window = self._caps.get(cid) if cid is not None else None
+            if window is not None:
+                window.ended(n, now)
 
     async def _release_orphans(self, campaign_id: int) -> None:
         """Put back to New the campaign's rows the store says we hold in flight but this
@@ -366,8 +458,10 @@ class Route:
         # A failure with a retryable status means its retries ran out (the pool retries
         # those ``max_retries`` times first): recorded as a job error too (seeds/003).
         exhausting = policy.retry_statuses if policy.max_retries > 0 else frozenset()
+        caps = self._caps
         async for batch in self.pool.outcomes:
             resolved = 0
+            capped: list[int | None] = []
             # done_at is when the receipt reached us: an SMSC's "done date" has no time zone
             # and SMSC clocks drift, so it is not comparable across routes.
             arrived = self._clock()
@@ -375,7 +469,9 @@ class Route:
             for ev in batch:
                 if type(ev) is pool_events.SubmitOutcome:
                     resolved += 1
-                    campaign_of.pop(ev.ref, None)
+                    cid = campaign_of.pop(ev.ref, None)
+                    if caps:
+                        capped.append(cid)
                     if ev.status is SubmitStatus.ACCEPTED:
                         items.append(SubmitOutcome(ev.ref, SubmitKind.ACCEPTED, name,
                                                    ev.message_ids, ev.status_name))
@@ -407,6 +503,8 @@ class Route:
                     self._last_bind_error = ev.reason
                     log_event(log, logging.WARNING, "bind failed", esme=name, bind=ev.bind_id,
                               reason=ev.reason, retry_in_s=round(ev.retry_in_s, 2))
+            if capped:
+                self._resolved_caps(capped)
             if items:
                 writer.add(items)
             await writer.wait_for_room()  # a slow store slows the pool's readers

@@ -267,11 +267,6 @@ class AsyncStore:
     async def mark_unsent(self, campaign_id: int, now: datetime) -> int:
         return await self.run_sync(self.sync.mark_unsent, campaign_id, now)
 
-    async def expire_remaining(self, campaign_id: int, now: datetime) -> int:
-        """Deprecated name of ``mark_unsent`` (it marks a Cancelled campaign's rows too),
-        kept until the engine's callers use the new one."""
-        return await self.mark_unsent(campaign_id, now)
-
     # counters
     async def counters(self, campaign_id: int) -> Counters:
         return await self.run_read(self.reader.counters, campaign_id)
