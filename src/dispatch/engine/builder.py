@@ -58,7 +58,7 @@ async def build_recipients(campaign: Campaign, store: AsyncStore, options: Inges
     held = campaign.mode is CampaignMode.TRIGGER
 
     def on_batch(batch: object) -> None:
-        # A parsed chunk (1 MiB: ~70k numbers) is stored in slices: the row objects of a whole
+        # A parsed chunk (256 KiB: ~20k numbers) is stored in slices: the row objects of a whole
         # chunk would be ~20 MB of Python heap at once, which the allocator keeps as RSS.
         records = iter(batch)  # type: ignore[call-overload]
         while rows := [RecipientRow(r.number, r.ctn_hash, mask_number(r.number), r.variables,

@@ -16,6 +16,7 @@ from pathlib import Path
 from control.config import ControlConfig
 from dispatch.configload import ConfigError, apply_env, build, load_toml
 from dispatch.ingest import IngestOptions, TrunkRule
+from dispatch.ingest.options import DEFAULT_CHUNK_BYTES
 from dispatch.observability.registry import ObservabilityConfig
 from dispatch.simulator.config import SimulatorConfig
 from dispatch.store.base import StoreConfig
@@ -36,7 +37,7 @@ class IngestSection:
     trunk_country_code: str = ""
     max_line_bytes: int = 64 * 1024
     max_errors: int = 1000
-    chunk_bytes: int = 1 << 20
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES
 
     def trunk(self) -> TrunkRule | None:
         if not (self.trunk_prefix and self.trunk_national_length and self.trunk_country_code):
