@@ -4,6 +4,9 @@ switch interval at start-up."""
 from __future__ import annotations
 
 import gc
+import os
+import platform
+import subprocess
 import sys
 from collections.abc import Iterator
 
@@ -37,3 +40,18 @@ def test_tune_with_zeros_leaves_the_interpreter_alone(restore_gc: None) -> None:
     interpreter.tune(0, 0)
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
     assert sys.getswitchinterval() == interval
+
+
+def _limit_in_a_fresh_process(env: dict[str, str]) -> str:
+    """``limit_malloc_arenas(2)`` in a new interpreter (the setting is process-wide)."""
+    code = "from dispatch import interpreter; print(interpreter.limit_malloc_arenas(2))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=60, check=True)
+    return out.stdout.strip()
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_malloc_arenas_are_limited_unless_the_environment_sets_them() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    assert _limit_in_a_fresh_process(env) == "True"
+    assert _limit_in_a_fresh_process({**env, "MALLOC_ARENA_MAX": "4"}) == "False"
