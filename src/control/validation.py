@@ -22,7 +22,7 @@ import falcon
 import falcon.asgi
 import msgpack
 
-from control import jsonbody
+from control import jsonbody, msgpackbody
 from control.errors import ApiError, bad_request, human_size
 from control.media import JSON, MSGPACK, MSGPACK_TYPES
 from dispatch.campaigns.model import text_problem
@@ -319,9 +319,10 @@ def query_parameters(fields: Schema) -> list[dict[str, Any]]:
 
 #: Bodies larger than this are decoded and checked in a worker thread: a transactional request
 #: of 200 000 messages (~14 MB of JSON) takes about a second of CPU to decode and check, and on
-#: the engine's loop that second would stall every SMPP bind and API request at once. JSON
-#: bodies this large are also decoded in pieces (``control.jsonbody``): ``json.loads`` holds
-#: the GIL for the whole body, so a worker thread alone would not let the loop run meanwhile.
+#: the engine's loop that second would stall every SMPP bind and API request at once. Bodies
+#: this large are also decoded in pieces (``control.jsonbody``, ``control.msgpackbody``):
+#: ``json.loads`` and ``msgpack.unpackb`` hold the GIL for the whole body, so a worker thread
+#: alone would not let the loop run meanwhile.
 OFF_LOOP_BYTES = 256 * 1024
 # (Lists of items checked one by one: ``dispatch.campaigns.service.OFF_LOOP_ITEMS``.)
 
@@ -367,10 +368,11 @@ def _decode(raw: bytes, ctype: str) -> Any:
     if not raw or raw.isspace():  # (not raw.strip(): that copies the whole body)
         return None
     kind = "JSON" if ctype == JSON else "msgpack"
+    large = len(raw) > OFF_LOOP_BYTES
     try:
         if ctype == JSON:
-            return jsonbody.loads(raw) if len(raw) > OFF_LOOP_BYTES else json.loads(raw)
-        return msgpack.unpackb(raw, raw=False, strict_map_key=True, timestamp=0)
+            return jsonbody.loads(raw) if large else json.loads(raw)
+        return msgpackbody.loads(raw) if large else msgpackbody.unpackb(raw)
     except (ValueError, msgpack.UnpackException, TypeError, RecursionError):
         raise bad_request(f"Malformed {kind} body",
                           {"body": f"Request body is not valid {kind}"}) from None

@@ -1,15 +1,16 @@
 """How long a large transactional request stalls the engine's event loop (not a test).
 
     .venv/bin/python tests/control/measure_loop_stall.py [--messages 200000] [--runs 3]
-        [--mode decode|request|both] [--switch-interval-s 0.0005]
+        [--mode decode|request|both] [--body json|msgpack] [--switch-interval-s 0.0005]
 
 A trio task sleeps 1 ms in a loop and records the largest gap between two wake-ups (a gap
 over ~1 ms is time the loop could not run: some thread held the GIL, or the loop itself was
 busy). The body is 200 000 messages, each with a phone number and three variables (~21 MB
-of JSON).
+of JSON, ~17 MB of msgpack).
 
 ``decode``: only the body's decoding, in a worker thread as the API runs it: ``json.loads``,
-``control.jsonbody.loads`` (decoded in pieces), orjson when it is importable, and msgpack.
+``control.jsonbody.loads`` (decoded in pieces), orjson when it is importable, and
+``msgpack.unpackb`` and ``control.msgpackbody.loads`` (decoded in pieces).
 ``request``: the whole ``POST /campaigns/{id}/messages`` over a real socket (the built-in
 server on 127.0.0.1, the real app over SQLite in a temp dir), sent by a separate process so
 the client takes no GIL here. Run it once with this tree and once with another on
@@ -112,6 +113,11 @@ def measure_decode(n: int, runs: int) -> None:
         "(floor: 0.5 s of Python)": (busy, raw)}
     cases.update((name, (fn, raw)) for name, fn in decoders().items())
     cases["msgpack.unpackb"] = (lambda b: msgpack.unpackb(b, raw=False), packed)
+    try:
+        from control.msgpackbody import loads as msgpack_loads
+        cases["msgpackbody.loads (pieces)"] = (msgpack_loads, packed)
+    except ImportError:
+        pass
     for name, (fn, data) in cases.items():
         assert name.startswith("(") or fn(data) == body, name
         for _ in range(runs):
@@ -132,13 +138,13 @@ import http.client, sys
 body = open(sys.argv[1], "rb").read()
 conn = http.client.HTTPConnection("127.0.0.1", int(sys.argv[2]), timeout=300)
 conn.request("POST", sys.argv[3], body=body,
-             headers={"Content-Type": "application/json", "X-API-Key": sys.argv[4]})
+             headers={"Content-Type": sys.argv[5], "X-API-Key": sys.argv[4]})
 r = conn.getresponse()
 print(r.status, r.read()[:200].decode())
 """
 
 
-async def _request(n: int, tmp: Path) -> None:
+async def _request(n: int, tmp: Path, body_format: str) -> None:
     from control.app import create_app
     from control.config import ControlConfig
     from control.keys import KeyStore, Role
@@ -158,8 +164,13 @@ async def _request(n: int, tmp: Path) -> None:
             raise ValueError(reason)
         return digits, ctn_hash(key, digits), mask_number(digits)
 
-    body_path = tmp / "body.json"
-    body_path.write_bytes(json.dumps(make_body(n)).encode())
+    body_path = tmp / f"body.{body_format}"
+    if body_format == "msgpack":
+        body_path.write_bytes(msgpack.packb(make_body(n), use_bin_type=True))
+        content_type = "application/msgpack"
+    else:
+        body_path.write_bytes(json.dumps(make_body(n)).encode())
+        content_type = "application/json"
     store = AsyncStore(open_store(StoreConfig(path=str(tmp / "store.sqlite3"))))
     service = CampaignService(store, ServiceConfig(max_pending_messages=10 * n),
                               clock=lambda: datetime.now(UTC), prepare_number=prepare)
@@ -178,25 +189,26 @@ async def _request(n: int, tmp: Path) -> None:
             async def post() -> None:
                 out = await trio.run_process(
                     [sys.executable, "-c", CLIENT, str(body_path), str(port),
-                     f"/api/v1/campaigns/{c.external_id}/messages", token],
+                     f"/api/v1/campaigns/{c.external_id}/messages", token, content_type],
                     capture_stdout=True)
                 status = out.stdout.decode().strip()
                 assert status.startswith("202"), status
 
             took, ticker = await _measure(post)
-            print(f"  POST {n} messages ({body_path.stat().st_size / 2**20:.1f} MiB) "
+            print(f"  POST {n} messages ({body_format}, "
+                  f"{body_path.stat().st_size / 2**20:.1f} MiB) "
                   f"{took * 1000:7.0f} ms  {ticker.summary()}")
             nursery.cancel_scope.cancel()
     finally:
         await store.aclose()
 
 
-def measure_request(n: int, runs: int) -> None:
+def measure_request(n: int, runs: int, body_format: str) -> None:
     import control
     print(f"whole request through the built-in server ({Path(control.__file__).parent})")
     for _ in range(runs):
         with tempfile.TemporaryDirectory() as tmp:
-            trio.run(_request, n, Path(tmp))
+            trio.run(_request, n, Path(tmp), body_format)
 
 
 def main() -> None:
@@ -205,6 +217,8 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--mode", choices=("decode", "request", "both"), default="both")
     p.add_argument("--switch-interval-s", type=float, default=0.0005)
+    p.add_argument("--body", choices=("json", "msgpack"), default="json",
+                   help="the request's body type (request mode)")
     args = p.parse_args()
     from dispatch.interpreter import tune
     tune(switch_interval_s=args.switch_interval_s)
@@ -212,7 +226,7 @@ def main() -> None:
     if args.mode in ("decode", "both"):
         measure_decode(args.messages, args.runs)
     if args.mode in ("request", "both"):
-        measure_request(args.messages, args.runs)
+        measure_request(args.messages, args.runs, args.body)
 
 
 if __name__ == "__main__":

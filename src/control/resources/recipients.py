@@ -207,7 +207,9 @@ def parse_messages(items: list[dict[str, Any]]) -> list[TransactionalMessage]:
         number = item.get("phoneNumber")
         variables = item.get("variables")
         if unknown:
-            errors[f"messages[{i}].{sorted(unknown)[0]}"] = "Unknown field"
+            # min of the names, not of the keys: a msgpack map may mix str and bytes keys,
+            # which do not compare (sorted() of them was a TypeError, a 500).
+            errors[f"messages[{i}].{min(map(str, unknown))}"] = "Unknown field"
         elif not isinstance(number, str):
             errors[f"messages[{i}].phoneNumber"] = "Must be a string"
         elif variables is not None and not isinstance(variables, dict):
