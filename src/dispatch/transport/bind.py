@@ -11,9 +11,13 @@ Tasks of a bound connection (one nursery, any failure ends them all):
 * submitter -- takes work from the owner while the window has room, asks the rate limiters,
   encodes the batch into one buffer (TX and TRX binds only);
 * link keeper -- enquire_link after ``enquire_link_interval_s`` without traffic; the link is
-  declared dead after ``enquire_link_misses`` unanswered probes (SMPP 3.4 section 4.11);
+  declared dead after ``enquire_link_misses`` unanswered probes (SMPP 3.4 section 4.11).
+  Traffic is what the SMSC sent, read or not: bytes waiting unread in our socket count (the
+  reader may be held by a slow consumer), so our own backpressure never kills a live link;
 * response timer -- requests unanswered after ``response_timeout_s`` free their window slot
-  and go back to the owner, who applies the in-flight policy;
+  and go back to the owner, who applies the in-flight policy; unanswered once the reader has
+  handled everything the SMSC had sent by then, so an answer held up by our own backpressure
+  is not taken for a missing one;
 * unbind drainer -- after the SMSC's unbind (SMPP 3.4 section 4.2) the reader goes on: the
   deliver_sm read before the unbind are handed on and answered (the session lets the
   unbind_resp out behind their deliver_sm_resp) and late submit_sm_resp still settle their
@@ -27,8 +31,11 @@ graceful end: stop taking work, wait for outstanding responses, unbind (section 
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import ssl
+import struct
+import termios
 from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -77,17 +84,22 @@ class DeliverAck:
     the batch's ``ReceiptEvent``/``MoMessage`` events are answered only when the consumer
     calls ``ack()``, once it has made them durable. If the connection is gone by then the ack
     is dropped (counted) and the SMSC delivers them again: the store applies a receipt once.
+    ``events`` are those receipts and MO, one per sequence number, read at ``read_at``: the
+    pool counts them when they are answered (``BindPool._count_answered``).
     """
 
-    __slots__ = ("_bind", "bind_id", "sequence_numbers")
+    __slots__ = ("_bind", "bind_id", "events", "read_at", "sequence_numbers")
 
-    def __init__(self, bind: Any, sequence_numbers: tuple[int, ...]) -> None:
+    def __init__(self, bind: Any, sequence_numbers: tuple[int, ...],
+                 events: tuple[Any, ...] = (), read_at: float = 0.0) -> None:
         self._bind = bind
         self.bind_id: str = bind.bind_id
         self.sequence_numbers = sequence_numbers
+        self.events = events
+        self.read_at = read_at
 
     def ack(self) -> None:
-        self._bind.ack_delivers(self.sequence_numbers)
+        self._bind.ack_delivers(self.sequence_numbers, self.events, self.read_at)
 
 
 class BindError(Exception):
@@ -125,6 +137,39 @@ def _tls_reason(exc: BaseException) -> str:
     return repr(cause) if cause is not None else "connection closed during the handshake"
 
 
+class _CountedStream(trio.abc.Stream):
+    """The TCP connection of a bind (under TLS when configured), counting what was received
+    through it. With what waits unread in its socket (``unread``), the link keeper and the
+    response timer judge the SMSC on what it sent, not on when the reader got to it."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.stream = stream
+        self.received = 0
+
+    def unread(self) -> int:
+        """Bytes the SMSC sent that wait in the socket's receive buffer (FIONREAD)."""
+        try:
+            answer = fcntl.ioctl(self.stream.socket.fileno(), termios.FIONREAD, b"\0\0\0\0")
+        except (OSError, ValueError):  # closed meanwhile (fileno -1): the reader finds out
+            return 0
+        count: int = struct.unpack("i", answer)[0]
+        return count
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        data = await self.stream.receive_some(max_bytes)
+        self.received += len(data)
+        return data
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.stream.wait_send_all_might_not_block()
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+
 class Bind:
     """One connection of a pool. Created by ``BindPool``; not reused after ``run`` returns."""
 
@@ -150,7 +195,11 @@ class Bind:
         self._stop = trio.Event()
         self._peer_unbound = trio.Event()  # the SMSC sent unbind
         self._handling = False  # the reader is handing on a read (not in receive_some)
-        self._last_rx = 0.0
+        self._tcp: _CountedStream | None = None  # under ``_stream`` (the same one without TLS)
+        self._handled_bytes = 0  # of ``_tcp.received``, what the reader has handled
+        self._read_handled = trio.Event()  # the reader is back for more (set at every read)
+        self._last_rx = 0.0  # when the reader last read (or handled a slice of a read)
+        self._heard_at = 0.0  # when the link keeper last found the SMSC's bytes unread
         self._writing = False
         self._unanswered_probes = 0
         self._cancel: trio.CancelScope | None = None
@@ -213,7 +262,7 @@ class Bind:
     async def _connect(self) -> trio.abc.Stream:
         cfg = self.config
         with trio.fail_after(cfg.connect_timeout_s):
-            tcp = await trio.open_tcp_stream(cfg.host, cfg.port)
+            tcp = self._tcp = _CountedStream(await trio.open_tcp_stream(cfg.host, cfg.port))
             if not cfg.tls.enabled:
                 return tcp
             try:
@@ -333,8 +382,8 @@ class Bind:
                 self._writing = False
 
     async def _reader(self) -> None:
-        session, stream, pool = self.session, self._stream, self.pool
-        assert stream is not None
+        session, stream, tcp, pool = self.session, self._stream, self._tcp, self.pool
+        assert stream is not None and tcp is not None
         read_size = self.config.read_size
         inflight = self.inflight
         submit_resp = CommandId.SUBMIT_SM_RESP
@@ -356,6 +405,8 @@ class Bind:
                     raise
                 events = backlog
             else:
+                self._handled_bytes = tcp.received
+                self._read_handled.set()
                 self._handling = False
                 data = await stream.receive_some(read_size)
                 self._handling = True
@@ -372,7 +423,8 @@ class Bind:
             self._last_rx = now
             self._unanswered_probes = 0
             out: list[Any] = []
-            delivers: list[int] = []
+            delivers: list[int] = []  # deliver_sm to answer once handed on
+            delivered: list[Any] = []  # their receipts and MO, counted once answered
             freed = 0
             for ev in events:
                 if type(ev) is Response:
@@ -384,11 +436,10 @@ class Bind:
                         freed += 1
                         pool._resolved(self, job, ev.command_status, ev.body, now, out)
                 elif type(ev) is DeliverSm:
-                    status = pool._delivered(self, ev.fields, out)
+                    delivery = pool._delivered(self, ev.fields)
+                    out.append(delivery)
                     delivers.append(ev.sequence_number)
-                    if status:
-                        session.send_deliver_sm_resp(ev.sequence_number, status)
-                        delivers.pop()
+                    delivered.append(delivery)
                 elif type(ev) is GenericNack:
                     pool.stats_generic_nacks += 1
                     job = inflight.pop(ev.sequence_number, None)
@@ -412,8 +463,8 @@ class Bind:
             if freed:
                 self._window_free.set()
             if delivers and pool.config.defer_deliver_acks:
-                out.append(DeliverAck(self, tuple(delivers)))
-                delivers = []
+                out.append(DeliverAck(self, tuple(delivers), tuple(delivered), now))
+                delivers, delivered = [], []
             if out:
                 # even when the link just ended: what was answered before is settled
                 try:
@@ -434,6 +485,7 @@ class Bind:
                 if session.state in _ACKING_STATES:
                     for seq in delivers:
                         session.send_deliver_sm_resp(seq)
+                    pool._count_answered(delivered, now)
                 else:  # the drain timed out meanwhile: the SMSC delivers them again
                     pool.stats_deliver_acks_dropped += len(delivers)
             if session.has_data_to_send:
@@ -447,7 +499,8 @@ class Bind:
         ``unhandled`` are still in it: ``BindPool._bind_down`` would apply the in-flight
         policy and RETRY send them a second time. Both are settled here, with no await, and
         their outcomes go to the pool, which emits them once this bind is down. Receipts and
-        MO are not kept: their deliver_sm were not answered, and the SMSC delivers them again."""
+        MO are not kept (nor counted): their deliver_sm were not answered, and the SMSC
+        delivers them again."""
         pool, inflight = self.pool, self.inflight
         now = self._last_rx  # when the read was made
         for ev in unhandled:
@@ -462,17 +515,23 @@ class Bind:
                                    b"", now, out)
         pool._settle_later(out)
 
-    def ack_delivers(self, sequence_numbers: Sequence[int]) -> None:
-        """Answer deferred deliver_sm PDUs (``DeliverAck.ack``); dropped when this connection
-        is no longer bound, since sequence numbers belong to one session."""
+    def ack_delivers(self, sequence_numbers: Sequence[int], events: Sequence[Any] = (),
+                     read_at: float = 0.0) -> None:
+        """Answer deferred deliver_sm PDUs (``DeliverAck.ack``) and count their ``events``;
+        dropped when this connection is no longer bound, since sequence numbers belong to one
+        session: uncounted then, the SMSC delivers them again."""
         if not self.bound or self.session.state not in _ACKING_STATES:
             self.pool.stats_deliver_acks_dropped += len(sequence_numbers)
             return
-        for seq in sequence_numbers:
+        answered: list[Any] = []
+        for i, seq in enumerate(sequence_numbers):
             try:
                 self.session.send_deliver_sm_resp(seq)
             except LocalProtocolError:  # the session ended between the check and now
                 self.pool.stats_deliver_acks_dropped += 1
+            else:
+                answered.extend(events[i:i + 1])
+        self.pool._count_answered(answered, read_at)
         self.kick()
 
     async def _submitter(self) -> None:
@@ -528,6 +587,8 @@ class Bind:
     async def _response_timer(self) -> None:
         """Expire requests unanswered after ``response_timeout_s`` (oldest first)."""
         inflight, pool, timeout_s = self.inflight, self.pool, self.config.response_timeout_s
+        tcp = self._tcp
+        assert tcp is not None
         while True:
             if not inflight:
                 if self._inflight_added.is_set():
@@ -540,6 +601,17 @@ class Bind:
             if now < deadline:
                 await trio.sleep_until(deadline)
                 continue
+            # What the SMSC sent by now may wait unread, or in the reader's hands, while our
+            # consumer holds the reader: an answer in it came in time. Expired, its submit
+            # would be sent again (RETRY) and the answer, read later, dropped as late. So
+            # the reader handles all of it first. (One read is in neither count: what trio
+            # took off the socket and has not returned to the reader yet, for one scheduling
+            # step. An answer in it, at the deadline, expires as one just after it would.)
+            sent_by_now = tcp.received + tcp.unread()
+            while self._handled_bytes < sent_by_now:
+                if self._read_handled.is_set():
+                    self._read_handled = trio.Event()
+                await self._read_handled.wait()
             expired = []
             while inflight:
                 seq, job = next(iter(inflight.items()))
@@ -561,13 +633,24 @@ class Bind:
 
     async def _link_keeper(self) -> None:
         """enquire_link when idle; dead after N unanswered probes (section 4.11)."""
-        cfg, session = self.config, self.session
+        cfg, session, tcp = self.config, self.session, self._tcp
+        assert tcp is not None
         interval_s = cfg.enquire_link_interval_s
         while True:
-            due = self._last_rx + interval_s * (1 + self._unanswered_probes)
+            heard_at = max(self._last_rx, self._heard_at)
+            due = heard_at + interval_s * (1 + self._unanswered_probes)
             now = trio.current_time()
             if now < due:
                 await trio.sleep_until(due)
+                continue
+            if tcp.unread():
+                # The SMSC sent something we did not read yet: the reader is held by our own
+                # consumer (backpressure, a large read being handed on). The link is alive;
+                # ended now, the answers among those bytes would be lost and, under
+                # InflightPolicy.RETRY, their submits sent a second time. Should the SMSC die
+                # meanwhile, the probes find out once the reader has caught up.
+                self._heard_at = now
+                self._unanswered_probes = 0
                 continue
             if self._unanswered_probes >= cfg.enquire_link_misses:
                 raise _Down(f"dead link: {self._unanswered_probes} enquire_link unanswered")

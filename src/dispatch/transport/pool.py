@@ -26,8 +26,10 @@ API (what the dispatcher uses)::
   when the link dropped or the response timed out, under ``InflightPolicy.UNKNOWN``).
 * ``ReceiptEvent``: a delivery receipt, its message id normalised like the submit's.
   ``MoMessage``: a mobile-originated deliver_sm. Both are acknowledged (deliver_sm_resp)
-  only after they were put on ``outcomes``. ``BindFailure``: a bind could not be
-  established (emitted once per distinct reason, not once per attempt).
+  only after they were put on ``outcomes``, and counted in ``statistics()`` once
+  acknowledged (one the SMSC delivers again because it went unanswered counts once).
+  ``BindFailure``: a bind could not be established (emitted once per distinct reason, not
+  once per attempt).
 
 Multipart: segment k+1 is submitted only after segment k was accepted, so neither a retry
 nor a reconnect can reorder the parts; different messages are pipelined. Whether a
@@ -233,7 +235,7 @@ class PoolStatistics:
     reconnects: int
     bind_failures: int
     last_bind_error: str
-    receipts: int
+    receipts: int  # receipts and MO count once answered: a redelivery is not counted twice
     mo_messages: int
     rate_limiter_waits: int
     latency_buckets_s: tuple[float, ...]
@@ -601,9 +603,9 @@ class BindPool:
         MO and deferred acks are dropped: their deliver_sm were not answered."""
         self._lost_outcomes.extend(ev for ev in events if type(ev) is SubmitOutcome)
 
-    def _delivered(self, bind: Bind, fields: tuple[Any, ...], out: list[PoolEvent]) -> int:
-        """A deliver_sm: a receipt or an MO message. Returns a status to answer at once
-        (non-zero), or 0 to acknowledge after the event was handed on."""
+    def _delivered(self, bind: Bind, fields: tuple[Any, ...]) -> ReceiptEvent | MoMessage:
+        """A deliver_sm: a receipt or an MO message, acknowledged once handed on. Not counted
+        yet: see ``_count_answered``."""
         esm_class = fields[7]
         kind = esm_class & ESM_CLASS_TYPE_MASK
         # Only a receipt carries receipted_message_id (SMPP 3.4 section 5.3.2.12); some SMSCs
@@ -615,16 +617,27 @@ class BindPool:
                 text = _receipt_text(fields)
             raw = impl.parse_receipt(text, fields[17])
             message_id, stat_text, err_text, result = receipt_essentials(raw, self._ids)
-            self.stats_receipts += 1
-            self.receipt_stats.received(message_id, stat_text, result is not None,
-                                        trio.current_time())
-            out.append(ReceiptEvent(self.name, message_id, stat_text, err_text, result, raw,
-                                    bind.bind_id))
-        else:
-            self.stats_mo += 1
-            out.append(MoMessage(self.name, fields[3], fields[6], esm_class, fields[14],
-                                 fields[16], fields[17], bind.bind_id))
-        return 0
+            return ReceiptEvent(self.name, message_id, stat_text, err_text, result, raw,
+                                bind.bind_id)
+        return MoMessage(self.name, fields[3], fields[6], esm_class, fields[14], fields[16],
+                         fields[17], bind.bind_id)
+
+    def _count_answered(self, delivered: Iterable[ReceiptEvent | MoMessage],
+                        read_at: float) -> None:
+        """Count receipts and MO whose deliver_sm was answered, with the time they were read.
+
+        Counted when answered, not when read: a deliver_sm read but never answered with its
+        deliver_sm_resp (SMPP 3.4 section 4.6.2) -- the bind aborted before handing it on, a
+        deferred ack came too late -- is delivered again by the SMSC, and would otherwise be
+        counted twice."""
+        receipt_stats = self.receipt_stats
+        for ev in delivered:
+            if type(ev) is ReceiptEvent:
+                self.stats_receipts += 1
+                receipt_stats.received(ev.message_id, ev.stat, ev.sms_result is not None,
+                                       read_at)
+            else:
+                self.stats_mo += 1
 
     async def _emit(self, events: list[PoolEvent]) -> None:
         try:
