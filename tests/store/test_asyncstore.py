@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 import trio
@@ -22,6 +24,7 @@ from dispatch.store.base import (
     SubmitKind,
     SubmitOutcome,
 )
+from dispatch.store.sqlite import SqliteStore
 from dispatch.store.writer import GroupCommitWriter
 
 
@@ -220,3 +223,68 @@ def test_items_the_store_refuses_are_set_aside_and_the_rest_committed(store: Sto
         trio.run(main)
     assert [type(e) for e in _leaves(info.value)] == [ValueError]
     assert store.counters(cid).inflight == 2  # the refused batch left nothing behind
+
+
+class _HeldResults:
+    """The real store with a hand-held gate on ``record_submit_results`` for recipients in
+    ``held`` (a test harness: every call still runs on the store below). Takes two calls at
+    once, as the store process does."""
+
+    calls_in_flight = 3
+
+    def __init__(self, store: Store, held: set[int]) -> None:
+        self._store, self._held = store, held
+        self.gate = threading.Event()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    def record_submit_results(self, outcomes: list[SubmitOutcome], now: datetime) -> object:
+        if any(o.recipient_id in self._held for o in outcomes):
+            assert self.gate.wait(10), "the test never released the held batch"
+        return self._store.record_submit_results(outcomes, now)
+
+
+def test_a_batch_commits_while_the_one_before_it_is_still_committing(tmp_path: Path) -> None:
+    """Two batches are in flight at once (the store sat idle between calls otherwise), and
+    one that finishes first is committed, but nothing counts as durable (no deliver_sm_resp
+    goes out) past an earlier batch that is not: "durable up to seq" stays a prefix."""
+    store = SqliteStore(StoreConfig(path=str(tmp_path / "s.sqlite3")))
+    cid = sending_campaign(store).id or 0
+    store.add_recipients(cid, rows(4), T0)
+    config = replace(StoreConfig(), group_commit_rows=2, group_commit_interval_s=0.01,
+                     group_commit_quiet_s=0.001)
+    answered: list[str] = []
+
+    async def main() -> None:
+        claimed = store.claim_for_send(cid, 4, T0)
+        gated = _HeldResults(store, {claimed[0].id})
+        astore = AsyncStore(gated)  # type: ignore[arg-type]
+        writer = GroupCommitWriter(astore, config, clock)
+        outcomes = [SubmitOutcome(r.id, SubmitKind.ACCEPTED, "e", (f"m{r.id}",))
+                    for r in claimed]
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+            first = writer.add(outcomes[:2])  # held in the store
+            writer.call_when_durable(first, lambda: answered.append("first"))
+            with trio.fail_after(10):
+                while writer.statistics().queued:
+                    await trio.sleep(0.005)  # the first batch is taken
+            second = writer.add(outcomes[2:])
+            writer.call_when_durable(second, lambda: answered.append("second"))
+            with trio.fail_after(10):  # the second batch commits past the held one
+                while (await astore.counters(cid)).sent < 2:
+                    await trio.sleep(0.005)
+            await trio.sleep(0.05)
+            assert answered == [] and writer.backlog == 4
+            gated.gate.set()
+            with trio.fail_after(10):
+                await writer.wait_durable(second)
+            assert answered == ["first", "second"] and writer.backlog == 0
+            await writer.aclose()
+        assert (await astore.counters(cid)).sent == 4
+
+    try:
+        trio.run(main)
+    finally:
+        store.close()
