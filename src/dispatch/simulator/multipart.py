@@ -6,6 +6,11 @@ from __future__ import annotations
 from dispatch.smpp import text
 from dispatch.smpp.constants import DATA_CODING_UCS2, ESM_CLASS_UDHI, Tlv
 
+# plain ints: hashing an IntEnum member goes through enum's machinery on every submit
+_SAR_MSG_REF_NUM = int(Tlv.SAR_MSG_REF_NUM)
+_SAR_TOTAL_SEGMENTS = int(Tlv.SAR_TOTAL_SEGMENTS)
+_SAR_SEGMENT_SEQNUM = int(Tlv.SAR_SEGMENT_SEQNUM)
+
 
 def concatenation_info(esm_class: int, short_message: bytes,
                        tlvs: dict[int, bytes]) -> tuple[int | None, int, int, bytes]:
@@ -24,10 +29,12 @@ def concatenation_info(esm_class: int, short_message: bytes,
                 return (value[0] << 8) | value[1], value[2], value[3], payload
             i += 2 + length
         return None, 1, 1, payload
-    ref = tlvs.get(Tlv.SAR_MSG_REF_NUM)
+    if not tlvs:  # the common single part: no TLV at all
+        return None, 1, 1, short_message
+    ref = tlvs.get(_SAR_MSG_REF_NUM)
     if ref is not None:
-        total = tlvs.get(Tlv.SAR_TOTAL_SEGMENTS, b"\x01")
-        part = tlvs.get(Tlv.SAR_SEGMENT_SEQNUM, b"\x01")
+        total = tlvs.get(_SAR_TOTAL_SEGMENTS, b"\x01")
+        part = tlvs.get(_SAR_SEGMENT_SEQNUM, b"\x01")
         return int.from_bytes(ref, "big"), total[0], part[0], short_message
     return None, 1, 1, short_message
 

@@ -83,6 +83,7 @@ class SmscSimulator:
         self._receipts: list[_Queued] = []  # heap of deliver_sm not yet due
         # due deliver_sm per account, in order, waiting for room in a receiver's window
         self._ready: dict[str, deque[_Queued]] = {}
+        self._ready_count = 0  # items in all of ``_ready`` (checked once per submit)
         self._receipt_seq = itertools.count()
         self._receipt_wakeup = trio.Event()
         self._parts: dict[tuple[str, str, int], dict[int, tuple[int, bytes]]] = {}
@@ -97,6 +98,8 @@ class SmscSimulator:
         self._outcome_patterns = [r for r in rules if r.pattern is not None]
         self._outcome_shares = [r for r in rules if r.pattern is None and r.share > 0]
         self._outcome_share_total = sum(r.share for r in self._outcome_shares)
+        # format() specs of the id formats (config is frozen); one format() call per id
+        self._id_specs: dict[str, str] = {}
 
     # ----------------------------------------------------------------------- service
     async def run(self, *, task_status: TaskStatus[SmscSimulator] = trio.TASK_STATUS_IGNORED
@@ -183,9 +186,13 @@ class SmscSimulator:
         return self.format_id(n, self.config.message_id_format), n
 
     def format_id(self, n: int, fmt: str) -> str:
-        cfg = self.config
-        s = format(n, "X" if cfg.message_id_upper else "x") if fmt == "hex" else str(n)
-        return s.rjust(cfg.message_id_width, "0")
+        spec = self._id_specs.get(fmt)
+        if spec is None:
+            cfg = self.config
+            kind = ("X" if cfg.message_id_upper else "x") if fmt == "hex" else "d"
+            width = cfg.message_id_width
+            spec = self._id_specs[fmt] = f"0{width}{kind}" if width > 0 else kind
+        return format(n, spec)
 
     def submit_status(self, destination: str) -> int:
         used = self._rule_uses
@@ -204,10 +211,13 @@ class SmscSimulator:
         self._silent_binds_left -= 1
         return True
 
-    def outcome(self, destination: str) -> tuple[str, str]:
-        for rule in self._outcome_patterns:
-            if rule.matches(destination):
-                return rule.stat, rule.err
+    def outcome(self, destination: str | bytes) -> tuple[str, str]:
+        if self._outcome_patterns:
+            if isinstance(destination, bytes):
+                destination = destination.decode("ascii", "replace")
+            for rule in self._outcome_patterns:
+                if rule.matches(destination):
+                    return rule.stat, rule.err
         shares = self._outcome_shares
         if not shares:
             return "DELIVRD", "000"
@@ -234,7 +244,7 @@ class SmscSimulator:
         if self.pending_deliveries() >= self.config.receipt_queue_max:
             return
         cfg = self.config
-        stat, err = self.outcome(fields[6].decode("ascii", "replace"))
+        stat, err = self.outcome(fields[6])
         rid = self.format_id(message_num, cfg.receipt_id_format or cfg.message_id_format)
         stamp = self._receipt_stamp()
         dlvrd = "001" if stat == "DELIVRD" else "000"
@@ -279,7 +289,7 @@ class SmscSimulator:
 
     def pending_deliveries(self) -> int:
         """deliver_sm queued (first time or again) and not yet written to a session."""
-        return len(self._receipts) + sum(map(len, self._ready.values()))
+        return len(self._receipts) + self._ready_count
 
     def window_opened(self) -> None:
         """A session got deliver_sm_resp: queued deliveries may fit in its window now."""
@@ -301,6 +311,7 @@ class SmscSimulator:
                 if queue is None:
                     queue = ready[item[2]] = deque()
                 queue.append(item)
+                self._ready_count += 1
             handed = 0
             for system_id, queue in ready.items():
                 if not queue:
@@ -315,6 +326,7 @@ class SmscSimulator:
                     n = conn.deliver(take)
                     queue.extendleft(reversed(take[n:]))  # not taken: first in line again
                     handed += n
+                    self._ready_count -= n
             if handed:
                 await trio.sleep(0)
                 continue
