@@ -216,3 +216,32 @@ def test_an_answer_that_does_not_unpickle_fails_its_call_only(tmp_path: Path) ->
     finally:
         if calls is None or not calls.is_alive():
             store.close()
+
+
+def test_claimed_rows_come_back_with_their_variables_as_the_store_read_them(
+        tmp_path: Path) -> None:
+    """Claims come back as msgpack, not pickle: the rows, their attempts and their variables
+    (str, numbers, lists, nested maps, unicode, none at all) equal a claim on the store
+    itself, row type included."""
+    config = StoreConfig(path=str(tmp_path / "s.sqlite3"))
+    variables = [None, {"name": "Ana"}, {"n": 3, "x": 1.5, "ok": True, "none": None},
+                 {"list": [1, "two", [3]], "map": {"k": "v"}}, {"ü": "naïve ☃"}]
+    store = StoreProcess(config)
+    direct = SqliteStore(config)
+    try:
+        via_proxy = sending_campaign(store).id or 0  # type: ignore[arg-type]
+        in_thread = sending_campaign(direct).id or 0
+        for cid, target in ((via_proxy, store), (in_thread, direct)):
+            target.add_recipients(cid, [RecipientRow(f"7900000000{i}", bytes([i]) * 16,
+                                                     f"7900****0{i}", v, i + 1)
+                                        for i, v in enumerate(variables)], T0)
+        got, want = store.claim_for_send(via_proxy, 10, T0), direct.claim_for_send(
+            in_thread, 10, T0)
+        assert [(r.number, r.variables, r.attempts) for r in got] == \
+            [(r.number, r.variables, r.attempts) for r in want]
+        assert [r.variables for r in got] == variables
+        assert all(type(r) is type(w) for r, w in zip(got, want, strict=True))
+        assert store.claim_for_send(via_proxy, 10, T0) == []
+    finally:
+        store.close()
+        direct.close()

@@ -48,7 +48,14 @@ import msgpack
 
 from dispatch.campaigns.model import SmsResult
 from dispatch.logs import configure_logging, log_event, stderr_settings
-from dispatch.store.base import Receipt, Store, StoreConfig, SubmitKind, SubmitOutcome
+from dispatch.store.base import (
+    ClaimedRecipient,
+    Receipt,
+    Store,
+    StoreConfig,
+    SubmitKind,
+    SubmitOutcome,
+)
 from dispatch.store.cluster import Cluster
 from dispatch.store.rows import from_us, to_us
 
@@ -85,6 +92,18 @@ def _receipts(packed: bytes) -> list[Receipt]:
 #: method -> how the child rebuilds its first argument from msgpack bytes
 _PACKED_ROWS: dict[str, Callable[[bytes], list[Any]]] = {
     "record_submit_results": _outcomes, "record_receipts": _receipts}
+
+
+# The other way: a claim's rows come back as msgpack too. Pickled, each ClaimedRecipient went
+# through a Python-level reduce in the child (1.0 us a row, against 0.1 us packed); the
+# variables are packed with the options the store itself keeps them in (rows.pack_variables),
+# so they come back exactly as the store read them.
+def _claimed(packed: bytes) -> list[ClaimedRecipient]:
+    return list(map(ClaimedRecipient._make, msgpack.unpackb(packed, raw=False)))
+
+
+#: method -> how the engine rebuilds the child's answer from msgpack bytes
+_PACKED_RESULTS: dict[str, Callable[[bytes], list[Any]]] = {"claim_for_send": _claimed}
 
 
 class StoreProcessLost(OSError):
@@ -127,6 +146,8 @@ def _answer_calls(conn: multiprocessing.connection.Connection) -> None:
                 if name in _PACKED_ROWS:
                     args = (_PACKED_ROWS[name](args[0]), *args[1:])
                 result = getattr(store, name)(*args)
+                if name in _PACKED_RESULTS:
+                    result = msgpack.packb(result, use_bin_type=True)
             except Exception as exc:
                 conn.send((False, _portable(exc)))
                 continue
@@ -339,6 +360,7 @@ def _reap(proc: subprocess.Popen[bytes]) -> int | None:
 def _forward(name: str) -> Callable[..., Any]:
     positions = _MATERIALISE.get(name, ())
     packed = name in _PACKED_ROWS
+    unpack = _PACKED_RESULTS.get(name)
 
     def call(self: StoreProcess, *args: Any) -> Any:
         if packed:  # a value msgpack cannot take (a lone surrogate) raises here, as the
@@ -347,7 +369,8 @@ def _forward(name: str) -> Callable[..., Any]:
         elif positions:
             args = tuple(list(a) if i in positions and not isinstance(a, list)
                          else a for i, a in enumerate(args))
-        return self._call(name, args)
+        result = self._call(name, args)
+        return result if unpack is None else unpack(result)
 
     call.__name__ = name
     return call
