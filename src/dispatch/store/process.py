@@ -46,18 +46,16 @@ from typing import Any
 
 import msgpack
 
-from dispatch.campaigns.model import SmsResult
 from dispatch.logs import configure_logging, log_event, stderr_settings
 from dispatch.store.base import (
     ClaimedRecipient,
-    Receipt,
     Store,
     StoreConfig,
     SubmitKind,
     SubmitOutcome,
 )
 from dispatch.store.cluster import Cluster
-from dispatch.store.rows import from_us, to_us
+from dispatch.store.rows import ReceiptRow, message_id_key, to_us
 
 log = logging.getLogger(__name__)
 
@@ -82,16 +80,19 @@ def _outcomes(packed: bytes) -> list[SubmitOutcome]:
             for rid, kind, *rest in msgpack.unpackb(packed, use_list=False)]
 
 
-def _receipts(packed: bytes) -> list[Receipt]:
-    results = {r.value: r for r in SmsResult}
-    return [Receipt(esme, mid, stat, err, None if res is None else results[res],
-                    None if done is None else from_us(done))
+def _receipt_rows(packed: bytes) -> list[ReceiptRow]:
+    # Straight to the rows the store applies (``rows.receipt_rows``): a Receipt with its
+    # SmsResult and done_at datetime rebuilt here only to be taken apart again cost 1.6 us a
+    # receipt, these 0.4 us.
+    return [(esme, message_id_key(mid), stat, err, res, done)
             for esme, mid, stat, err, res, done in msgpack.unpackb(packed, use_list=False)]
 
 
-#: method -> how the child rebuilds its first argument from msgpack bytes
-_PACKED_ROWS: dict[str, Callable[[bytes], list[Any]]] = {
-    "record_submit_results": _outcomes, "record_receipts": _receipts}
+#: method -> (how the child rebuilds its first argument from msgpack bytes, the store method
+#: it then calls)
+_PACKED_ROWS: dict[str, tuple[Callable[[bytes], list[Any]], str]] = {
+    "record_submit_results": (_outcomes, "record_submit_results"),
+    "record_receipts": (_receipt_rows, "record_receipt_rows")}
 
 
 # The other way: a claim's rows come back as msgpack too. Pickled, each ClaimedRecipient went
@@ -143,9 +144,11 @@ def _answer_calls(conn: multiprocessing.connection.Connection) -> None:
         while (call := conn.recv()) is not None:
             name, args = call
             try:
+                method = name
                 if name in _PACKED_ROWS:
-                    args = (_PACKED_ROWS[name](args[0]), *args[1:])
-                result = getattr(store, name)(*args)
+                    rebuild, method = _PACKED_ROWS[name]
+                    args = (rebuild(args[0]), *args[1:])
+                result = getattr(store, method)(*args)
                 if name in _PACKED_RESULTS:
                     result = msgpack.packb(result, use_bin_type=True)
             except Exception as exc:

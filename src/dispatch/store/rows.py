@@ -24,7 +24,7 @@ from dispatch.campaigns.model import (
     RecipientStage,
     SmsResult,
 )
-from dispatch.store.base import RecipientView
+from dispatch.store.base import Receipt, RecipientView
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US_PER_DAY = 86_400_000_000
@@ -159,6 +159,14 @@ _RESULT_COUNTER = {"delivered": "delivered", "failed": "undelivered", "unknown":
 
 #: A receipt as the backends handle it: (esme, message_id, stat, err, sms_result, done_at_us).
 ReceiptRow = tuple[str, str, str | None, str | None, str | None, int | None]
+
+
+def receipt_rows(receipts: Sequence[Receipt]) -> list[ReceiptRow]:
+    """Receipts as the stores apply them: (esme, message id key, stat, err, sms_result value,
+    done_at in us)."""
+    return [(r.esme, message_id_key(r.message_id), r.stat, r.err,
+             None if r.sms_result is None else r.sms_result.value, opt_us(r.done_at))
+            for r in receipts]
 
 
 def merge_receipts(receipts: Sequence[ReceiptRow],

@@ -36,7 +36,7 @@ from dispatch.store.rows import (
     day_of,
     merge_receipts,
     message_id_key,
-    opt_us,
+    receipt_rows,
     to_us,
     unpack_variables,
 )
@@ -301,11 +301,11 @@ class SqliteDispatchPath:
     def record_receipts(self, receipts: Sequence[Receipt], now: datetime) -> int:
         """Match receipts to recipients by (esme, message id); return how many matched.
         Unmatched ones are parked in ``unmatched_receipts`` (not lost)."""
+        return self.record_receipt_rows(receipt_rows(receipts), now)
+
+    def record_receipt_rows(self, rows: Sequence[ReceiptRow], now: datetime) -> int:
+        """``record_receipts`` of rows already in the stores' form (``rows.receipt_rows``)."""
         now_us = to_us(now)
-        rows: list[ReceiptRow] = [
-            (r.esme, message_id_key(r.message_id), r.stat, r.err,
-             None if r.sms_result is None else r.sms_result.value, opt_us(r.done_at))
-            for r in receipts]
         with self._tx() as cur:
             deltas = _Deltas()
             matched, unmatched = self._apply_receipts(cur, rows, now_us, deltas)
