@@ -116,7 +116,7 @@ COMPONENTS: dict[str, Any] = {
     }, ["id", "ctnHash", "masked", "stage"]),
     "RecipientPage": _page("Recipient"),
     "JobError": _obj({"id": _INT, "lineNo": _INT, "reason": _STR, "message": _STR,
-                      "at": _TIME}, ["lineNo", "reason", "message"]),
+                      "at": _TIME, "occurrences": _INT}, ["lineNo", "reason", "message"]),
     "JobErrorPage": _page("JobError"),
     "Errors": _obj({"jobErrors": _ref("JobErrorPage"), "messageErrors": _ref("RecipientPage"),
                     "counts": _obj({"job": _INT, "messages": _INT, "badge": _INT})},

@@ -96,5 +96,7 @@ def recipient_json(r: RecipientView, clear: bool, campaign_id: str | None = None
 
 
 def job_error_json(e: JobErrorView) -> dict[str, Any]:
+    # occurrences: how many errors the row stands for (> 1 only for the summary row of a
+    # campaign's retry exhaustions past the ones listed one by one)
     return {"id": e.id, "lineNo": e.line_no, "reason": e.reason, "message": e.message,
-            "at": iso(e.at)}
+            "at": iso(e.at), "occurrences": e.occurrences}
