@@ -126,7 +126,8 @@ class AsyncStore:
         # One call at a time in the store's thread (a store is not thread-safe); a store in
         # its own process takes several in flight and runs them in order
         # (``dispatch.store.process.StoreProcess.calls_in_flight``).
-        self._limiter = trio.CapacityLimiter(getattr(store, "calls_in_flight", 1))
+        self.calls_in_flight: int = getattr(store, "calls_in_flight", 1)
+        self._limiter = trio.CapacityLimiter(self.calls_in_flight)
         # A separate reader gets its own thread (see the module doc); without one, reads
         # share the store's thread slot.
         self._reader_thread = ReaderThread() if reader is not None else None

@@ -50,7 +50,9 @@ from dispatch.store.faults import STORE_FAULTS, StoreHealth, describe
 
 log = logging.getLogger("dispatch.store.writer")
 
-#: Batches committing at once (see the module doc).
+#: Batches committing at once (see the module doc), when the store takes more calls than
+#: that at once: one call slot always stays for the routes' claims and the control loop, so a
+#: store that runs one call at a time (a store thread) gets one batch at a time, as before.
 COMMITS_IN_FLIGHT = 2
 
 
@@ -105,7 +107,7 @@ class GroupCommitWriter:
         self._taken_upto = 0  # items handed to a commit so far
         self._durable_upto = 0  # every item with seq <= this is committed
         self._committed: dict[int, int] = {}  # first seq -> last seq, past _durable_upto
-        self._slots = trio.Semaphore(COMMITS_IN_FLIGHT)
+        self._slots = trio.Semaphore(max(1, min(COMMITS_IN_FLIGHT, store.calls_in_flight - 1)))
         self._closed = False
         self._arrived = trio.Event()  # set by ``add`` (and ``aclose``): the run loop waits on it
         self._room = trio.Event()  # set when a batch leaves the queue
