@@ -15,6 +15,7 @@ import trio
 
 from dispatch.campaigns.model import Campaign, CampaignStatus
 from dispatch.engine.core import Engine
+from dispatch.store.base import RecipientFilter
 
 from .helpers import approved, engine_config, parts, until, write_numbers
 
@@ -85,3 +86,35 @@ async def test_an_unexpected_build_error_fails_only_that_campaign(
     for record in caplog.records:
         text = repr(getattr(record, "fields", None)) + record.getMessage()
         assert not any(n in text for n in bad_numbers)
+
+
+async def test_a_build_failing_part_way_leaves_nothing_pending(tmp_path: Path) -> None:
+    """The rows a build stored before its error (here the first 5 000-row slice) are marked
+    Failed "campaign failed" in the transition to Failed: nothing is left pending in a
+    campaign that will never send (its counters showed them pending for ever)."""
+    good = write_numbers(tmp_path / "good.txt", 6000, seed=5)
+    write_numbers(tmp_path / "bad.txt", 40, seed=6, prefix=BAD_PREFIX)
+    (tmp_path / "mixed.txt").write_text((tmp_path / "good.txt").read_text()
+                                        + (tmp_path / "bad.txt").read_text())
+    engine = Engine(engine_config(tmp_path / "var"))
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(engine.run)
+            service, store, sim = parts(engine)
+            reject_rows_of(engine.config.store.path, BAD_PREFIX)
+            cid = await approved(service, Campaign(sender="S", text="A", author="t",
+                                                   esme="sim",
+                                                   source_path=str(tmp_path / "mixed.txt")))
+
+            async def failed() -> bool:
+                return (await service.get(cid)).status is CampaignStatus.FAILED
+            await until(failed)
+            k = await store.counters(cid)
+            assert 0 < k.total < len(good) + 40  # a part was stored before the error
+            assert (k.pending, k.inflight, k.sent) == (0, 0, 0)
+            assert k.failed == k.total and k.expired == 0
+            page = await store.list_recipients(cid, RecipientFilter(limit=200))
+            assert page.items and {r.error for r in page.items} == {"campaign failed"}
+            assert sim.stats.submits == 0
+            engine.stop()
+            await engine.wait_stopped()

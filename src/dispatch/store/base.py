@@ -21,7 +21,7 @@ Semantics that every implementation must keep (the store test suite checks them)
   ``recover_inflight`` is called once at startup, before any claim; see ``RecoveryPolicy``.
   Only a Sending campaign's recipients are claimed: a claim racing a pause or a cancel leases
   nothing, on every node at once.
-* A campaign that ends with recipients unsent (Expired, Cancelled, a Trigger campaign Done with
+* A campaign that ends with recipients unsent (Expired, Cancelled, Failed, a Trigger campaign Done with
   recipients never triggered: ``marks_unsent``) has them marked in the transaction of the
   transition that ends it: stage Failed, with the error ``unsent_errors`` gives for its status.
   No commit ever shows the end status with rows still New or Held, and no claim starts after
@@ -85,20 +85,26 @@ class UnsentErrors(NamedTuple):
 _EXPIRED_UNSENT = UnsentErrors("campaign expired", "not triggered", True)
 _UNSENT_BY_STATUS = {
     CampaignStatus.CANCELLED: UnsentErrors("campaign cancelled", "campaign cancelled", False),
+    CampaignStatus.FAILED: UnsentErrors("campaign failed", "campaign failed", False),
 }
+#: The statuses whose campaigns never send again, so whatever they still hold New or Held is
+#: marked (``marks_unsent``); as an SQL list for the stores' queries.
+ENDED_UNSENT_STATUSES = (CampaignStatus.EXPIRED, CampaignStatus.CANCELLED, CampaignStatus.FAILED)
+ENDED_UNSENT_SQL = "(" + ", ".join(f"'{s.value}'" for s in ENDED_UNSENT_STATUSES) + ")"
 
 
 def marks_unsent(status: CampaignStatus, mode: CampaignMode) -> bool:
     """Whether a campaign entering ``status`` has its unsent recipients marked (in the
-    transition's own transaction): Expired and Cancelled ones, and a Trigger campaign Done at
-    its end time (the recipients never triggered). The rule ``recover_inflight`` checks too."""
-    return (status in (CampaignStatus.EXPIRED, CampaignStatus.CANCELLED)
+    transition's own transaction): Expired, Cancelled and Failed ones (a build that failed
+    part-way left rows no claim will ever take), and a Trigger campaign Done at its end time
+    (the recipients never triggered). The rule ``recover_inflight`` checks too."""
+    return (status in ENDED_UNSENT_STATUSES
             or (status is CampaignStatus.DONE and mode is CampaignMode.TRIGGER))
 
 
 def unsent_errors(status: CampaignStatus | str) -> UnsentErrors:
     """The marking of a campaign's unsent recipients by the status it ended in: Cancelled ones
-    "campaign cancelled" (not counted as expired); otherwise (Expired, a Trigger campaign Done
+    "campaign cancelled", Failed ones "campaign failed" (neither counted as expired); otherwise (Expired, a Trigger campaign Done
     at its end time) "campaign expired", Held ones "not triggered"."""
     return _UNSENT_BY_STATUS.get(CampaignStatus(status), _EXPIRED_UNSENT)
 

@@ -39,6 +39,7 @@ import psycopg
 
 from dispatch.store.base import (
     COUNTER_FIELDS,
+    ENDED_UNSENT_SQL,
     RETRY_EXHAUSTED,
     ClaimedRecipient,
     Receipt,
@@ -453,7 +454,7 @@ class PostgresDispatchPath:
         """A retry (or a release of messages never sent) that comes back after its campaign
         expired or was cancelled must not leave a New row in it: nothing claims from it."""
         cur.execute("SELECT id, status FROM campaigns WHERE id = ANY(%s) "
-                    "AND status IN ('Expired', 'Cancelled') ORDER BY id", (list(cids),))
+                    f"AND status IN {ENDED_UNSENT_SQL} ORDER BY id", (list(cids),))
         for cid, status in cur.fetchall():
             self._mark_unsent(cur, cid, status, now_us, held=False)
 
@@ -587,8 +588,8 @@ class PostgresDispatchPath:
                 (self.node_id, int(self.config.node_timeout_s * 1_000_000)))
             # Also a Done Trigger campaign's Held rows (a crash between its finish and the
             # marking); it has nothing New left (it was finished with all released sent).
-            cur.execute("SELECT c.id, c.status FROM campaigns c WHERE (c.status IN "
-                        "('Expired', 'Cancelled') OR (c.status = 'Done' AND c.mode = 'Trigger')) "
+            cur.execute(f"SELECT c.id, c.status FROM campaigns c WHERE (c.status IN "
+                        f"{ENDED_UNSENT_SQL} OR (c.status = 'Done' AND c.mode = 'Trigger')) "
                         "AND EXISTS (SELECT 1 FROM recipient_queue q WHERE q.campaign_id = c.id) "
                         "ORDER BY c.id")
             for cid, status in cur.fetchall():

@@ -18,6 +18,7 @@ from typing import Any
 
 from dispatch.store.base import (
     COUNTER_FIELDS,
+    ENDED_UNSENT_SQL,
     RETRY_EXHAUSTED,
     ClaimedRecipient,
     Receipt,
@@ -246,7 +247,7 @@ class SqliteDispatchPath:
                 cids = sorted({cid for cid, kind in per_kind if kind is SubmitKind.RETRY})
                 for cid, status in cur.execute(
                         "SELECT id, status FROM campaigns WHERE id IN "
-                        f"({_placeholders(len(cids))}) AND status IN ('Expired', 'Cancelled')",
+                        f"({_placeholders(len(cids))}) AND status IN {ENDED_UNSENT_SQL}",
                         cids).fetchall():
                     self._mark_unsent(cur, cid, status, now_us, deltas, held=False)
             if mids and cur.execute("SELECT 1 FROM unmatched_receipts LIMIT 1").fetchone():
@@ -454,7 +455,7 @@ class SqliteDispatchPath:
             # of a Done Trigger campaign (the same, between its finish and the marking).
             for cid, status in cur.execute(
                     "SELECT c.id, c.status FROM campaigns c JOIN campaign_counters k "
-                    "ON k.campaign_id = c.id WHERE (c.status IN ('Expired', 'Cancelled') "
+                    f"ON k.campaign_id = c.id WHERE (c.status IN {ENDED_UNSENT_SQL} "
                     "AND k.pending + k.held > 0) OR (c.status = 'Done' AND c.mode = 'Trigger' "
                     "AND k.held > 0) ORDER BY c.id").fetchall():
                 self._mark_unsent(cur, cid, status, now_us, deltas)
