@@ -21,9 +21,9 @@ Semantics that every implementation must keep (the store test suite checks them)
   ``recover_inflight`` is called once at startup, before any claim; see ``RecoveryPolicy``.
   Only a Sending campaign's recipients are claimed: a claim racing a pause or a cancel leases
   nothing, on every node at once.
-* A campaign that ends with recipients unsent (Expired, Cancelled, Failed, a Trigger campaign Done with
-  recipients never triggered: ``marks_unsent``) has them marked in the transaction of the
-  transition that ends it: stage Failed, with the error ``unsent_errors`` gives for its status.
+* A campaign that ends with recipients unsent (Expired, Cancelled, Failed, a Trigger campaign
+  Done with recipients never triggered: ``marks_unsent``) has them marked in the transaction of
+  the transition that ends it: stage Failed, with the error ``unsent_errors`` gives for its status.
   No commit ever shows the end status with rows still New or Held, and no claim starts after
   it. A submit retry that comes back New afterwards is marked in its own transaction;
   ``mark_unsent`` marks again what was stored after the end (a build that raced a cancel), and
