@@ -256,8 +256,15 @@ class SmscSimulator:
                     (Tlv.MESSAGE_STATE.value, bytes([STAT_STATES[stat]])))
         deliver = (b"", fields[4], fields[5], fields[6], fields[1], fields[2], fields[3],
                    ESM_CLASS_DELIVERY_RECEIPT, 0, 0, b"", b"", 0, 0, 0, 0, body, tlvs)
-        heapq.heappush(self._receipts, (now + cfg.receipt_delay_s, next(self._receipt_seq),
-                                        system_id, deliver, 0))
+        item = (now + cfg.receipt_delay_s, next(self._receipt_seq), system_id, deliver, 0)
+        if cfg.receipt_delay_s <= 0:  # due at once: straight to its account's ready queue
+            queue = self._ready.get(system_id)
+            if queue is None:
+                queue = self._ready[system_id] = deque()
+            queue.append(item)
+            self._ready_count += 1
+        else:
+            heapq.heappush(self._receipts, item)
         self._receipt_wakeup.set()
 
     def inject_mo(self, system_id: str, source: bytes, destination: bytes, short_message: bytes,
