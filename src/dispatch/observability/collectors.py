@@ -89,7 +89,8 @@ _POOL_COUNTERS = (
     ("bind_failures", "dispatch_smpp_bind_failures", "Connect or bind attempts that failed."),
     ("rate_limiter_waits", "dispatch_smpp_rate_limiter_waits",
      "Times a bind waited for the account's TPS limiter."),
-    ("mo_messages", "dispatch_smpp_mo_messages", "Mobile-originated deliver_sm received."),
+    ("mo_messages", "dispatch_smpp_mo_messages",
+     "Mobile-originated deliver_sm received and answered."),
 )
 
 
@@ -130,7 +131,9 @@ class PoolCollector(_Base):
                                        "Messages settled by the pool, by final outcome.",
                                        labels=["esme", "outcome"])
         receipts = CounterMetricFamily("dispatch_smpp_receipts",
-                                       "Delivery receipts received, by stat word.",
+                                       "Delivery receipts received and answered (deliver_sm_resp sent; "
+                                       "one the SMSC delivers again after a lost answer counts "
+                                       "once), by stat word.",
                                        labels=["esme", "stat"])
         evicted = CounterMetricFamily(
             "dispatch_smpp_receipt_delay_evicted",
