@@ -10,7 +10,7 @@ from pathlib import Path
 
 import trio
 
-from dispatch.campaigns.model import Campaign
+from dispatch.campaigns.model import Campaign, CampaignStatus
 from dispatch.campaigns.service import CampaignService
 from dispatch.engine.config import EmbeddedSimulator, EngineConfig, SchedulerConfig
 from dispatch.engine.core import Engine
@@ -75,5 +75,13 @@ async def until(check: Callable[[], Awaitable[bool]], timeout_s: float = 30) -> 
             await trio.sleep(0.02)
 
 
+async def until_status(service: CampaignService, campaign_id: int, status: CampaignStatus,
+                       timeout_s: float = 30) -> None:
+    """Wait, bounded in time, until the campaign is in ``status``."""
+    async def reached() -> bool:
+        return (await service.get(campaign_id)).status is status
+    await until(reached, timeout_s)
+
+
 __all__ = ["MovableClock", "OutcomeRule", "SubmitStatusRule", "approved", "engine_config",
-           "parts", "until", "write_numbers"]
+           "parts", "until", "until_status", "write_numbers"]

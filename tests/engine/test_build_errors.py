@@ -17,7 +17,7 @@ from dispatch.campaigns.model import Campaign, CampaignStatus
 from dispatch.engine.core import Engine
 from dispatch.store.base import RecipientFilter
 
-from .helpers import approved, engine_config, parts, until, write_numbers
+from .helpers import approved, engine_config, parts, until, until_status, write_numbers
 
 BAD_PREFIX = "7911"  # the rejected campaign's numbers; the good one's start with 7900
 
@@ -69,9 +69,7 @@ async def test_an_unexpected_build_error_fails_only_that_campaign(
                                                      esme="sim",
                                                      source_path=str(tmp_path / "good.txt")))
 
-            async def again_done() -> bool:
-                return (await service.get(again)).status is CampaignStatus.DONE
-            await until(again_done)
+            await until_status(service, again, CampaignStatus.DONE)
             assert engine.statistics().control_errors == 1
             external_id = str((await service.get(bad)).external_id)
             engine.stop()
@@ -106,9 +104,7 @@ async def test_a_build_failing_part_way_leaves_nothing_pending(tmp_path: Path) -
                                                    esme="sim",
                                                    source_path=str(tmp_path / "mixed.txt")))
 
-            async def failed() -> bool:
-                return (await service.get(cid)).status is CampaignStatus.FAILED
-            await until(failed)
+            await until_status(service, cid, CampaignStatus.FAILED)
             k = await store.counters(cid)
             assert 0 < k.total < len(good) + 40  # a part was stored before the error
             assert (k.pending, k.inflight, k.sent) == (0, 0, 0)

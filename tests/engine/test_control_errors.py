@@ -15,7 +15,7 @@ import trio
 from dispatch.campaigns.model import Campaign, CampaignStatus
 from dispatch.engine.core import Engine
 
-from .helpers import approved, engine_config, parts, until, write_numbers
+from .helpers import approved, engine_config, parts, until_status, write_numbers
 
 NUMBER = "79001234567"  # in the injected error's text: must never reach a log in clear
 
@@ -47,9 +47,7 @@ async def test_one_campaigns_error_does_not_stop_the_others(
                                                     esme="sim",
                                                     source_path=str(tmp_path / "b.txt")))
 
-            async def good_done() -> bool:
-                return (await service.get(good)).status is CampaignStatus.DONE
-            await until(good_done)
+            await until_status(service, good, CampaignStatus.DONE)
             assert (await real_counters(good)).sent == 50
             assert engine.statistics().control_errors >= 1
             assert (await service.get(bad)).status is CampaignStatus.SENDING
@@ -75,9 +73,7 @@ async def test_a_campaign_on_an_unknown_route_fails_before_its_file_is_built(
                                                    esme="nowhere",
                                                    source_path=str(tmp_path / "r.txt")))
 
-            async def ended() -> bool:
-                return (await service.get(cid)).status is CampaignStatus.FAILED
-            await until(ended)
+            await until_status(service, cid, CampaignStatus.FAILED)
             history = await store.state_history(cid)
             assert history[-1].phase is CampaignStatus.FAILED
             assert history[-1].reason == "unknown ESME route 'nowhere'"

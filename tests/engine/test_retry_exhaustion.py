@@ -14,7 +14,14 @@ from dispatch.engine.core import Engine
 from dispatch.smpp.constants import CommandStatus
 from dispatch.store.base import RETRY_EXHAUSTED
 
-from .helpers import SubmitStatusRule, approved, engine_config, parts, until, write_numbers
+from .helpers import (
+    SubmitStatusRule,
+    approved,
+    engine_config,
+    parts,
+    until_status,
+    write_numbers,
+)
 
 
 async def test_submits_failed_after_their_retries_are_job_errors(tmp_path: Path) -> None:
@@ -31,9 +38,7 @@ async def test_submits_failed_after_their_retries_are_job_errors(tmp_path: Path)
                                                    esme="sim",
                                                    source_path=str(tmp_path / "r.txt")))
 
-            async def done() -> bool:
-                return (await service.get(cid)).status is CampaignStatus.DONE
-            await until(done, timeout_s=50)
+            await until_status(service, cid, CampaignStatus.DONE, timeout_s=50)
             k = await store.counters(cid)
             assert (k.total, k.failed, k.job_errors) == (200, len(failing), len(failing))
             page = await store.job_errors(cid, 0, 200)

@@ -20,7 +20,7 @@ from dispatch.simulator import run as run_simulator
 from dispatch.store.base import StoreConfig
 from dispatch.transport.config import EsmeConfig
 
-from .helpers import approved, until, write_numbers
+from .helpers import approved, until, until_status, write_numbers
 
 KEY = "00112233445566778899aabbccddeeff"
 CONTRACT_TPS = 400.0
@@ -71,9 +71,7 @@ async def test_each_node_claims_at_its_share_of_the_contract(tmp_path: Path,
         # Binds x window in flight, plus a few ticks of claims at the node's share (200/s).
         assert most <= BINDS * WINDOW + 100, most
 
-        async def done() -> bool:
-            return (await service.get(cid)).status is CampaignStatus.DONE
-        await until(done, timeout_s=60)
+        await until_status(service, cid, CampaignStatus.DONE, timeout_s=60)
         assert sim.stats.submits == 4000 and sim.stats.duplicates == 0
         a.stop()
         b.stop()

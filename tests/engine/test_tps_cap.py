@@ -19,7 +19,14 @@ from dispatch.engine.route import _CapWindow
 from dispatch.simulator import SmscSimulator, destination_hash
 from dispatch.smpp.constants import CommandStatus
 
-from .helpers import SubmitStatusRule, approved, engine_config, parts, until, write_numbers
+from .helpers import (
+    SubmitStatusRule,
+    approved,
+    engine_config,
+    parts,
+    until_status,
+    write_numbers,
+)
 
 CAP = 50
 CAPPED_PREFIX = "7902"
@@ -56,9 +63,7 @@ async def run_capped(tmp_path: Path, count: int, *, other: int = 0,
                                                    esme="sim", tps_cap=CAP,
                                                    source_path=str(tmp_path / "capped.txt")))
 
-            async def done() -> bool:
-                return (await service.get(cid)).status is CampaignStatus.DONE
-            await until(done, timeout_s=80)
+            await until_status(service, cid, CampaignStatus.DONE, timeout_s=80)
             assert (await store.counters(cid)).delivered == count
             engine.stop()
             await engine.wait_stopped()

@@ -16,7 +16,7 @@ from dispatch.campaigns.model import Campaign, CampaignMode, CampaignStatus
 from dispatch.engine.core import Engine
 from dispatch.simulator import destination_hash
 
-from .helpers import MovableClock, engine_config, parts, until, write_numbers
+from .helpers import MovableClock, engine_config, parts, until, until_status, write_numbers
 
 
 async def test_trigger_events_release_recipients_once_and_the_end_marks_the_rest(
@@ -69,9 +69,7 @@ async def test_trigger_events_release_recipients_once_and_the_end_marks_the_rest
 
         clock.set(clock() + timedelta(hours=2))  # past the end time
 
-        async def done() -> bool:
-            return (await service.get(cid)).status is CampaignStatus.DONE
-        await until(done)
+        await until_status(service, cid, CampaignStatus.DONE)
         k = await store.counters(cid)
         assert (k.total, k.sent, k.held, k.expired, k.failed) == (200, 13, 0, 187, 187)
         assert sim.stats.submits == 13
