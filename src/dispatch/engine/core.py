@@ -542,10 +542,7 @@ class Engine:
         except STORE_FAULTS as exc:
             # Still Building: the next control tick starts the build over (it deletes the
             # partial rows first), once the store takes writes again.
-            if self.writer is not None:
-                self.writer.health.fault("control", exc)
-            log_event(log, logging.WARNING, "build interrupted by a store fault",
-                      campaign=str(campaign.external_id), error=describe(exc))
+            self._build_store_fault(campaign, exc, "build interrupted by a store fault")
         except Exception as exc:
             # A defect, or an error of the store that is no outage (a constraint violation):
             # building again would meet it again. It fails this campaign only; escaping, it
@@ -553,6 +550,14 @@ class Engine:
             await self._fail_build(campaign, exc)
         finally:
             self._builders.discard(campaign.id)
+
+    def _build_store_fault(self, campaign: Campaign, exc: BaseException, message: str) -> None:
+        """A store fault during a build: reported to the store's health, logged; the campaign
+        stays Building and the next control tick builds it again."""
+        if self.writer is not None:
+            self.writer.health.fault("control", exc)
+        log_event(log, logging.WARNING, message, campaign=str(campaign.external_id),
+                  error=describe(exc))
 
     async def _fail_build(self, campaign: Campaign, exc: Exception) -> None:
         """A build ended by an unexpected error: logged (type and redacted text: the error
@@ -573,10 +578,7 @@ class Engine:
             log_event(log, logging.INFO, "build outcome not applied",
                       campaign=str(campaign.external_id), error=str(race))
         except STORE_FAULTS as fault:
-            if self.writer is not None:
-                self.writer.health.fault("control", fault)
-            log_event(log, logging.WARNING, "failed build not recorded: store fault",
-                      campaign=str(campaign.external_id), error=describe(fault))
+            self._build_store_fault(campaign, fault, "failed build not recorded: store fault")
         except Exception as again:
             log_event(log, logging.ERROR, "failed build not recorded",
                       campaign=str(campaign.external_id),
