@@ -245,3 +245,31 @@ def test_claimed_rows_come_back_with_their_variables_as_the_store_read_them(
     finally:
         store.close()
         direct.close()
+
+
+def test_recipients_sent_as_msgpack_are_stored_as_the_store_itself_stores_them(
+        tmp_path: Path) -> None:
+    """add_recipients goes to the store process as msgpack (a generator too): numbers, ctn
+    hashes (any bytes), masks, variables of every JSON shape and unicode, line numbers and the
+    Held stage land exactly as a call on the store itself writes them."""
+    config = StoreConfig(path=str(tmp_path / "s.sqlite3"))
+    variables = [None, {"name": "Ana"}, {"n": 3, "x": 1.5, "ok": False, "none": None},
+                 {"list": [1, "two", [3]], "map": {"k": "v"}}, {"ü": "naïve ☃ \x00"}]
+    rows = [RecipientRow(f"7900000000{i}", bytes([0, i, 255]) + b"\x00" * 13,
+                         f"7900****0{i}", v, i + 10) for i, v in enumerate(variables)]
+    store = StoreProcess(config)
+    direct = SqliteStore(config)
+    try:
+        via_proxy = sending_campaign(store).id or 0  # type: ignore[arg-type]
+        in_thread = sending_campaign(direct).id or 0
+        assert store.add_recipients(via_proxy, (r for r in rows), T0, True) == len(rows)
+        assert direct.add_recipients(in_thread, rows, T0, True) == len(rows)
+        sql = ("SELECT number, ctn_hash, masked, variables, line_no, stage, created_at_us "
+               "FROM recipients WHERE campaign_id = ? ORDER BY id")
+        got = query(store, sql, (via_proxy,))  # type: ignore[arg-type]
+        assert got == query(direct, sql, (in_thread,))
+        assert [g[5] for g in got] == ["Held"] * len(rows)
+        assert store.counters(via_proxy).held == len(rows)
+    finally:
+        store.close()
+        direct.close()

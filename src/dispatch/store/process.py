@@ -49,6 +49,7 @@ import msgpack
 from dispatch.logs import configure_logging, log_event, stderr_settings
 from dispatch.store.base import (
     ClaimedRecipient,
+    RecipientRow,
     Store,
     StoreConfig,
     SubmitKind,
@@ -61,13 +62,16 @@ log = logging.getLogger(__name__)
 
 #: Methods whose iterable arguments are turned into lists before they are sent (a generator
 #: cannot be pickled); the positions of those arguments.
-_MATERIALISE: dict[str, tuple[int, ...]] = {"add_recipients": (1,), "add_job_errors": (1,)}
+_MATERIALISE: dict[str, tuple[int, ...]] = {"add_job_errors": (1,)}
 
 
-# The dispatch path's two hot calls carry a batch of thousands of NamedTuples as their first
-# argument. Pickle reduces each one through a Python-level call (~2 us a row, measured), and
-# the engine's side of that runs on the engine's GIL; msgpack packs a tuple (and a str enum,
-# as its str) in C, several times faster. The child rebuilds the rows it gets.
+# The dispatch path's two hot calls, and the recipients a build or a transactional request
+# stores, carry thousands of NamedTuples in one argument. Pickle reduces each one through a
+# Python-level call (~2 us a row, measured), and the engine's side of that runs on the
+# engine's GIL, allocating as it goes: a 200 000-message request's pickling set off a
+# ~200 ms collection in its worker thread, which stalled the event loop. msgpack packs a
+# tuple (and a str enum, as its str) in C without a Python object per row, several times
+# faster. The child rebuilds the rows it gets.
 def _pack_time(value: object) -> int:
     if isinstance(value, datetime):
         return to_us(value)
@@ -88,11 +92,17 @@ def _receipt_rows(packed: bytes) -> list[ReceiptRow]:
             for esme, mid, stat, err, res, done in msgpack.unpackb(packed, use_list=False)]
 
 
-#: method -> (how the child rebuilds its first argument from msgpack bytes, the store method
-#: it then calls)
-_PACKED_ROWS: dict[str, tuple[Callable[[bytes], list[Any]], str]] = {
-    "record_submit_results": (_outcomes, "record_submit_results"),
-    "record_receipts": (_receipt_rows, "record_receipt_rows")}
+def _recipient_rows(packed: bytes) -> list[RecipientRow]:
+    # raw=False: str stays str and the ctn hash (bin) bytes; maps are the variables' dicts
+    return list(map(RecipientRow._make, msgpack.unpackb(packed, raw=False)))
+
+
+#: method -> (the position of the argument sent as msgpack, how the child rebuilds it, the
+#: store method it then calls)
+_PACKED_ROWS: dict[str, tuple[int, Callable[[bytes], list[Any]], str]] = {
+    "record_submit_results": (0, _outcomes, "record_submit_results"),
+    "record_receipts": (0, _receipt_rows, "record_receipt_rows"),
+    "add_recipients": (1, _recipient_rows, "add_recipients")}
 
 
 # The other way: a claim's rows come back as msgpack too. Pickled, each ClaimedRecipient went
@@ -146,8 +156,8 @@ def _answer_calls(conn: multiprocessing.connection.Connection) -> None:
             try:
                 method = name
                 if name in _PACKED_ROWS:
-                    rebuild, method = _PACKED_ROWS[name]
-                    args = (rebuild(args[0]), *args[1:])
+                    at, rebuild, method = _PACKED_ROWS[name]
+                    args = (*args[:at], rebuild(args[at]), *args[at + 1:])
                 result = getattr(store, method)(*args)
                 if name in _PACKED_RESULTS:
                     result = msgpack.packb(result, use_bin_type=True)
@@ -362,13 +372,15 @@ def _reap(proc: subprocess.Popen[bytes]) -> int | None:
 
 def _forward(name: str) -> Callable[..., Any]:
     positions = _MATERIALISE.get(name, ())
-    packed = name in _PACKED_ROWS
+    at = _PACKED_ROWS[name][0] if name in _PACKED_ROWS else None
     unpack = _PACKED_RESULTS.get(name)
 
     def call(self: StoreProcess, *args: Any) -> Any:
-        if packed:  # a value msgpack cannot take (a lone surrogate) raises here, as the
-            # store's own SQLite would: the writer then refuses that item, as before
-            args = (msgpack.packb(args[0], default=_pack_time), *args[1:])
+        if at is not None and at < len(args):
+            # A value msgpack cannot take (a lone surrogate) raises here, as the store's own
+            # SQLite would: the writer then refuses that item, as before.
+            rows = args[at] if isinstance(args[at], list | tuple) else list(args[at])
+            args = (*args[:at], msgpack.packb(rows, default=_pack_time), *args[at + 1:])
         elif positions:
             args = tuple(list(a) if i in positions and not isinstance(a, list)
                          else a for i, a in enumerate(args))
