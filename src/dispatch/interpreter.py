@@ -30,7 +30,6 @@ Process-wide, so it is applied by the process's main job (``Engine.run``, the si
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import os
 import sys
@@ -39,7 +38,7 @@ import sys
 DEFAULT_YOUNG_THRESHOLD = 50_000
 #: GIL switch interval used by ``tune`` (Python's default is 0.005).
 DEFAULT_SWITCH_INTERVAL_S = 0.0005
-#: Allocator arenas used by ``tune`` (glibc's default is 8 per core).
+#: Allocator arenas used by ``limit_malloc_arenas`` (glibc's default is 8 per core).
 DEFAULT_MALLOC_ARENAS = 2
 
 _M_ARENA_MAX = -8  # glibc's mallopt parameter number (malloc.h)
@@ -60,17 +59,15 @@ def tune(young_threshold: int = DEFAULT_YOUNG_THRESHOLD,
     gc.set_threshold(young_threshold, older, oldest)
 
 
-def limit_malloc_arenas(arenas: int) -> bool:
+def limit_malloc_arenas(arenas: int = DEFAULT_MALLOC_ARENAS) -> bool:
     """Cap glibc's malloc arenas at ``arenas`` for the threads that allocate from now on (see
-    the module doc). Returns False where there is no glibc ``mallopt`` (musl, macOS), which
-    then keeps its own allocator's behaviour. ``MALLOC_ARENA_MAX`` in the environment wins."""
+    the module doc). Returns False where the C library has no ``mallopt`` (macOS) or ignores
+    this one (musl), which then keep their own allocator's behaviour. ``MALLOC_ARENA_MAX`` in
+    the environment wins."""
     if arenas <= 0 or "MALLOC_ARENA_MAX" in os.environ:
         return False
-    name = ctypes.util.find_library("c")
-    try:
-        mallopt = ctypes.CDLL(name).mallopt if name else None
+    try:  # the symbols the process already has: libc's, no library search at start-up
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
-        return False
-    if mallopt is None:
         return False
     return bool(mallopt(_M_ARENA_MAX, arenas))

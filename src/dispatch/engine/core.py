@@ -144,7 +144,7 @@ class Engine:
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         cfg = self.config
         # Before the first thread of the engine allocates (see dispatch.interpreter).
-        interpreter.limit_malloc_arenas(interpreter.DEFAULT_MALLOC_ARENAS)
+        interpreter.limit_malloc_arenas()
         # SQLite, or PostgreSQL when [store] dsn is set; the writing store in a process of
         # its own unless [store] process = false; reads (API, control loop) through a second
         # store in this process, on their own thread, so they never queue behind group

@@ -23,7 +23,8 @@ Semantics that every implementation must keep (the store test suite checks them)
   nothing, on every node at once.
 * A campaign that ends with recipients unsent (Expired, Cancelled, Failed, a Trigger campaign
   Done with recipients never triggered: ``marks_unsent``) has them marked in the transaction of
-  the transition that ends it: stage Failed, with the error ``unsent_errors`` gives for its status.
+  the transition that ends it: stage Failed, with the error ``unsent_errors`` gives for its
+  status.
   No commit ever shows the end status with rows still New or Held, and no claim starts after
   it. A submit retry that comes back New afterwards is marked in its own transaction;
   ``mark_unsent`` marks again what was stored after the end (a build that raced a cancel), and
@@ -104,8 +105,9 @@ def marks_unsent(status: CampaignStatus, mode: CampaignMode) -> bool:
 
 def unsent_errors(status: CampaignStatus | str) -> UnsentErrors:
     """The marking of a campaign's unsent recipients by the status it ended in: Cancelled ones
-    "campaign cancelled", Failed ones "campaign failed" (neither counted as expired); otherwise (Expired, a Trigger campaign Done
-    at its end time) "campaign expired", Held ones "not triggered"."""
+    "campaign cancelled", Failed ones "campaign failed" (neither counted as expired);
+    otherwise (Expired, a Trigger campaign Done at its end time) "campaign expired", Held ones
+    "not triggered"."""
     return _UNSENT_BY_STATUS.get(CampaignStatus(status), _EXPIRED_UNSENT)
 
 

@@ -573,10 +573,10 @@ class PostgresDispatchPath:
         on: this node's own (an earlier run with the same ``node_id``), those of nodes whose
         heartbeat is older than ``node_timeout_s`` or that stopped, and unowned ones. The rows
         of live nodes are theirs: a node starting next to them must not touch them.
-        ``RESEND``: back to New; ``MARK_UNKNOWN``: Failed, unknown, ambiguous. Expired and
-        Cancelled campaigns' New and Held recipients are then marked (RESEND sends some back;
-        a database written by older code may hold a marking a crash cut short: it marked in a
-        second transaction after the status)."""
+        ``RESEND``: back to New; ``MARK_UNKNOWN``: Failed, unknown, ambiguous. Expired,
+        Cancelled and Failed campaigns' New and Held recipients are then marked (RESEND sends
+        some back; a database written by older code may hold a marking a crash cut short: it
+        marked in a second transaction after the status)."""
         now_us = to_us(now)
 
         def body(cur: Cursor) -> RecoveryCounts:

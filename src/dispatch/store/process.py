@@ -139,7 +139,7 @@ def _answer_calls(conn: multiprocessing.connection.Connection) -> None:
     from dispatch import interpreter
     from dispatch.store import open_store
 
-    interpreter.limit_malloc_arenas(interpreter.DEFAULT_MALLOC_ARENAS)  # before any thread
+    interpreter.limit_malloc_arenas()  # before any thread
     config, log_settings = conn.recv()
     if log_settings is not None:  # the engine's log lines, from this process too
         configure_logging(*log_settings)

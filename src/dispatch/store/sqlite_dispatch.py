@@ -419,7 +419,7 @@ class SqliteDispatchPath:
         ``RESEND``: back to New (at-least-once). ``MARK_UNKNOWN``: stage Failed, sms_result
         unknown, ambiguous (at-most-once). Counters follow in the same transaction. Campaigns
         are found from their counters (``inflight > 0``), which are exact by construction.
-        Expired and Cancelled campaigns' New and Held recipients are then marked (RESEND
+        Expired, Cancelled and Failed campaigns' New and Held recipients are then marked (RESEND
         sends some back to New; a database written by older code may hold a marking that a
         crash cut short: it marked in a second transaction after the status).
         """
