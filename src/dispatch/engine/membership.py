@@ -45,12 +45,21 @@ class ClusterMembership:
         self._on_fenced = on_fenced
         self.live_nodes = 0
         self.taken_over = 0  # rows of dead nodes resolved by this node (plain-int statistic)
+        self._beats = trio.CancelScope()  # the heartbeat loop; ``leave`` ends it first
+        self._beats_done = trio.Event()
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Register and take the TPS share before the first claim, then keep the lease."""
-        await self._store.run_sync(self._cluster.register_node)
-        await self._resplit()
-        task_status.started()
+        try:
+            await self._store.run_sync(self._cluster.register_node)
+            await self._resplit()
+            task_status.started()
+            with self._beats:
+                await self._keep_lease()
+        finally:
+            self._beats_done.set()
+
+    async def _keep_lease(self) -> None:
         failing_since: float | None = None
         back_at = float("-inf")  # when our heartbeat last came back after failing
         while True:
@@ -120,6 +129,11 @@ class ClusterMembership:
         return await self._store.run_sync(self._cluster.claim_build, campaign_id)
 
     async def leave(self) -> None:
+        # The heartbeat loop ends first, its beat in flight included: a beat that ran after
+        # (or while) the node was marked stopped would find it not live and take that for
+        # being declared dead.
+        self._beats.cancel()
+        await self._beats_done.wait()
         counts = await self._store.run_sync(self._cluster.leave_cluster,
                                             self._config.recovery_policy, self._clock())
         log_event(log, logging.INFO, "left the cluster", node=self._cluster.node_id,
