@@ -1,4 +1,5 @@
-"""Two real engine nodes on one PostgreSQL share an ESME's TPS contract (each sends half).
+"""Two real engine nodes on one PostgreSQL share an ESME's TPS contract (each sends half),
+and a campaign's TPS cap the same way.
 A node's route must claim no faster than the share its pool really sends at: claiming at the
 whole contract fills the pool's queue with claimed-but-unsent recipients, up to the route's
 claim bound (ambiguous after a crash, and a later, urgent campaign waits behind the queue).
@@ -21,6 +22,7 @@ from dispatch.store.base import StoreConfig
 from dispatch.transport.config import EsmeConfig
 
 from .helpers import approved, until, until_status, write_numbers
+from .test_tps_cap import most_in_one_second, submit_times
 
 KEY = "00112233445566778899aabbccddeeff"
 CONTRACT_TPS = 400.0
@@ -77,4 +79,39 @@ async def test_each_node_claims_at_its_share_of_the_contract(tmp_path: Path,
         b.stop()
         await a.wait_stopped()
         await b.wait_stopped()
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_campaigns_tps_cap_is_the_clusters_not_each_nodes(tmp_path: Path,
+                                                                   pg_dsn: str) -> None:
+    """Both nodes send the campaign: each holds half its cap (as it sends half the contract),
+    so the SMSC sees at most ``tps_cap`` of it in any second. Each node held the whole cap
+    before: 2 x the cap in a second."""
+    cap, count = 40, 200
+    numbers = write_numbers(tmp_path / "r.txt", count)
+    async with trio.open_nursery() as nursery:
+        sim = await nursery.start(run_simulator, SimulatorConfig(port=0))
+        nodes = [Engine(_config(tmp_path, name, pg_dsn, sim.port)) for name in ("a", "b")]
+        for node in nodes:
+            await nursery.start(node.run)
+
+        async def both_live() -> bool:
+            return all(n.membership is not None and n.membership.live_nodes == 2
+                       for n in nodes)
+        await until(both_live, timeout_s=30)
+
+        service = nodes[0].service
+        assert service is not None
+        cid = await approved(service, Campaign(sender="S", text="Hi", author="t", esme="sim",
+                                               tps_cap=cap, source_path=str(tmp_path / "r.txt")))
+        await until_status(service, cid, CampaignStatus.DONE, timeout_s=60)
+        times = submit_times(sim, numbers)
+        assert len(times) == count and sim.stats.duplicates == 0
+        # both nodes took part (each its share), and the cluster held the cap
+        assert all(n.routes["sim"].statistics().outcomes > 0 for n in nodes)
+        assert most_in_one_second(times) <= cap
+        for node in nodes:
+            node.stop()
+        for node in nodes:
+            await node.wait_stopped()
         nursery.cancel_scope.cancel()

@@ -2,9 +2,9 @@
 ``dispatch.store.cluster``).
 
 One task, every ``heartbeat_interval_s``: renew the node's lease (its heartbeat row), re-split
-each ESME's TPS contract by the number of live nodes, take over the in-flight rows of nodes
-that went silent (following the recovery policy: by default an ambiguous submit is counted,
-never resent), and retry parked receipts (a receipt whose message id another node stored in a
+each ESME's TPS contract (and each campaign's TPS cap and Spread rate) by the number of live
+nodes, take over the in-flight rows of nodes that went silent (following the recovery policy:
+by default an ambiguous submit is counted, never resent), and retry parked receipts (a receipt whose message id another node stored in a
 transaction that raced ours). A node that finds it was declared dead (its heartbeat stalled
 past ``node_timeout_s``) stops the engine: the rows it holds in memory were given away, and a
 fresh start rejoins cleanly. At graceful shutdown ``leave`` marks the node stopped so the others
@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 class ClusterMembership:
     def __init__(self, store: AsyncStore, cluster: Cluster, config: StoreConfig,
                  pools: Mapping[str, BindPool], clock: Callable[[], datetime],
-                 on_fenced: Callable[[], None]) -> None:
+                 on_fenced: Callable[[], None],
+                 on_live_nodes: Callable[[int], None] = lambda live: None) -> None:
         self._store = store
         self._cluster = cluster
         self._config = config
@@ -43,6 +44,7 @@ class ClusterMembership:
         self._contract_tps = {name: pool.config.tps for name, pool in pools.items()}
         self._clock = clock
         self._on_fenced = on_fenced
+        self._on_live_nodes = on_live_nodes  # campaigns' rates are split like the contracts
         self.live_nodes = 0
         self.taken_over = 0  # rows of dead nodes resolved by this node (plain-int statistic)
         self._beats = trio.CancelScope()  # the heartbeat loop; ``leave`` ends it first
@@ -123,6 +125,7 @@ class ClusterMembership:
             self.live_nodes = live
             for name, pool in self._pools.items():
                 pool.set_tps(share_of(self._contract_tps[name], live))  # routes read pool.tps
+            self._on_live_nodes(live)
 
     async def claim_build(self, campaign_id: int) -> bool:
         """Whether this node builds the campaign (one builder per campaign in the cluster)."""

@@ -37,6 +37,7 @@ from dispatch.logs import log_event
 from dispatch.smpp.receipt import SmsResult as ReceiptSmsResult
 from dispatch.store.asyncstore import AsyncStore
 from dispatch.store.base import Receipt, SubmitKind, SubmitOutcome
+from dispatch.store.cluster import share_of
 from dispatch.store.faults import STORE_FAULTS
 from dispatch.store.writer import GroupCommitWriter
 from dispatch.transport import pool as pool_events
@@ -153,6 +154,10 @@ class Route:
         self._caps: dict[int, _CapWindow] = {}
         # A second as the SMSC counts it, with the pool's allowance for clock jitter.
         self._cap_window_s = 1.0 + pool.config.tps_guard_s
+        # In a PostgreSQL cluster, the live nodes (``ClusterMembership``): a campaign's rates
+        # (TPS cap, Spread) are the cluster's, and this node sends its share of them, as its
+        # pool does of the ESME's contract. 0 or 1: alone.
+        self.live_nodes = 0
 
     # ------------------------------------------------------------------ campaign set
 
@@ -217,7 +222,7 @@ class Route:
             if feed.exhausted:
                 continue
             c = feed.campaign
-            demand = c.tps_cap if c.tps_cap else math.inf
+            demand = self._cap_share(c) or math.inf
             if c.mode is CampaignMode.SPREAD and c.end_at is not None:
                 if feed.remaining_hint <= 0:
                     # Nothing New by the last counters: the campaign has no demand, so no
@@ -226,7 +231,9 @@ class Route:
                     # would let it run into its end time and expire although all was sent.
                     feed.exhausted = True
                     continue
-                demand = min(demand, spread_rate_tps(feed.remaining_hint, now, c.end_at, c.window))
+                # remaining_hint counts the whole cluster's New rows: share that rate too.
+                spread = spread_rate_tps(feed.remaining_hint, now, c.end_at, c.window)
+                demand = min(demand, share_of(spread, self.live_nodes))
             requests.append(ShareRequest(cid, float(c.priority), demand))
         # What the pool sends at now (in a cluster, this node's share of the contract):
         # splitting the whole contract while the pool sent a share made the route claim
@@ -281,7 +288,7 @@ class Route:
         now = trio.current_time()
         held: dict[int, int] = {}
         for cid, n in counts.items():
-            cap = self._feeds[cid].campaign.tps_cap
+            cap = self._cap_share(self._feeds[cid].campaign)
             if cap:
                 window = self._caps.get(cid)
                 if window is None:
@@ -290,6 +297,11 @@ class Route:
             if n > 0:
                 held[cid] = n
         return held
+
+    def _cap_share(self, campaign: Campaign) -> float:
+        """The campaign's TPS cap this node holds it to (0: none): all of it alone, its share
+        in a cluster, or the cluster would send the cap once per node."""
+        return share_of(campaign.tps_cap, self.live_nodes) if campaign.tps_cap else 0.0
 
     async def feed(self) -> None:
         """Claim and queue recipients until cancelled."""
