@@ -19,7 +19,13 @@ of the worker's time, longest loop stall 16-32 ms, p99 gap 5-7 ms. The price is 
 decode in the worker thread, for large bodies only (small ones still go to ``json.loads``).
 The walk follows ``json.decoder``'s own ``JSONObject``/``JSONArray``: same whitespace, same
 error for the same mistake (a ``json.JSONDecodeError``, so a ``ValueError``), duplicate keys
-keep the last value, ``NaN``/``Infinity`` are accepted as ``json.loads`` accepts them.
+keep the last value.
+
+Both this decoder and the one-call :func:`loads_whole` refuse what is not JSON although
+``json.loads`` takes it by default: ``NaN``, ``Infinity`` and ``-Infinity`` (RFC 8259 section 6:
+"Numeric values that cannot be represented in the grammar below (such as Infinity and NaN) are
+not permitted"), and a number too large for a double (``1e400``), which ``float()`` would make
+an infinity that no store keeps as a number. Both are :class:`NumberRefused`, a ``ValueError``.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import codecs
 import json
 import json.decoder
 import re
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -38,7 +45,31 @@ SPLIT_DEPTH = 2
 #: Bytes decoded to text at a time (UTF-8 decoding is one C call too).
 DECODE_PIECE_BYTES = 1 << 20
 
-_DECODER = json.JSONDecoder()
+
+class NumberRefused(ValueError):
+    """A ``NaN``/``Infinity`` literal, or a number beyond a double's range; the message says
+    which (it is the field message of the API's 400)."""
+
+
+def _refuse_constant(name: str) -> Any:
+    # json.decoder calls this for exactly NaN, Infinity and -Infinity.
+    raise NumberRefused(f"{name} is not valid JSON (JSON has no NaN or Infinity)")
+
+
+def _finite_float(text: str) -> float:
+    # The numbers with a fraction or an exponent (an integer literal stays an int: its range
+    # is the fields' business, control.validation); float(text) is what json.loads returns.
+    value = float(text)
+    if value - value != 0.0:  # inf - inf is nan; a finite value gives 0.0
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise NumberRefused(f"Number {shown} is out of range (the largest is "
+                            f"{sys.float_info.max!r})")
+    return value
+
+
+#: The options of both decoders: refuse what is not a finite JSON number.
+_OPTIONS: dict[str, Any] = {"parse_constant": _refuse_constant, "parse_float": _finite_float}
+_DECODER = json.JSONDecoder(**_OPTIONS)
 # The stdlib decoder's own string scanner (C) and whitespace (json.decoder.WHITESPACE).
 _scanstring: Callable[[str, int, bool], tuple[str, int]] = (
     json.decoder.scanstring)  # type: ignore[attr-defined]
@@ -47,8 +78,14 @@ _WS_MATCH = re.compile(r"[ \t\n\r]*").match
 Error = json.JSONDecodeError
 
 
+def loads_whole(raw: bytes | bytearray) -> Any:
+    """The body decoded in one ``json.loads`` call, with the API's options (no ``NaN``,
+    ``Infinity`` or out-of-range numbers: :class:`NumberRefused`)."""
+    return json.loads(raw, **_OPTIONS)
+
+
 def loads(raw: bytes | bytearray | memoryview) -> Any:
-    """``json.loads(raw)``, decoded piece by piece (see the module docstring)."""
+    """:func:`loads_whole`, decoded piece by piece (see the module docstring)."""
     data = bytes(raw[:4])  # the encoding is told by the first four bytes, as json.loads does
     encoding = json.detect_encoding(data)
     text = _text(raw, encoding)

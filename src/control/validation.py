@@ -10,7 +10,6 @@ what the code accepts.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import re
 import sys
@@ -114,10 +113,14 @@ def _parse_datetime(text: str) -> datetime:
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _FLOAT_MAX = int(sys.float_info.max)
+# An integer inside an object (a message's variables) is kept as msgpack keeps it (the store
+# packs variables with msgpack): a JSON integer beyond this range was a 500 at the store.
+_NESTED_INT_MIN, _NESTED_INT_MAX = -(2**63), 2**64 - 1
 
 
-def _nested_text_problem(value: Any) -> str | None:
-    """``text_problem`` of the first bad string (key or value) anywhere inside ``value``."""
+def _nested_problem(value: Any) -> str | None:
+    """``text_problem`` of the first bad string (key or value) anywhere inside ``value``, or
+    of an integer out of the range a store keeps."""
     stack = [value]
     while stack:
         item = stack.pop()
@@ -125,6 +128,9 @@ def _nested_text_problem(value: Any) -> str | None:
             error = text_problem(item)
             if error is not None:
                 return error
+        elif isinstance(item, int):
+            if not _NESTED_INT_MIN <= item <= _NESTED_INT_MAX:
+                return f"Integers must be between {_NESTED_INT_MIN} and {_NESTED_INT_MAX}"
         elif isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())
@@ -195,7 +201,7 @@ def _check(field: Field, value: Any) -> Any:
     if kind == "object":
         if not isinstance(value, dict):
             raise _Invalid("Must be an object")
-        error = _nested_text_problem(value)
+        error = _nested_problem(value)
         if error is not None:
             raise _Invalid(error)
         return value
@@ -364,15 +370,26 @@ def _joined(chunks: list[bytes]) -> bytes:
 
 
 def _decode(raw: bytes, ctype: str) -> Any:
-    """The decoded body (``None`` when empty); undecodable: 400 with a ``body`` message."""
+    """The decoded body (``None`` when empty); undecodable: 400 with a ``body`` message. A body
+    holds JSON's values only (RFC 8259), in either type: a JSON ``NaN``/``Infinity`` or a
+    number beyond a double, a msgpack bin, extension, non-finite float or non-string key is a
+    400 too, naming what (JSON) or where (msgpack) it is."""
     if not raw or raw.isspace():  # (not raw.strip(): that copies the whole body)
         return None
     kind = "JSON" if ctype == JSON else "msgpack"
     large = len(raw) > OFF_LOOP_BYTES
     try:
         if ctype == JSON:
-            return jsonbody.loads(raw) if large else json.loads(raw)
-        return msgpackbody.loads(raw) if large else msgpackbody.unpackb(raw)
+            return jsonbody.loads(raw) if large else jsonbody.loads_whole(raw)
+        value = msgpackbody.loads(raw) if large else msgpackbody.unpackb(raw)
+        # A msgpack body holds what a JSON body can, nothing more (no bin, no extension
+        # types, no NaN): every endpoint then sees the same values from either type.
+        msgpackbody.refuse_non_json(value)
+        return value
+    except jsonbody.NumberRefused as exc:
+        raise bad_request("Invalid number in JSON body", {"body": str(exc)}) from None
+    except msgpackbody.NonJsonValue as exc:
+        raise bad_request("Unsupported value in msgpack body", {exc.where: exc.message}) from None
     except (ValueError, msgpack.UnpackException, TypeError, RecursionError):
         raise bad_request(f"Malformed {kind} body",
                           {"body": f"Request body is not valid {kind}"}) from None
