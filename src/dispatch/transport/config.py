@@ -117,7 +117,7 @@ class EsmeConfig:
     unbind_timeout_s: float = 5.0
     # How long a bind that is ending waits for the responses to its outstanding submit_sm:
     # at a graceful shutdown, before our unbind; after the SMSC's unbind, before we hang up
-    # (bind.py ``_unbind_drainer``). Still unanswered then: the in-flight policy applies.
+    # (``transport.unbind.unbind_drainer``). Still unanswered then: the in-flight policy applies.
     drain_timeout_s: float = 10.0
     reconnect: ReconnectConfig = field(default_factory=ReconnectConfig)
     status_policy: StatusPolicy = field(default_factory=StatusPolicy)

@@ -38,6 +38,12 @@ multipart message was delivered is decided from its per-segment receipts with
 
 Status policy (``StatusPolicy``) and in-flight policy (``InflightPolicy``): see
 ``dispatch.transport.config``. Every case is counted in ``statistics()``.
+
+This module is the pool itself: its queue, the status and in-flight policies, receipts and
+MO, the counters. Around it: the events above are defined in ``dispatch.transport.events``
+and ``PoolStatistics`` in ``dispatch.transport.stats`` (both importable from here), each
+connection is a ``Bind`` (``dispatch.transport.bind``), and each bind slot is kept bound,
+reconnecting with backoff, by ``dispatch.transport.reconnect``.
 """
 
 from __future__ import annotations
@@ -45,19 +51,14 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
-import logging
 import random
 from collections import Counter, deque
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from dispatch.fastpath import impl
-from dispatch.logs import log_event
-from dispatch.observability.buckets import HistogramSnapshot
 from dispatch.observability.receipts import ReceiptStatistics
 from dispatch.smpp.constants import (
     ESM_CLASS_DELIVERY_RECEIPT,
@@ -67,122 +68,33 @@ from dispatch.smpp.constants import (
     Tlv,
     status_name,
 )
-from dispatch.smpp.receipt import SmsResult, receipt_essentials
+from dispatch.smpp.receipt import receipt_essentials
 from dispatch.smpp.session import BindMode
-from dispatch.transport.bind import Bind, BindError, DeliverAck
 from dispatch.transport.config import EsmeConfig, InflightPolicy
+from dispatch.transport.events import (
+    BindFailure,
+    DeliverAck,
+    MoMessage,
+    OutboundMessage,
+    PoolEvent,
+    ReceiptEvent,
+    SubmitOutcome,
+    SubmitStatus,
+    aggregate_segments,
+)
 from dispatch.transport.ratelimit import RateLimiter
+from dispatch.transport.reconnect import keep_bound
+from dispatch.transport.stats import LATENCY_BUCKETS_S, PoolStatistics
 
 if TYPE_CHECKING:
     from trio import TaskStatus
 
-log = logging.getLogger(__name__)
+    from dispatch.transport.bind import Bind
 
-_CREDENTIAL_STATUSES = frozenset({CommandStatus.ESME_RINVPASWD, CommandStatus.ESME_RINVSYSID})
-#: latency histogram bucket upper bounds, seconds (submit -> submit_sm_resp)
-LATENCY_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0,
-                     5.0, 10.0, float("inf"))
-
-
-# ----------------------------------------------------------------------------- messages
-
-@dataclass(slots=True)
-class OutboundMessage:
-    """One message to one recipient. ``segments`` are ``(short_message, esm_class,
-    data_coding, tlvs)`` as ``dispatch.smpp.text.split_text`` makes them; ``ref`` is opaque
-    (the engine's recipient id) and comes back in the outcome."""
-
-    ref: Any
-    source_addr: bytes
-    destination_addr: bytes
-    segments: Sequence[tuple[bytes, int, int, Any]]
-    source_addr_ton: int = 0
-    source_addr_npi: int = 0
-    dest_addr_ton: int = 1
-    dest_addr_npi: int = 1
-    registered_delivery: int = 1
-    validity_period: bytes = b""
-    service_type: bytes = b""
-    protocol_id: int = 0
-    priority_flag: int = 0
-
-
-class SubmitStatus(StrEnum):
-    ACCEPTED = "accepted"
-    FAILED = "failed"
-    UNKNOWN = "unknown"
-
-
-class SubmitOutcome(NamedTuple):
-    """The final submit result of one message. (Pool events on the per-message path are
-    NamedTuples: as immutable as a frozen dataclass, and built ~3x faster.)"""
-
-    ref: Any
-    status: SubmitStatus
-    message_ids: tuple[str, ...]  # normalised, one per accepted segment, in order
-    command_status: int  # the last status seen (0 when accepted)
-    status_name: str  # "ESME_ROK", "ESME_RINVDSTADR", "response timeout", ...
-    attempts: int  # submit_sm sent for this message, all segments and retries
-    bind_id: str  # the bind that settled it
-    latency_s: float  # last submit -> its response
-
-
-class ReceiptEvent(NamedTuple):
-    """A delivery receipt; ``message_id`` matches a ``SubmitOutcome.message_ids`` entry.
-    ``raw`` is the fast path's ``parse_receipt`` tuple: ``Receipt.from_tuple`` (in
-    ``dispatch.smpp.receipt``) makes it a typed ``Receipt`` with every field, when wanted."""
-
-    esme: str
-    message_id: str | None
-    stat: str | None
-    err: str | None
-    sms_result: SmsResult | None  # None: intermediate (ENROUTE/ACCEPTD), more will come
-    raw: tuple[Any, ...]
-    bind_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class MoMessage:
-    """A mobile-originated message (deliver_sm that is not a receipt)."""
-
-    esme: str
-    source_addr: bytes
-    destination_addr: bytes
-    esm_class: int
-    data_coding: int
-    short_message: bytes
-    tlvs: dict[int, bytes]
-    bind_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class BindFailure:
-    """A bind attempt failed; emitted when the reason changes, not at every retry."""
-
-    esme: str
-    bind_id: str
-    reason: str
-    command_status: int | None
-    retry_in_s: float
-
-
-PoolEvent = SubmitOutcome | ReceiptEvent | MoMessage | BindFailure | DeliverAck
-
-
-def aggregate_segments(results: Iterable[SmsResult | None]) -> SmsResult | None:
-    """One result for a multipart message from its segments' receipt results.
-
-    ``FAILED`` as soon as a segment failed, ``DELIVERED`` only when every segment was,
-    ``UNKNOWN`` when all are final and some unknown, ``None`` while any is still pending.
-    """
-    seen = list(results)
-    if any(r is SmsResult.FAILED for r in seen):
-        return SmsResult.FAILED
-    if not seen or any(r is None for r in seen):
-        return None
-    if all(r is SmsResult.DELIVERED for r in seen):
-        return SmsResult.DELIVERED
-    return SmsResult.UNKNOWN
+# The pool's API, as documented above: defined here, in ``events`` and in ``stats``.
+__all__ = ["LATENCY_BUCKETS_S", "BindFailure", "BindPool", "DeliverAck", "MoMessage",
+           "OutboundMessage", "PoolEvent", "PoolStatistics", "ReceiptEvent", "SubmitOutcome",
+           "SubmitStatus", "aggregate_segments"]
 
 
 class _Job:
@@ -206,46 +118,6 @@ class _Job:
                 m.dest_addr_ton, m.dest_addr_npi, m.destination_addr, esm_class, m.protocol_id,
                 m.priority_flag, b"", m.validity_period, m.registered_delivery, 0, data_coding,
                 0, short_message, tlvs or None)
-
-
-@dataclass(frozen=True, slots=True)
-class PoolStatistics:
-    """A snapshot for metrics (read at scrape time; the counters are plain ints)."""
-
-    esme: str
-    binds_configured: int
-    binds_up: int
-    queued: int
-    in_flight: int
-    window_capacity: int
-    submits: int
-    responses_by_status: dict[str, int]
-    accepted: int
-    failed: int
-    unknown: int
-    throttled: int
-    retries: int
-    inflight_retried: int
-    inflight_unknown: int
-    response_timeouts: int
-    late_responses: int
-    generic_nacks: int
-    protocol_errors: int
-    connection_drops: int
-    reconnects: int
-    bind_failures: int
-    last_bind_error: str
-    receipts: int  # receipts and MO count once answered: a redelivery is not counted twice
-    mo_messages: int
-    rate_limiter_waits: int
-    latency_buckets_s: tuple[float, ...]
-    latency_counts: tuple[int, ...] = field(default=())
-    latency_sum_s: float = 0.0
-    # observability (dispatch.observability): TPS contract, receipts by stat, receipt delay
-    tps_limit: float = 0.0
-    receipts_by_stat: dict[str, int] = field(default_factory=dict)
-    receipt_delay: HistogramSnapshot | None = None
-    receipt_delay_evicted: int = 0
 
 
 _RECEIPTED_MESSAGE_ID = int(Tlv.RECEIPTED_MESSAGE_ID)
@@ -335,7 +207,7 @@ class BindPool:
         try:
             async with trio.open_nursery() as nursery:
                 for bind_id, mode in slots:
-                    nursery.start_soon(self._keep_bound, bind_id, mode)
+                    nursery.start_soon(keep_bound, self, bind_id, mode)
                 task_status.started(self)
         finally:
             self._out_send.close()
@@ -399,70 +271,6 @@ class BindPool:
 
     def binds_up(self) -> int:
         return sum(1 for b in self._binds if b.bound and b.sends)
-
-    async def _keep_bound(self, bind_id: str, mode: BindMode) -> None:
-        """One bind slot: connect, bind, serve; on failure back off (with jitter), again."""
-        cfg = self.config
-        rc = cfg.reconnect
-        bind_limiter = (RateLimiter(cfg.per_bind_tps, window_s=1.0 + cfg.tps_guard_s)
-                        if cfg.per_bind_tps else None)
-        failures = 0
-        last_reason = ""
-        ever_bound = False
-        while not self._closing:
-            bind = Bind(self, bind_id, mode, self._limiter, bind_limiter)
-            status: int | None = None
-            bind_failed = False
-            try:
-                await bind.open()
-            except BindError as exc:
-                bind_failed = True
-                reason, status = exc.reason, exc.command_status
-                self.stats_bind_failures += 1
-                self.last_bind_error = reason
-            else:
-                self._binds.append(bind)
-                self._bound_changed.set()
-                if ever_bound:
-                    self.stats_reconnects += 1
-                ever_bound = True
-                failures = 0
-                last_reason = ""
-                log_event(log, logging.INFO, "bind up", esme=self.name, bind=bind_id,
-                          mode=mode.value)
-                if self._closing:
-                    bind.stop()
-                try:
-                    await bind.serve()
-                finally:
-                    self._binds.remove(bind)
-                    self._bound_changed.set()
-                reason = bind.down_reason
-                if reason != "stopped":
-                    self.stats_connection_drops += 1
-                    log_event(log, logging.WARNING, "bind connection ended", esme=self.name,
-                              bind=bind_id, reason=reason)
-                if self._lost_outcomes:
-                    out, self._lost_outcomes = self._lost_outcomes, []
-                    await self._emit(out)
-            if self._closing:
-                return
-            failures += 1
-            delay = min(rc.max_s, rc.initial_s * rc.multiplier ** (failures - 1))
-            if status in _CREDENTIAL_STATUSES:
-                delay = max(delay, rc.bad_credentials_s)
-            delay *= 1.0 + rc.jitter * (2 * self._rng.random() - 1)
-            if bind_failed:
-                if reason != last_reason:  # reported once per distinct reason
-                    log_event(log, logging.ERROR, "bind failed", esme=self.name, bind=bind_id,
-                              reason=reason, retry_in_s=round(delay, 2))
-                    await self._emit([BindFailure(self.name, bind_id, reason, status, delay)])
-                last_reason = reason
-            with trio.move_on_after(delay):
-                while not self._closing:
-                    if self._bound_changed.is_set():
-                        self._bound_changed = trio.Event()
-                    await self._bound_changed.wait()
 
     # --------------------------------------------------------------------- input
     async def submit(self, msg: OutboundMessage) -> None:
