@@ -131,12 +131,15 @@ def _assert_sent_once(dsn: str, cid: int, numbers: list[str], sim: Any,
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("in_process", [False, True], ids=["store-thread", "store-process"])
 async def test_postgres_crash_mid_campaign_pauses_resumes_and_sends_once(
-        tmp_path: Path, pg: PgCluster) -> None:
+        tmp_path: Path, pg: PgCluster, in_process: bool) -> None:
     dsn = pg.create_database("outage")
     numbers = _numbers(tmp_path / "r.txt", COUNT, seed=21)
     config = _config(tmp_path / "var")
-    config = replace(config, store=_store_config(dsn)).resolved()
+    # in_process False is the default for PostgreSQL (StoreConfig.process unset)
+    store = _store_config(dsn) if not in_process else replace(_store_config(dsn), process=True)
+    config = replace(config, store=store).resolved()
     engine = Engine(config)
     crashed: list[BaseException] = []
     async with trio.open_nursery() as nursery:
@@ -144,8 +147,7 @@ async def test_postgres_crash_mid_campaign_pauses_resumes_and_sends_once(
         assert engine.simulator is not None and engine.writer is not None
         assert engine.service is not None and engine.membership is not None
         sim, health, pool = engine.simulator, engine.writer.health, engine.routes["sim"].pool
-        # the default: the PostgreSQL store in a process of its own (dispatch.store.process)
-        assert isinstance(engine.store and engine.store.sync, ClusterStoreProcess)
+        assert isinstance(engine.store and engine.store.sync, ClusterStoreProcess) == in_process
         cid = await _start_campaign(engine, tmp_path / "r.txt")
         await _wait_for(lambda: sim.stats.submits >= COUNT // 4, 30)
 

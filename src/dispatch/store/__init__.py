@@ -39,9 +39,9 @@ def open_engine_stores(config: StoreConfig) -> tuple[Store, Store]:
     """The engine's two stores: the one it writes through, and the one its API and control
     loop read through (a second SQLite connection: WAL readers never wait for the writer;
     for PostgreSQL a second connection pool, or the same store, which is safe from two
-    threads). With ``[store] process`` the writing store runs in a process of its own
-    (``dispatch.store.process``) and the reader stays in this one."""
-    if not config.process:
+    threads). With ``[store] process`` (by default for SQLite) the writing store runs in a
+    process of its own (``dispatch.store.process``) and the reader stays in this one."""
+    if not store_in_process(config):
         store = open_store(config)
         return store, store if is_postgres(config) else open_store(config)
     from dispatch.store.process import ClusterStoreProcess, StoreProcess
@@ -63,6 +63,12 @@ def open_engine_stores(config: StoreConfig) -> tuple[Store, Store]:
     except BaseException:
         primary.close()
         raise
+
+
+def store_in_process(config: StoreConfig) -> bool:
+    """Whether the engine's writing store runs in a process of its own: ``[store] process``,
+    or unset, for SQLite only (see ``StoreConfig.process``)."""
+    return config.process if config.process is not None else not is_postgres(config)
 
 
 def cluster_of(store: Store) -> Cluster:

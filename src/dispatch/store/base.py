@@ -412,7 +412,10 @@ class StoreConfig:
     retry_exhausted_errors_listed: int = 1000
     # The engine's writing store in a process of its own, beside the engine's event loop
     # instead of in a thread sharing its GIL (dispatch.store.process); false: in a thread.
-    process: bool = True
+    # Unset: SQLite in a process (its SQL is CPU in this machine: the process took the
+    # engine past one core), PostgreSQL in a thread (the SQL runs in the server; the
+    # process only added ~6 us of encoding a message, BENCHMARKS.md round 18).
+    process: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
