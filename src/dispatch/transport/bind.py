@@ -225,9 +225,11 @@ class Bind:
             data = session.data_to_send()
             if data:
                 self._writing = True
-                with trio.fail_after(timeout_s):
-                    await stream.send_all(data)
-                self._writing = False
+                try:
+                    with trio.fail_after(timeout_s):
+                        await stream.send_all(data)
+                finally:
+                    self._writing = False
 
     async def _reader(self) -> None:
         session, stream, tcp, pool = self.session, self._stream, self._tcp, self.pool
