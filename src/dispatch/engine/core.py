@@ -15,7 +15,9 @@ The control loop runs every ``control_interval_s``, and within ``tick_s`` of any
 created or changing status (so a pause or cancel stops the sending at once); it is where the
 lifecycle advances by itself: Pending campaigns with auto-start begin building at their start time, Building ones are
 built (one builder task each), Sending ones pause outside their daily window and resume inside
-it, expire at their end time, and finish when no recipient is left New or in flight.
+it, expire at their end time, and finish when no recipient is left New or in flight. Beside
+it, ``UnsentMarking`` (dispatch.engine.unsent) marks what ended campaigns still hold New or
+Held beyond what their ending transition marked, one chunk per store call.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from dispatch.engine.builder import BuildFailed, build_recipients
 from dispatch.engine.config import SIMULATOR_ROUTE, EngineConfig
 from dispatch.engine.membership import ClusterMembership
 from dispatch.engine.route import Route
+from dispatch.engine.unsent import UnsentMarking
 from dispatch.ingest import IngestSummary, ctn_hash, mask_number, normalize_phone
 from dispatch.logs import log_event, redact_digits
 from dispatch.observability.campaigns import CampaignSampler
@@ -101,6 +104,7 @@ class Engine:
         self.api_port: int | None = None
         self.api_app: Any = None  # the control API's app (control.app.ControlApp) once served
         self.recovery: RecoveryCounts | None = None
+        self.unsent: UnsentMarking | None = None  # the rest of ended campaigns' unsent rows
         self._builders: set[int] = set()
         self._stop = trio.Event()
         self._stopped = trio.Event()
@@ -152,6 +156,7 @@ class Engine:
         primary, reader = await trio.to_thread.run_sync(open_engine_stores, cfg.store)
         store = AsyncStore(primary, reader)
         self.store = store
+        self.unsent = UnsentMarking(store, cfg.store.unsent_mark_rows, self.clock)
         try:
             self.recovery = await store.recover_inflight(cfg.store.recovery_policy, self.clock())
             if self.recovery.resent or self.recovery.marked_unknown:
@@ -287,6 +292,9 @@ class Engine:
                     nursery.start_soon(route.feed)
                 nursery.start_soon(self._control_loop)
                 nursery.start_soon(self._purge_unmatched_receipts)
+                assert self.unsent is not None
+                nursery.start_soon(self.unsent.run, self._sleep_until_changed,
+                                   self.config.scheduler.control_interval_s)
 
     # ------------------------------------------------------------------ control loop
 
@@ -536,9 +544,11 @@ class Engine:
                 await self.service.mark_built(campaign.id, summary.message())
             except InvalidTransition:
                 if (await self.service.get(campaign.id)).status is CampaignStatus.CANCELLED:
-                    # Cancelled while building: the cancel marked what was stored by then;
-                    # the rows stored after it are marked now (nothing stays pending).
-                    await self.store.mark_unsent(campaign.id, self.clock())
+                    # Cancelled while building: the cancel marked what was stored by then
+                    # (up to unsent_mark_rows); the rest, and the rows stored after it, are
+                    # marked now in chunks, and by the unsent marking's rounds after that.
+                    assert self.unsent is not None
+                    await self.unsent.mark_campaign(campaign.id)
                 raise
         except (Conflict, InvalidTransition) as exc:
             log_event(log, logging.INFO, "build outcome not applied",

@@ -265,8 +265,12 @@ class AsyncStore:
     async def recover_inflight(self, policy: RecoveryPolicy, now: datetime) -> RecoveryCounts:
         return await self.run_sync(self.sync.recover_inflight, policy, now)
 
-    async def mark_unsent(self, campaign_id: int, now: datetime) -> int:
-        return await self.run_sync(self.sync.mark_unsent, campaign_id, now)
+    async def mark_unsent(self, campaign_id: int, now: datetime,
+                          limit: int | None = None) -> int:
+        return await self.run_sync(self.sync.mark_unsent, campaign_id, now, limit)
+
+    async def campaigns_with_unsent(self) -> list[int]:
+        return await self.run_read(self.reader.campaigns_with_unsent)
 
     # counters
     async def counters(self, campaign_id: int) -> Counters:

@@ -22,13 +22,17 @@ Semantics that every implementation must keep (the store test suite checks them)
   Only a Sending campaign's recipients are claimed: a claim racing a pause or a cancel leases
   nothing, on every node at once.
 * A campaign that ends with recipients unsent (Expired, Cancelled, Failed, a Trigger campaign
-  Done with recipients never triggered: ``marks_unsent``) has them marked in the transaction of
-  the transition that ends it: stage Failed, with the error ``unsent_errors`` gives for its
-  status.
-  No commit ever shows the end status with rows still New or Held, and no claim starts after
-  it. A submit retry that comes back New afterwards is marked in its own transaction;
+  Done with recipients never triggered: ``marks_unsent``) has them marked stage Failed, with the
+  error ``unsent_errors`` gives for its status. The transition that ends it marks the first
+  ``StoreConfig.unsent_mark_rows`` of them (New first, then Held, lowest ids first) in its own
+  transaction, so a campaign of that size or smaller never commits its end status with rows
+  still New or Held. A bigger one keeps the rest until the engine marks them chunk by chunk
+  (``campaigns_with_unsent``, then ``mark_unsent`` with a ``limit``), each chunk its own
+  transaction, so other store calls interleave instead of waiting for millions of rows. No
+  claim starts after the end either way (claims take only a Sending campaign's rows).
+  A submit retry that comes back New afterwards is marked in its own transaction;
   ``mark_unsent`` marks again what was stored after the end (a build that raced a cancel), and
-  ``recover_inflight`` completes a marking a database written by older code left undone.
+  ``recover_inflight`` starts the marking of what a crash (or older code) left unmarked.
 * Counters (per campaign, per UTC day) change in the same transaction as the recipient rows they
   count, so reads are cheap and always equal to ``COUNT(*)`` over the rows.
 * Campaign transitions are compare-and-set on (status, archived): the history row and the audit
@@ -95,10 +99,11 @@ ENDED_UNSENT_SQL = "(" + ", ".join(f"'{s.value}'" for s in ENDED_UNSENT_STATUSES
 
 
 def marks_unsent(status: CampaignStatus, mode: CampaignMode) -> bool:
-    """Whether a campaign entering ``status`` has its unsent recipients marked (in the
-    transition's own transaction): Expired, Cancelled and Failed ones (a build that failed
-    part-way left rows no claim will ever take), and a Trigger campaign Done at its end time
-    (the recipients never triggered). The rule ``recover_inflight`` checks too."""
+    """Whether a campaign entering ``status`` has its unsent recipients marked (starting in
+    the transition's own transaction, up to ``StoreConfig.unsent_mark_rows``): Expired,
+    Cancelled and Failed ones (a build that failed part-way left rows no claim will ever
+    take), and a Trigger campaign Done at its end time (the recipients never triggered). The
+    rule ``recover_inflight`` and ``campaigns_with_unsent`` check too."""
     return (status in ENDED_UNSENT_STATUSES
             or (status is CampaignStatus.DONE and mode is CampaignMode.TRIGGER))
 
@@ -410,6 +415,12 @@ class StoreConfig:
     # summary row (``RETRY_EXHAUSTED``), so an SMSC refusing everything cannot write a job
     # error per recipient.
     retry_exhausted_errors_listed: int = 1000
+    # The most unsent recipients (New, Held) one transaction marks Failed when a campaign ends
+    # unsent (``marks_unsent``): the ending transition marks this many, the engine the rest
+    # in chunks of this size, one transaction each. A cancel marking a whole 70 M-row
+    # campaign in one transaction held the store for minutes (1 M rows: 3 s on SQLite), and
+    # every other campaign's submit results and receipts waited behind it.
+    unsent_mark_rows: int = 50_000
     # The engine's writing store in a process of its own, beside the engine's event loop
     # instead of in a thread sharing its GIL (dispatch.store.process); false: in a thread.
     # Unset: SQLite in a process (its SQL is CPU in this machine: the process took the
@@ -464,7 +475,8 @@ class Store(Protocol):
     def purge_unmatched_receipts(self, older_than: datetime) -> int: ...
     def unmatched_receipt_count(self) -> int: ...
     def recover_inflight(self, policy: RecoveryPolicy, now: datetime) -> RecoveryCounts: ...
-    def mark_unsent(self, campaign_id: int, now: datetime) -> int: ...
+    def mark_unsent(self, campaign_id: int, now: datetime, limit: int | None = None) -> int: ...
+    def campaigns_with_unsent(self) -> list[int]: ...
     # counters
     def counters(self, campaign_id: int) -> Counters: ...
     def counters_many(self, campaign_ids: Sequence[int]) -> dict[int, Counters]: ...

@@ -251,7 +251,8 @@ class PostgresStore(PostgresDispatchPath, PostgresCluster):
         scheduler sees it on its next read: cluster-wide by construction, and no claim leases
         after its commit (a claim holds the row FOR SHARE: the UPDATE waits for the claims
         under way, later ones see the new status). A transition that ends the campaign with
-        recipients unsent (``marks_unsent``) marks them in this transaction too."""
+        recipients unsent (``marks_unsent``) marks up to ``unsent_mark_rows`` of them in this
+        transaction too; the engine marks the rest in chunks (``campaigns_with_unsent``)."""
         t = transition
 
         def body(cur: Cursor) -> Campaign:
@@ -274,7 +275,8 @@ class PostgresStore(PostgresDispatchPath, PostgresCluster):
             campaign = campaign_from_row(_one(cur))
             if t.to_status is not t.from_status and marks_unsent(campaign.status,
                                                                  campaign.mode):
-                self._mark_unsent(cur, campaign_id, campaign.status.value, to_us(change.at))
+                self._mark_unsent(cur, campaign_id, campaign.status.value, to_us(change.at),
+                                  limit=self.config.unsent_mark_rows)
             return campaign
 
         return self._transact(body)

@@ -88,6 +88,12 @@ _DAILY_UPSERT = (
     "sent = campaign_daily_rows.sent + excluded.sent, "
     "delivered = campaign_daily_rows.delivered + excluded.delivered, "
     "failed = campaign_daily_rows.failed + excluded.failed")
+# The ended campaigns with recipients still to mark (``marks_unsent``): what an Expired,
+# Cancelled or Failed campaign, or a Done Trigger one, still has queued (New or Held).
+_WITH_UNSENT_SQL = (
+    f"SELECT c.id, c.status FROM campaigns c WHERE (c.status IN {ENDED_UNSENT_SQL} "
+    "OR (c.status = 'Done' AND c.mode = 'Trigger')) "
+    "AND EXISTS (SELECT 1 FROM recipient_queue q WHERE q.campaign_id = c.id) ORDER BY c.id")
 
 # One statement: take the lowest queued ids (skipping rows another node is claiming), mark
 # the recipients Sending, lease them to this node, count them on this node's counter row.
@@ -456,7 +462,8 @@ class PostgresDispatchPath:
         cur.execute("SELECT id, status FROM campaigns WHERE id = ANY(%s) "
                     f"AND status IN {ENDED_UNSENT_SQL} ORDER BY id", (list(cids),))
         for cid, status in cur.fetchall():
-            self._mark_unsent(cur, cid, status, now_us, held=False)
+            self._mark_unsent(cur, cid, status, now_us, held=False,
+                              limit=self.config.unsent_mark_rows)
 
     # ------------------------------------------------------------------ receipts
 
@@ -588,12 +595,10 @@ class PostgresDispatchPath:
                 (self.node_id, int(self.config.node_timeout_s * 1_000_000)))
             # Also a Done Trigger campaign's Held rows (a crash between its finish and the
             # marking); it has nothing New left (it was finished with all released sent).
-            cur.execute(f"SELECT c.id, c.status FROM campaigns c WHERE (c.status IN "
-                        f"{ENDED_UNSENT_SQL} OR (c.status = 'Done' AND c.mode = 'Trigger')) "
-                        "AND EXISTS (SELECT 1 FROM recipient_queue q WHERE q.campaign_id = c.id) "
-                        "ORDER BY c.id")
+            # Up to unsent_mark_rows each: the engine marks the rest in chunks.
+            cur.execute(_WITH_UNSENT_SQL)
             for cid, status in cur.fetchall():
-                self._mark_unsent(cur, cid, status, now_us)
+                self._mark_unsent(cur, cid, status, now_us, limit=self.config.unsent_mark_rows)
             return counts
 
         return self._transact(body)
@@ -639,41 +644,68 @@ class PostgresDispatchPath:
             return RecoveryCounts(total, 0, counts)
         return RecoveryCounts(0, total, counts)
 
-    def mark_unsent(self, campaign_id: int, now: datetime) -> int:
+    def mark_unsent(self, campaign_id: int, now: datetime, limit: int | None = None) -> int:
         """Mark the campaign's unsent recipients Failed, as its status says (``unsent_errors``):
         an Expired one's New recipients "campaign expired" and Held ones (a Trigger campaign's,
         never triggered) "not triggered", both counted as expired; a Cancelled one's New and
-        Held recipients "campaign cancelled". The transition that ends a campaign marks them
-        already (``apply_transition``); this marks what was stored after it (a build that
+        Held recipients "campaign cancelled". At most ``limit`` of them (None: all), New
+        first, then Held, lowest ids first; returns how many (0: none left). The transition
+        that ends a campaign marks the first ``unsent_mark_rows`` (``apply_transition``);
+        this marks the rest chunk by chunk, and what was stored after the end (a build that
         raced a cancel)."""
         now_us = to_us(now)
 
         def body(cur: Cursor) -> int:
             cur.execute("SELECT status FROM campaigns WHERE id = %s", (campaign_id,))
             row = cur.fetchone()
-            return 0 if row is None else self._mark_unsent(cur, campaign_id, row[0], now_us)
+            return (0 if row is None
+                    else self._mark_unsent(cur, campaign_id, row[0], now_us, limit=limit))
+
+        return self._transact(body)
+
+    def campaigns_with_unsent(self) -> list[int]:
+        """The ended campaigns that still hold recipients to mark (``marks_unsent``): an
+        Expired, Cancelled or Failed one, or a Done Trigger one, with rows in
+        ``recipient_queue`` (one index probe each)."""
+        def body(cur: Cursor) -> list[int]:
+            cur.execute(_WITH_UNSENT_SQL)
+            return [int(r[0]) for r in cur.fetchall()]
 
         return self._transact(body)
 
     def _mark_unsent(self, cur: Cursor, campaign_id: int, status: str, now_us: int,
-                     held: bool = True) -> int:
-        """``mark_unsent`` for a campaign in ``status``, inside the caller's transaction;
-        ``held=False`` leaves its Held recipients alone."""
+                     held: bool = True, limit: int | None = None) -> int:
+        """``mark_unsent`` for a campaign in ``status``, inside the caller's transaction, at
+        most ``limit`` rows (None: all); ``held=False`` leaves its Held recipients alone.
+        One statement: the queue rows it takes (New before Held, lowest ids first: the
+        queue's primary key order) mark their recipients and are counted in the server; no
+        id comes to Python."""
         errors = unsent_errors(status)
-        cur.execute("DELETE FROM recipient_queue WHERE campaign_id = %s"
-                    + ("" if held else " AND NOT held") + " RETURNING id, held", (campaign_id,))
-        queued = sorted(cur.fetchall())
-        if queued:
-            cur.execute("UPDATE recipients r SET stage = 'Failed', error = CASE WHEN v.held "
-                        "THEN %s ELSE %s END, done_at_us = %s "
-                        "FROM unnest(%b::bigint[], %b::boolean[]) AS v(id, held) "
-                        "WHERE r.id = v.id",
-                        (errors.held, errors.new, now_us, *_columns(queued, 2)))
-        n = len(queued)
-        n_held = sum(1 for _, was_held in queued if was_held)
-        deltas = Deltas(self.node_id)
-        deltas.counters[campaign_id].update(pending=-(n - n_held), held=-n_held, failed=n,
-                                            expired=n if errors.expired else 0)
-        deltas.daily[(campaign_id, day_of(now_us))]["failed"] += n
-        deltas.flush(cur)
+        only_new = "" if held else " AND NOT held"
+        if limit is None:
+            picked = ("DELETE FROM recipient_queue WHERE campaign_id = %(cid)s"
+                      + only_new + " RETURNING id, held")
+        else:
+            # FOR UPDATE waits for a queue row another transaction holds (a release, a
+            # claim that took it before the campaign ended) instead of marking it twice.
+            picked = ("DELETE FROM recipient_queue WHERE ctid = ANY(ARRAY("
+                      "SELECT ctid FROM recipient_queue WHERE campaign_id = %(cid)s"
+                      + only_new + " ORDER BY held, id LIMIT %(n)s FOR UPDATE)) "
+                      "RETURNING id, held")
+        cur.execute(
+            f"WITH picked AS ({picked}), "
+            "marked AS (UPDATE recipients r SET stage = 'Failed', done_at_us = %(now)s, "
+            "error = CASE WHEN p.held THEN %(held_error)s ELSE %(new_error)s END "
+            "FROM picked p WHERE r.id = p.id) "
+            "SELECT count(*), count(*) FILTER (WHERE held) FROM picked",
+            {"cid": campaign_id, "n": limit, "now": now_us, "held_error": errors.held,
+             "new_error": errors.new})
+        row = cur.fetchone()
+        n, n_held = (int(row[0]), int(row[1])) if row else (0, 0)
+        if n:
+            deltas = Deltas(self.node_id)
+            deltas.counters[campaign_id].update(pending=-(n - n_held), held=-n_held,
+                                                failed=n, expired=n if errors.expired else 0)
+            deltas.daily[(campaign_id, day_of(now_us))]["failed"] += n
+            deltas.flush(cur)
         return n

@@ -180,8 +180,10 @@ class SqliteStore(SqliteDispatchPath):
                          audit: AuditEntry | None, auto_start: bool | None = None) -> Campaign:
         """Compare-and-set on (status, archived); history and audit in the same transaction.
         ``auto_start`` (approve) is stored with the transition when given. A transition that
-        ends the campaign with recipients unsent (``marks_unsent``) marks them in this
-        transaction too: a failure after its commit cannot leave them New or Held."""
+        ends the campaign with recipients unsent (``marks_unsent``) marks up to
+        ``unsent_mark_rows`` of them in this transaction too (all of a campaign that size or
+        smaller: a failure after its commit cannot leave them New or Held); the engine marks
+        the rest of a bigger one in chunks (``campaigns_with_unsent``)."""
         t = transition
         with self._tx() as cur:
             cur.execute(
@@ -205,7 +207,8 @@ class SqliteStore(SqliteDispatchPath):
             campaign = campaign_from_row(row)
             if t.to_status is not t.from_status and marks_unsent(campaign.status,
                                                                  campaign.mode):
-                self._mark_unsent_of(cur, campaign_id, campaign.status.value, to_us(change.at))
+                self._mark_unsent_of(cur, campaign_id, campaign.status.value, to_us(change.at),
+                                     self.config.unsent_mark_rows)
         return campaign
 
     def list_campaigns(self, flt: CampaignFilter) -> Page[Campaign]:

@@ -55,6 +55,11 @@ _DAILY_SQL = (
     "sent = campaign_daily_activity.sent + excluded.sent, "
     "delivered = campaign_daily_activity.delivered + excluded.delivered, "
     "failed = campaign_daily_activity.failed + excluded.failed")
+# The ended campaigns with recipients still to mark (``marks_unsent``), from their counters.
+_WITH_UNSENT_SQL = (
+    "SELECT c.id, c.status FROM campaigns c JOIN campaign_counters k ON k.campaign_id = c.id "
+    f"WHERE (c.status IN {ENDED_UNSENT_SQL} AND k.pending + k.held > 0) "
+    "OR (c.status = 'Done' AND c.mode = 'Trigger' AND k.held > 0) ORDER BY c.id")
 
 
 
@@ -102,6 +107,7 @@ class SqliteDispatchPath:
     and ``config``."""
 
     config: StoreConfig
+    _db: sqlite3.Connection
 
     def _tx(self) -> AbstractContextManager[sqlite3.Cursor]:
         raise NotImplementedError
@@ -249,7 +255,8 @@ class SqliteDispatchPath:
                         "SELECT id, status FROM campaigns WHERE id IN "
                         f"({_placeholders(len(cids))}) AND status IN {ENDED_UNSENT_SQL}",
                         cids).fetchall():
-                    self._mark_unsent(cur, cid, status, now_us, deltas, held=False)
+                    self._mark_unsent(cur, cid, status, now_us, deltas, held=False,
+                                      limit=self.config.unsent_mark_rows)
             if mids and cur.execute("SELECT 1 FROM unmatched_receipts LIMIT 1").fetchone():
                 tally["receipts_matched"] = self._replay_unmatched(
                     cur, [(e, m) for e, m, _, _ in mids], now_us, deltas)
@@ -450,27 +457,27 @@ class SqliteDispatchPath:
             deltas.flush(cur)
             deltas = _Deltas()
             # Nothing claims from an Expired or Cancelled campaign or ends it again: what it
-            # still has New or Held (sent back above under RESEND, or left by a crash between
-            # the status and the marking by older code) is marked now. So are the Held rows
-            # of a Done Trigger campaign (the same, between its finish and the marking).
-            for cid, status in cur.execute(
-                    "SELECT c.id, c.status FROM campaigns c JOIN campaign_counters k "
-                    f"ON k.campaign_id = c.id WHERE (c.status IN {ENDED_UNSENT_SQL} "
-                    "AND k.pending + k.held > 0) OR (c.status = 'Done' AND c.mode = 'Trigger' "
-                    "AND k.held > 0) ORDER BY c.id").fetchall():
-                self._mark_unsent(cur, cid, status, now_us, deltas)
+            # still has New or Held (sent back above under RESEND, left by a crash before the
+            # engine marked it all, or by older code) is marked now, up to unsent_mark_rows
+            # each; the engine marks the rest in chunks. So are the Held rows of a Done
+            # Trigger campaign (the same, between its finish and the marking).
+            for cid, status in cur.execute(_WITH_UNSENT_SQL).fetchall():
+                self._mark_unsent(cur, cid, status, now_us, deltas,
+                                  limit=self.config.unsent_mark_rows)
             deltas.flush(cur)
         total = sum(by_campaign.values())
         if policy is RecoveryPolicy.RESEND:
             return RecoveryCounts(total, 0, by_campaign)
         return RecoveryCounts(0, total, by_campaign)
 
-    def mark_unsent(self, campaign_id: int, now: datetime) -> int:
+    def mark_unsent(self, campaign_id: int, now: datetime, limit: int | None = None) -> int:
         """Mark the campaign's unsent recipients Failed, as its status says (``unsent_errors``):
         an Expired one's New recipients "campaign expired" and Held ones (a Trigger campaign's,
         never triggered) "not triggered", both counted as expired; a Cancelled one's New and
-        Held recipients "campaign cancelled". The transition that ends a campaign marks them
-        already (``apply_transition``); this marks what was stored after it (a build that
+        Held recipients "campaign cancelled". At most ``limit`` of them (None: all), New
+        first, then Held, lowest ids first; returns how many (0: none left). The transition
+        that ends a campaign marks the first ``unsent_mark_rows`` (``apply_transition``);
+        this marks the rest chunk by chunk, and what was stored after the end (a build that
         raced a cancel)."""
         now_us = to_us(now)
         with self._tx() as cur:
@@ -478,37 +485,55 @@ class SqliteDispatchPath:
                               (campaign_id,)).fetchone()
             if row is None:
                 return 0
-            return self._mark_unsent_of(cur, campaign_id, row[0], now_us)
+            return self._mark_unsent_of(cur, campaign_id, row[0], now_us, limit)
+
+    def campaigns_with_unsent(self) -> list[int]:
+        """The ended campaigns that still hold recipients to mark (``marks_unsent``): an
+        Expired, Cancelled or Failed one with New or Held rows, a Done Trigger one with Held
+        rows. Read from the counters, which are exact."""
+        return [r[0] for r in self._db.execute(_WITH_UNSENT_SQL).fetchall()]
 
     @classmethod
     def _mark_unsent_of(cls, cur: sqlite3.Cursor, campaign_id: int, status: str,
-                        now_us: int) -> int:
+                        now_us: int, limit: int | None) -> int:
         """``mark_unsent`` inside the caller's transaction, counters included."""
         deltas = _Deltas()
-        n = cls._mark_unsent(cur, campaign_id, status, now_us, deltas)
+        n = cls._mark_unsent(cur, campaign_id, status, now_us, deltas, limit=limit)
         deltas.flush(cur)
         return n
 
     @classmethod
     def _mark_unsent(cls, cur: sqlite3.Cursor, campaign_id: int, status: str, now_us: int,
-                     deltas: _Deltas, held: bool = True) -> int:
-        """``mark_unsent`` for a campaign in ``status``, inside the caller's transaction;
-        ``held=False`` leaves its Held recipients alone."""
+                     deltas: _Deltas, held: bool = True, limit: int | None = None) -> int:
+        """``mark_unsent`` for a campaign in ``status``, inside the caller's transaction, at
+        most ``limit`` rows (None: all); ``held=False`` leaves its Held recipients alone."""
         errors = unsent_errors(status)
         n = cls._expire_stage(cur, campaign_id, "New", "pending", errors.new, now_us, deltas,
-                              errors.expired)
-        if held:
+                              errors.expired, limit)
+        if held and (limit is None or n < limit):
             n += cls._expire_stage(cur, campaign_id, "Held", "held", errors.held, now_us,
-                                   deltas, errors.expired)
+                                   deltas, errors.expired, None if limit is None else limit - n)
         return n
 
     @staticmethod
     def _expire_stage(cur: sqlite3.Cursor, campaign_id: int, stage: str, counter: str,
-                      error: str, now_us: int, deltas: _Deltas, expired: bool = True) -> int:
-        """Mark the campaign's recipients in ``stage`` Failed with ``error``; they count as
-        failed, and as expired when ``expired`` (``counter`` is the stage's own counter)."""
-        cur.execute("UPDATE recipients SET stage = 'Failed', error = ?, done_at_us = ? "
-                    "WHERE campaign_id = ? AND stage = ?", (error, now_us, campaign_id, stage))
+                      error: str, now_us: int, deltas: _Deltas, expired: bool = True,
+                      limit: int | None = None) -> int:
+        """Mark the campaign's recipients in ``stage`` Failed with ``error``, at most
+        ``limit`` of them, lowest ids first (None: all); they count as failed, and as
+        expired when ``expired`` (``counter`` is the stage's own counter)."""
+        # ``stage`` as a literal (it is one of ours), so SQLite sees the partial index of the
+        # stage (recipients_new, recipients_held) applies: the chunk walks that index.
+        assert stage in ("New", "Held")
+        if limit is None:
+            cur.execute("UPDATE recipients SET stage = 'Failed', error = ?, done_at_us = ? "
+                        f"WHERE campaign_id = ? AND stage = '{stage}'",
+                        (error, now_us, campaign_id))
+        else:
+            cur.execute("UPDATE recipients SET stage = 'Failed', error = ?, done_at_us = ? "
+                        "WHERE id IN (SELECT id FROM recipients WHERE campaign_id = ? "
+                        f"AND stage = '{stage}' ORDER BY id LIMIT ?)",
+                        (error, now_us, campaign_id, max(0, limit)))
         n = cur.rowcount
         deltas.counters[campaign_id].update({counter: -n, "failed": n,
                                              "expired": n if expired else 0})
