@@ -104,3 +104,20 @@ def test_cap_window_counts_messages_until_a_window_after_their_outcome() -> None
     window.ended(1, 5.0)
     assert window.room(2.5, 5.5) == 1  # a fraction of a message cannot be sent
     assert not window.idle(5.9) and window.idle(6.0)
+
+
+def test_a_cap_below_one_allows_one_message_per_window_over_cap() -> None:
+    """Cap 0.5 (or a cluster node's share of a small cap): one message per 2 windows, not
+    one per window (which sent twice the cap)."""
+    window = _CapWindow(1.0)
+    assert window.room(0.5, 0.0) == 1
+    window.claimed(1)
+    window.ended(1, 0.1)
+    assert window.room(0.5, 1.2) == 0  # one window after its outcome: still counts
+    assert window.room(0.5, 2.05) == 0
+    assert window.room(0.5, 2.11) == 1  # two windows (1 / 0.5) after it
+    window.claimed(1)
+    window.ended(1, 2.2)
+    assert window.room(0.25, 5.0) == 0  # four windows (1 / 0.25) after the outcome at 2.2
+    assert not window.idle(6.1)
+    assert window.room(0.25, 6.21) == 1 and window.idle(6.21)

@@ -74,17 +74,21 @@ class _CapWindow:
     keeps its place in the count, so a campaign behind a deep queue sends below its cap.
 
     Counted in messages, like the claim allowance: a multipart message counts once, though
-    each of its segments is a submit of its own."""
+    each of its segments is a submit of its own. A cap below one message a second (0.5, or a
+    cluster node's share of a small cap) allows one message per ``window_s / cap``: the one
+    message counts that long after its outcome."""
 
     def __init__(self, window_s: float) -> None:
         self.window_s = window_s
+        self._span_s = window_s  # how long an outcome counts: window_s / cap below cap 1
         self.open = 0  # claimed, no outcome yet
         self._ended: deque[tuple[float, int]] = deque()  # (outcome time, messages)
         self._ended_count = 0
 
     def room(self, cap: float, now: float) -> int:
         """How many more messages may be claimed now under ``cap`` (a fraction of a message
-        cannot go out, and a cap below one still sends one message per window)."""
+        cannot go out; below one, one message per ``window_s / cap``)."""
+        self._span_s = self.window_s if cap >= 1 else self.window_s / cap
         self._forget(now)
         return max(0, max(1, math.floor(cap)) - self.open - self._ended_count)
 
@@ -105,7 +109,7 @@ class _CapWindow:
         return self.open <= 0 and not self._ended
 
     def _forget(self, now: float) -> None:
-        horizon = now - self.window_s
+        horizon = now - self._span_s
         ended = self._ended
         while ended and ended[0][0] <= horizon:
             self._ended_count -= ended.popleft()[1]
