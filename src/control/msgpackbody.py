@@ -166,32 +166,24 @@ def _only_json(value: Any) -> bool:
         item = pop()
         kind = type(item)
         if kind is dict:
-            for key, member in item.items():
-                if type(key) is not str:
-                    return False
-                member_kind = type(member)
-                if member_kind in scalars:
-                    continue
-                if member_kind is float:
-                    if member - member != 0.0:  # inf - inf and nan - nan are nan
-                        return False
-                    continue
-                push(member)
-        elif kind is list:
-            for member in item:
-                member_kind = type(member)
-                if member_kind in scalars:
-                    continue
-                if member_kind is float:
-                    if member - member != 0.0:
-                        return False
-                    continue
-                push(member)
-        elif kind is float:
-            if item - item != 0.0:
+            if any(type(key) is not str for key in item):
                 return False
-        elif kind not in scalars:
-            return False
+            members: Any = item.values()
+        elif kind is list:
+            members = item
+        else:
+            members = (item,)  # the body itself is a scalar
+        for member in members:
+            member_kind = type(member)
+            if member_kind in scalars:
+                continue
+            if member_kind is float:
+                if member - member != 0.0:  # inf - inf and nan - nan are nan
+                    return False
+            elif member_kind is dict or member_kind is list:
+                push(member)
+            else:
+                return False
     return True
 
 

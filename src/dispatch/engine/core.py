@@ -216,8 +216,7 @@ class Engine:
                     assert store is not None
                     self.membership = ClusterMembership(
                         store, cluster_of(store.sync),
-                        cfg.store, {n: r.pool for n, r in self.routes.items()}, self.clock,
-                        self.stop, self._live_nodes_changed)
+                        cfg.store, self.routes, self.clock, self.stop)
                     await outer.start(self.membership.run)
                 inner.start_soon(self._feed_all, feeders)
                 if cfg.api_enabled:
@@ -242,10 +241,6 @@ class Engine:
                 await self.membership.leave()
             outer.cancel_scope.cancel()
         log_event(log, logging.INFO, "engine stopped")
-
-    def _live_nodes_changed(self, live: int) -> None:
-        for route in self.routes.values():
-            route.live_nodes = live
 
     async def _abandon_drain_if_store_down(self, scope: trio.CancelScope) -> None:
         """During shutdown: if the store stays unwritable for ``SHUTDOWN_STORE_GRACE_S``, stop

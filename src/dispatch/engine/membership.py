@@ -22,29 +22,26 @@ from typing import Any
 
 import trio
 
+from dispatch.engine.route import Route
 from dispatch.logs import log_event
 from dispatch.store.asyncstore import AsyncStore
 from dispatch.store.base import StoreConfig
-from dispatch.store.cluster import Cluster, share_of
+from dispatch.store.cluster import Cluster
 from dispatch.store.faults import STORE_FAULTS, describe
-from dispatch.transport.pool import BindPool
 
 log = logging.getLogger(__name__)
 
 
 class ClusterMembership:
     def __init__(self, store: AsyncStore, cluster: Cluster, config: StoreConfig,
-                 pools: Mapping[str, BindPool], clock: Callable[[], datetime],
-                 on_fenced: Callable[[], None],
-                 on_live_nodes: Callable[[int], None] = lambda live: None) -> None:
+                 routes: Mapping[str, Route], clock: Callable[[], datetime],
+                 on_fenced: Callable[[], None]) -> None:
         self._store = store
         self._cluster = cluster
         self._config = config
-        self._pools = pools
-        self._contract_tps = {name: pool.config.tps for name, pool in pools.items()}
+        self._routes = routes  # each sends its share of its contract and campaigns' rates
         self._clock = clock
         self._on_fenced = on_fenced
-        self._on_live_nodes = on_live_nodes  # campaigns' rates are split like the contracts
         self.live_nodes = 0
         self.taken_over = 0  # rows of dead nodes resolved by this node (plain-int statistic)
         self._beats = trio.CancelScope()  # the heartbeat loop; ``leave`` ends it first
@@ -123,9 +120,8 @@ class ClusterMembership:
             log_event(log, logging.INFO, "live nodes changed", node=self._cluster.node_id,
                       live=live)
             self.live_nodes = live
-            for name, pool in self._pools.items():
-                pool.set_tps(share_of(self._contract_tps[name], live))  # routes read pool.tps
-            self._on_live_nodes(live)
+            for route in self._routes.values():
+                route.set_live_nodes(live)
 
     async def claim_build(self, campaign_id: int) -> bool:
         """Whether this node builds the campaign (one builder per campaign in the cluster)."""

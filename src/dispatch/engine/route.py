@@ -158,10 +158,16 @@ class Route:
         self._caps: dict[int, _CapWindow] = {}
         # A second as the SMSC counts it, with the pool's allowance for clock jitter.
         self._cap_window_s = 1.0 + pool.config.tps_guard_s
-        # In a PostgreSQL cluster, the live nodes (``ClusterMembership``): a campaign's rates
-        # (TPS cap, Spread) are the cluster's, and this node sends its share of them, as its
-        # pool does of the ESME's contract. 0 or 1: alone.
+        # In a PostgreSQL cluster, the live nodes (``set_live_nodes``). 0 or 1: alone.
         self.live_nodes = 0
+        self._contract_tps = pool.config.tps
+
+    def set_live_nodes(self, live: int) -> None:
+        """The cluster's live nodes changed (``ClusterMembership``): the ESME's TPS contract
+        and each campaign's rates (TPS cap, Spread) are the cluster's, and this node sends its
+        share of them (the pool its share of the contract; the feed reads ``pool.tps``)."""
+        self.live_nodes = live
+        self.pool.set_tps(share_of(self._contract_tps, live))
 
     # ------------------------------------------------------------------ campaign set
 

@@ -682,16 +682,12 @@ class PostgresDispatchPath:
         id comes to Python."""
         errors = unsent_errors(status)
         only_new = "" if held else " AND NOT held"
-        if limit is None:
-            picked = ("DELETE FROM recipient_queue WHERE campaign_id = %(cid)s"
-                      + only_new + " RETURNING id, held")
-        else:
-            # FOR UPDATE waits for a queue row another transaction holds (a release, a
-            # claim that took it before the campaign ended) instead of marking it twice.
-            picked = ("DELETE FROM recipient_queue WHERE ctid = ANY(ARRAY("
-                      "SELECT ctid FROM recipient_queue WHERE campaign_id = %(cid)s"
-                      + only_new + " ORDER BY held, id LIMIT %(n)s FOR UPDATE)) "
-                      "RETURNING id, held")
+        # FOR UPDATE waits for a queue row another transaction holds (a release, a claim that
+        # took it before the campaign ended) instead of marking it twice. LIMIT NULL: no limit.
+        picked = ("DELETE FROM recipient_queue WHERE ctid = ANY(ARRAY("
+                  "SELECT ctid FROM recipient_queue WHERE campaign_id = %(cid)s"
+                  + only_new + " ORDER BY held, id LIMIT %(n)s FOR UPDATE)) "
+                  "RETURNING id, held")
         cur.execute(
             f"WITH picked AS ({picked}), "
             "marked AS (UPDATE recipients r SET stage = 'Failed', done_at_us = %(now)s, "

@@ -524,16 +524,12 @@ class SqliteDispatchPath:
         expired when ``expired`` (``counter`` is the stage's own counter)."""
         # ``stage`` as a literal (it is one of ours), so SQLite sees the partial index of the
         # stage (recipients_new, recipients_held) applies: the chunk walks that index.
+        # (SQLite reads a negative LIMIT as none.)
         assert stage in ("New", "Held")
-        if limit is None:
-            cur.execute("UPDATE recipients SET stage = 'Failed', error = ?, done_at_us = ? "
-                        f"WHERE campaign_id = ? AND stage = '{stage}'",
-                        (error, now_us, campaign_id))
-        else:
-            cur.execute("UPDATE recipients SET stage = 'Failed', error = ?, done_at_us = ? "
-                        "WHERE id IN (SELECT id FROM recipients WHERE campaign_id = ? "
-                        f"AND stage = '{stage}' ORDER BY id LIMIT ?)",
-                        (error, now_us, campaign_id, max(0, limit)))
+        cur.execute("UPDATE recipients SET stage = 'Failed', error = ?, done_at_us = ? "
+                    "WHERE id IN (SELECT id FROM recipients WHERE campaign_id = ? "
+                    f"AND stage = '{stage}' ORDER BY id LIMIT ?)",
+                    (error, now_us, campaign_id, -1 if limit is None else max(0, limit)))
         n = cur.rowcount
         deltas.counters[campaign_id].update({counter: -n, "failed": n,
                                              "expired": n if expired else 0})
