@@ -30,6 +30,12 @@ from dispatch.store.faults import STORE_FAULTS, describe
 
 log = logging.getLogger(__name__)
 
+#: With nothing left to mark, the next look is at the next status change on this node (what
+#: makes new work: an ending transition), or after this long: a campaign ended on another
+#: cluster node, whose own engine marks it anyway. Polling at the control interval read every
+#: ended campaign four times a second for nothing.
+IDLE_LOOK_S = 30.0
+
 #: Chunks one campaign gets in a round before the next campaign has its turn (a million rows
 #: at the default chunk size): a huge cancel does not starve another campaign's marking.
 CHUNKS_PER_CAMPAIGN_ROUND = 20
@@ -49,24 +55,26 @@ class UnsentMarking:
 
     async def run(self, sleep: Callable[[int, float], Awaitable[None]], interval_s: float,
                   *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Rounds until cancelled. After a round that marked nothing, ``sleep(generation,
-        interval_s)`` (the control loop's: it returns early when a campaign changed status,
-        so a cancel's rest starts at once); after one that marked rows, the next round starts
-        at the next checkpoint."""
+        """Rounds until cancelled. After a round that marked rows, the next round starts at
+        the next checkpoint; after one that marked nothing, ``sleep(generation, IDLE_LOOK_S)``
+        (the control loop's: it returns early when a campaign changed status, so a cancel's
+        rest starts at once); after a store fault, ``sleep(generation, interval_s)``."""
         task_status.started()
         while True:
             generation = self.store.campaigns_generation
             marked = 0
+            wait_s = IDLE_LOOK_S
             try:
                 marked = await self.mark_round()
             except STORE_FAULTS as exc:
                 self.rounds_failed += 1
+                wait_s = interval_s
                 log_event(log, logging.WARNING, "unsent recipients not marked: store fault",
                           error=describe(exc))
             if marked:
                 await trio.lowlevel.checkpoint()
             else:
-                await sleep(generation, interval_s)
+                await sleep(generation, wait_s)
 
     async def mark_round(self) -> int:
         """Up to ``CHUNKS_PER_CAMPAIGN_ROUND`` chunks of every ended campaign that still has
