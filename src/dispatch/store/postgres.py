@@ -64,7 +64,7 @@ from dispatch.store.base import (
     marks_unsent,
 )
 from dispatch.store.postgres_cluster import PostgresCluster, default_node_id
-from dispatch.store.postgres_dispatch import Cursor, Deltas, PostgresDispatchPath
+from dispatch.store.postgres_dispatch import Cursor, Deltas, PostgresDispatchPath, queue_scan
 from dispatch.store.rows import (
     CAMPAIGN_COLUMNS,
     CAMPAIGN_INSERT_SQL,
@@ -384,12 +384,10 @@ class PostgresStore(PostgresDispatchPath, PostgresCluster):
 
         def body(cur: Cursor) -> TriggerRelease:
             if ctn_hashes is None:
-                cur.execute(
-                    "DELETE FROM recipient_queue q USING (SELECT id FROM recipient_queue "
-                    "WHERE campaign_id = %s AND held ORDER BY id LIMIT %s "
-                    "FOR UPDATE SKIP LOCKED) p WHERE q.campaign_id = %s AND q.held "
-                    "AND q.id = p.id RETURNING q.id", (campaign_id, max(0, count), campaign_id))
-                ids = sorted(r[0] for r in cur.fetchall())
+                ids = sorted(r[0] for r in queue_scan(
+                    cur, "DELETE FROM recipient_queue WHERE ctid = ANY(ARRAY(SELECT ctid "
+                    "FROM recipient_queue WHERE campaign_id = %s AND held ORDER BY id LIMIT %s "
+                    "FOR UPDATE SKIP LOCKED)) RETURNING id", (campaign_id, max(0, count))))
                 already, not_found = 0, 0
             else:
                 wanted = sorted(set(ctn_hashes))
