@@ -13,7 +13,7 @@ import pytest
 from store_fixtures import T0, query, rows, sending_campaign
 
 from dispatch.campaigns.model import SmsResult
-from dispatch.store import postgres_dispatch, sqlite_dispatch
+from dispatch.store import postgres_receipts, sqlite_dispatch
 from dispatch.store.base import Receipt, Store, SubmitKind, SubmitOutcome
 from dispatch.store.rows import to_us
 
@@ -44,7 +44,7 @@ def _park_directly(store: Store, esme: str, message_id: str) -> None:
 def test_the_retry_reaches_receipts_behind_a_full_batch_of_unmatchable_ones(
         store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sqlite_dispatch, "_REPLAY_BATCH", BATCH)
-    monkeypatch.setattr(postgres_dispatch, "_REPLAY_BATCH", BATCH)
+    monkeypatch.setattr(postgres_receipts, "_REPLAY_BATCH", BATCH)
     cid = sending_campaign(store).id or 0
     store.add_recipients(cid, rows(1), T0)
     (r,) = store.claim_for_send(cid, 1, T0)

@@ -63,8 +63,9 @@ from dispatch.store.base import (
     TriggerRelease,
     marks_unsent,
 )
+from dispatch.store.postgres_batches import Cursor, Deltas
 from dispatch.store.postgres_cluster import PostgresCluster, default_node_id
-from dispatch.store.postgres_dispatch import Cursor, Deltas, PostgresDispatchPath, queue_scan
+from dispatch.store.postgres_dispatch import PostgresDispatchPath, queue_scan
 from dispatch.store.rows import (
     CAMPAIGN_COLUMNS,
     CAMPAIGN_INSERT_SQL,

@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 
 from dispatch.store.base import COUNTER_FIELDS, RecoveryCounts, RecoveryPolicy, StoreConfig
 from dispatch.store.cluster import NodeInfo, Takeover
-from dispatch.store.postgres_dispatch import DB_NOW_US, Cursor
+from dispatch.store.postgres_batches import Cursor
+from dispatch.store.postgres_dispatch import DB_NOW_US
 from dispatch.store.rows import from_us, to_us
 
 R = TypeVar("R")

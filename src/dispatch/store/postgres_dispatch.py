@@ -1,4 +1,5 @@
-"""The dispatch path of the PostgreSQL store: claim, submit results, receipts, recovery, expiry.
+"""The dispatch path of the PostgreSQL store: claim, submit results, recovery, expiry (receipts:
+``postgres_receipts``; the batch plumbing both use: ``postgres_batches``).
 
 The rules are the SQLite store's (``dispatch.store.base``); what differs is that several nodes
 run them at once, and the layout (migration 5) that keeps the per-message updates of
@@ -12,15 +13,9 @@ run them at once, and the layout (migration 5) that keeps the per-message update
   applies an answer only to a recipient whose lease it deletes: a row a takeover already
   resolved (or re-leased to another node under ``RESEND``) is ``stale``, so a node that was
   presumed dead cannot overwrite what the cluster decided about its rows (fencing by lease).
-* ``record_receipts`` locks the recipients it changes (id order) before the read-modify-write
-  of the per-segment mask, since receipts of one multipart message can arrive on two nodes'
-  binds at once; each receipt bit is applied once, so a replay is harmless.
 * Counter and daily-activity changes go to this node's own rows (``node_id``), summed by the
   ``campaign_counters`` / ``campaign_daily_activity`` views: no row lock is shared by the
   nodes' hot transactions. Rows of nodes that left are folded into the base row (``''``).
-* Parked receipts (their message id not stored yet) are claimed with ``SKIP LOCKED``, so two
-  nodes never apply the same parked receipt; one another node's commit raced past is matched by
-  the next ``retry_unmatched_receipts`` (the cluster maintenance loop calls it).
 
 A batch of submit results without retries is one statement (data-modifying CTEs) run in
 autocommit: atomic, and one round trip. The claim is one statement too, in a transaction of
@@ -32,18 +27,16 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 
 from dispatch.store.base import (
-    COUNTER_FIELDS,
     ENDED_UNSENT_SQL,
     RETRY_EXHAUSTED,
     ClaimedRecipient,
-    Receipt,
     RecoveryCounts,
     RecoveryPolicy,
     StoreConfig,
@@ -54,41 +47,19 @@ from dispatch.store.base import (
     retry_exhausted_summary,
     unsent_errors,
 )
-from dispatch.store.rows import (
-    ReceiptRow,
-    day_of,
-    merge_receipts,
-    message_id_key,
-    receipt_rows,
-    to_us,
-    unpack_variables,
-)
+from dispatch.store.postgres_batches import Cursor, Deltas, as_columns
+from dispatch.store.postgres_receipts import PostgresReceiptPath
+from dispatch.store.rows import day_of, message_id_key, to_us, unpack_variables
 
-Cursor = psycopg.Cursor[tuple[Any, ...]]
-R = TypeVar("R")
 log = logging.getLogger(__name__)
 
 _MAX_SEGMENTS = 63  # bits of the per-recipient receipt mask (a signed 64-bit column)
 #: The first key of the advisory locks that serialise the retry-exhaustion job errors of a
 #: campaign across nodes (the second is the campaign id): "disp" in ASCII.
 _JOB_ERRORS_LOCK_CLASS = 0x64697370
-_REPLAY_BATCH = 10_000
 #: The database server's clock in UTC microseconds: one clock for every node's heartbeat.
 DB_NOW_US = "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
 
-_COUNTER_UPSERT = (
-    f"INSERT INTO campaign_counter_rows (campaign_id, node_id, {', '.join(COUNTER_FIELDS)}) "
-    "SELECT * FROM unnest(%b::bigint[], %b::text[], "
-    + ", ".join("%b::bigint[]" for _ in COUNTER_FIELDS)
-    + ") ON CONFLICT (campaign_id, node_id) DO UPDATE SET "
-    + ", ".join(f"{f} = campaign_counter_rows.{f} + excluded.{f}" for f in COUNTER_FIELDS))
-_DAILY_UPSERT = (
-    "INSERT INTO campaign_daily_rows (campaign_id, day, node_id, sent, delivered, failed) "
-    "SELECT * FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::bigint[], %b::bigint[], "
-    "%b::bigint[]) ON CONFLICT (campaign_id, day, node_id) DO UPDATE SET "
-    "sent = campaign_daily_rows.sent + excluded.sent, "
-    "delivered = campaign_daily_rows.delivered + excluded.delivered, "
-    "failed = campaign_daily_rows.failed + excluded.failed")
 # The ended campaigns with recipients still to mark (``marks_unsent``): what an Expired,
 # Cancelled or Failed campaign, or a Done Trigger one, still has queued (New or Held).
 _WITH_UNSENT_SQL = (
@@ -205,30 +176,6 @@ SELECT d.campaign_id, d.kind, count(*)::int,
        EXISTS (SELECT 1 FROM unmatched_receipts) AS parked
 FROM done d GROUP BY d.campaign_id, d.kind"""
 
-# Receipts: the message-id lookup and the recipients' state, locked in id order. One
-# primary-key probe per id (a LATERAL subquery with LIMIT 1 cannot be flattened into a join),
-# so neither a stale-statistics range scan nor a generic plan's hash join over the whole
-# ``message_ids`` table (O(table) per batch) can be chosen.
-_RECEIPT_LOOKUP_SQL = (
-    "SELECT k.esme, k.mid, m.recipient_id, m.segment, r.campaign_id, r.segments, r.dlr_mask, "
-    "r.dlr_delivered, r.sms_result, r.receipt_stat, r.receipt_err, r.done_at_us "
-    "FROM unnest(%b::text[], %b::text[]) AS k(esme, mid), "
-    "LATERAL (SELECT recipient_id, segment FROM message_ids "
-    "WHERE esme = k.esme AND message_id = k.mid LIMIT 1) AS m "
-    "JOIN recipients r ON r.id = m.recipient_id ORDER BY r.id FOR UPDATE OF r")
-_RECEIPT_UPDATE_SQL = (
-    "UPDATE recipients r SET sms_result = v.result, receipt_stat = v.stat, "
-    "receipt_err = v.err, dlr_mask = v.mask, dlr_delivered = v.dlv, done_at_us = v.done "
-    "FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::bigint[], %b::int[], "
-    "%b::bigint[]) AS v(id, result, stat, err, mask, dlv, done) WHERE r.id = v.id")
-_PARK_SQL = (
-    "INSERT INTO unmatched_receipts (esme, message_id, stat, err, sms_result, done_at_us, "
-    "received_at_us) SELECT *, %s FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], "
-    "%b::text[], %b::bigint[])")
-_PARKED_COLUMNS = "id, esme, message_id, stat, err, sms_result, done_at_us"
-
-Write = tuple[str, list[Any]]
-
 # The scans that take a campaign's lowest queued ids (``ORDER BY id LIMIT n``: a claim, a
 # release by count, a chunk of unsent marking) are planned with these. From statistics that
 # do not know the campaign yet -- one just built, before autovacuum analyzes the table, which
@@ -254,57 +201,11 @@ def queue_scan(cur: Cursor, sql: str, params: Any, *,
     return rows
 
 
-def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
-    """Row tuples -> one list per column (the arrays ``unnest`` turns back into rows)."""
-    return [list(col) for col in zip(*rows, strict=True)] if rows else [[]] * width
+class PostgresDispatchPath(PostgresReceiptPath):
+    """Mixin of ``PostgresStore``: needs ``_transact``, ``_statement``, ``node_id``, ``config``
+    (the receipt path is ``PostgresReceiptPath``'s)."""
 
-
-def combined(cur: Cursor, writes: Sequence[Write]) -> None:
-    """Run independent data-modifying statements as one (``WITH w0 AS (..), .. SELECT``):
-    one round trip. They must not modify the same row twice."""
-    if not writes:
-        return
-    if len(writes) == 1:
-        cur.execute(writes[0][0], writes[0][1])
-        return
-    sql = ("WITH " + ", ".join(f"w{i} AS ({w[0]})" for i, w in enumerate(writes))
-           + " SELECT 1")
-    cur.execute(sql, [p for w in writes for p in w[1]])
-
-
-class Deltas:
-    """Counter and daily-activity changes of one transaction, written once at its end to the
-    node's own rows (``node_id``; the base row is ``''``)."""
-
-    def __init__(self, node_id: str) -> None:
-        self.node_id = node_id
-        self.counters: dict[int, Counter[str]] = defaultdict(Counter)
-        self.daily: dict[tuple[int, str], Counter[str]] = defaultdict(Counter)
-
-    def writes(self) -> list[Write]:
-        out: list[Write] = []
-        rows = [(cid, self.node_id, *(c[f] for f in COUNTER_FIELDS))
-                for cid, c in sorted(self.counters.items()) if any(c.values())]
-        if rows:
-            out.append((_COUNTER_UPSERT, _columns(rows, 2 + len(COUNTER_FIELDS))))
-        daily = [(cid, day, self.node_id, c["sent"], c["delivered"], c["failed"])
-                 for (cid, day), c in sorted(self.daily.items()) if any(c.values())]
-        if daily:
-            out.append((_DAILY_UPSERT, _columns(daily, 6)))
-        return out
-
-    def flush(self, cur: Cursor) -> None:
-        combined(cur, self.writes())
-
-
-class PostgresDispatchPath:
-    """Mixin of ``PostgresStore``: needs ``_transact``, ``_statement``, ``node_id``, ``config``."""
-
-    node_id: str
     config: StoreConfig
-
-    def _transact(self, body: Callable[[Cursor], R]) -> R:
-        raise NotImplementedError
 
     def _statement(self, sql: str, params: Any) -> list[tuple[Any, ...]]:
         raise NotImplementedError
@@ -372,8 +273,8 @@ class PostgresDispatchPath:
                              o.error or "submit outcome unknown"))
             else:
                 rows.append((rid, kind.value, o.esme, o.submit_status, None, 0, o.error))
-        ids, kinds, esmes, statuses, mid_text, segs, errors = _columns(rows, 7)
-        m_esme, m_mid, m_rid, m_seg, m_ord = _columns(mids, 5)
+        ids, kinds, esmes, statuses, mid_text, segs, errors = as_columns(rows, 7)
+        m_esme, m_mid, m_rid, m_seg, m_ord = as_columns(mids, 5)
         params = {"ids": ids, "kinds": kinds, "esmes": esmes, "statuses": statuses,
                   "mids": mid_text, "segs": segs, "errors": errors,
                   "owners": [self.node_id, ""], "now": now_us, "day": day, "me": self.node_id,
@@ -491,114 +392,6 @@ class PostgresDispatchPath:
             self._mark_unsent(cur, cid, status, now_us, held=False,
                               limit=self.config.unsent_mark_rows)
 
-    # ------------------------------------------------------------------ receipts
-
-    def record_receipts(self, receipts: Sequence[Receipt], now: datetime) -> int:
-        """Match receipts to recipients by (esme, message id) through the shared table, so a
-        receipt may arrive on any node's bind; return how many matched. Unmatched ones are
-        parked in ``unmatched_receipts`` (not lost)."""
-        return self.record_receipt_rows(receipt_rows(receipts), now)
-
-    def record_receipt_rows(self, rows: Sequence[ReceiptRow], now: datetime) -> int:
-        """``record_receipts`` of rows already in the stores' form (``rows.receipt_rows``)."""
-        now_us = to_us(now)
-        if not rows:
-            return 0
-
-        def body(cur: Cursor) -> int:
-            deltas = Deltas(self.node_id)
-            matched, unmatched, writes = self._apply_receipts(cur, rows, now_us, deltas)
-            if unmatched:
-                writes.append((_PARK_SQL, [now_us, *_columns(unmatched, 6)]))
-            combined(cur, writes + deltas.writes())
-            return matched
-
-        return self._transact(body)
-
-    def _apply_receipts(self, cur: Cursor, receipts: Sequence[ReceiptRow], now_us: int,
-                        deltas: Deltas) -> tuple[int, list[ReceiptRow], list[Write]]:
-        """Match and merge; returns (matched, unmatched, the recipient update to run)."""
-        keys = sorted({(r[0], r[1]) for r in receipts})
-        cur.execute(_RECEIPT_LOOKUP_SQL, _columns(keys, 2))
-        found: dict[tuple[str, str], tuple[int, int]] = {}
-        # recipient id -> [campaign_id, segments, dlr_mask, delivered_segs, sms_result, stat,
-        #                  err, done_at_us]
-        state: dict[int, list[Any]] = {}
-        for esme, mid, rid, seg, *rest in cur.fetchall():
-            found[(esme, mid)] = (rid, seg)
-            state.setdefault(rid, rest)
-        unmatched = [r for r in receipts if (r[0], r[1]) not in found]
-        if not found:
-            return 0, unmatched, []
-        matched, changed = merge_receipts(receipts, found, state, now_us, deltas.counters,
-                                          deltas.daily)
-        if not changed:
-            return matched, unmatched, []
-        columns = _columns([(rid, s[4], s[5], s[6], s[2], s[3], s[7])
-                            for rid in sorted(changed) for s in (state[rid],)], 7)
-        return matched, unmatched, [(_RECEIPT_UPDATE_SQL, columns)]
-
-    def _replay_unmatched(self, cur: Cursor, keys: Sequence[tuple[str, str]], now_us: int,
-                          deltas: Deltas) -> int:
-        """Apply parked receipts whose (esme, message id) is in ``keys``; delete them."""
-        esmes, mids = _columns(sorted(keys), 2)
-        cur.execute(f"SELECT {_PARKED_COLUMNS} FROM unmatched_receipts u "
-                    "WHERE (esme, message_id) IN (SELECT * FROM unnest(%b::text[], %b::text[])) "
-                    "ORDER BY id FOR UPDATE SKIP LOCKED", (esmes, mids))
-        return self._apply_parked(cur, cur.fetchall(), now_us, deltas)
-
-    def _apply_parked(self, cur: Cursor, parked: Sequence[tuple[Any, ...]], now_us: int,
-                      deltas: Deltas) -> int:
-        if not parked:
-            return 0
-        matched, still, writes = self._apply_receipts(
-            cur, [tuple(p[1:]) for p in parked], now_us, deltas)
-        still_keys = {(u[0], u[1]) for u in still}
-        done = [p[0] for p in parked if (p[1], p[2]) not in still_keys]
-        if done:
-            writes.append(("DELETE FROM unmatched_receipts WHERE id = ANY(%s)", [done]))
-        combined(cur, writes)
-        return matched
-
-    #: Where the next ``retry_unmatched_receipts`` goes on (a parked id; 0: from the start).
-    _retry_after = 0
-
-    def retry_unmatched_receipts(self, now: datetime) -> int:
-        """Try parked receipts again (up to 10000 per call, rows another node is retrying
-        are skipped); return how many matched now. Successive calls walk the whole table in
-        id order and then start over, so receipts that never match (as many as they may be)
-        cannot keep newer ones from a retry."""
-        now_us = to_us(now)
-
-        def body(cur: Cursor) -> tuple[int, int]:
-            cur.execute(f"SELECT {_PARKED_COLUMNS} FROM unmatched_receipts WHERE id > %s "
-                        "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
-                        (self._retry_after, _REPLAY_BATCH))
-            parked = cur.fetchall()
-            deltas = Deltas(self.node_id)
-            matched = self._apply_parked(cur, parked, now_us, deltas)
-            deltas.flush(cur)
-            return matched, parked[-1][0] if len(parked) >= _REPLAY_BATCH else 0
-
-        matched, self._retry_after = self._transact(body)
-        return matched
-
-    def purge_unmatched_receipts(self, older_than: datetime) -> int:
-        def body(cur: Cursor) -> int:
-            cur.execute("DELETE FROM unmatched_receipts WHERE received_at_us < %s",
-                        (to_us(older_than),))
-            return cur.rowcount
-
-        return self._transact(body)
-
-    def unmatched_receipt_count(self) -> int:
-        def body(cur: Cursor) -> int:
-            cur.execute("SELECT COUNT(*) FROM unmatched_receipts")
-            row = cur.fetchone()
-            return int(row[0]) if row else 0
-
-        return self._transact(body)
-
     # ------------------------------------------------------------------ recovery and expiry
 
     def recover_inflight(self, policy: RecoveryPolicy, now: datetime) -> RecoveryCounts:
@@ -643,7 +436,7 @@ class PostgresDispatchPath:
                         "WHERE id = ANY(%s)", (ids,))
             cur.execute("INSERT INTO recipient_queue (campaign_id, held, id) "
                         "SELECT c, false, i FROM unnest(%b::bigint[], %b::bigint[]) AS v(i, c)",
-                        _columns(leased, 2))
+                        as_columns(leased, 2))
         elif ids:
             cur.execute(
                 "UPDATE recipients SET stage = 'Failed', sms_result = 'unknown', "
