@@ -61,6 +61,12 @@ async def test_cancel_marks_the_rest_in_chunks_while_another_campaign_sends(
             # marked as they came back): the engine's chunks marked most of the campaign.
             assert engine.unsent is not None
             assert engine.unsent.rows_marked >= BIG // 2, (engine.unsent.rows_marked, k)
+            # ... and the metrics say so
+            registry = engine.metrics_registry
+            assert registry.get_sample_value("dispatch_engine_unsent_marked_rows_total") \
+                == engine.unsent.rows_marked
+            assert registry.get_sample_value(
+                "dispatch_engine_unsent_marking_failures_total") == 0
             s = await store.counters(small)
             assert (s.total, s.sent, s.pending, s.inflight) == (SMALL, SMALL, 0, 0)
             engine.stop()

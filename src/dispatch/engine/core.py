@@ -86,6 +86,9 @@ class EngineStatistics:
     builders: int
     recovery: RecoveryCounts | None
     control_errors: int
+    # ended campaigns' unsent recipients marked after their ending transition (UnsentMarking)
+    unsent_rows_marked: int = 0
+    unsent_rounds_failed: int = 0
 
 
 class Engine:
@@ -142,8 +145,11 @@ class Engine:
             route.wake(campaign.id)
 
     def statistics(self) -> EngineStatistics:
+        unsent = self.unsent
         return EngineStatistics(self._active, len(self._builders), self.recovery,
-                                self._control_errors)
+                                self._control_errors,
+                                unsent.rows_marked if unsent else 0,
+                                unsent.rounds_failed if unsent else 0)
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         cfg = self.config

@@ -375,6 +375,14 @@ class EngineCollector(_Base):
                                 value=st.builders)
         yield CounterMetricFamily("dispatch_engine_control_errors",
                                   "Control-loop ticks that failed.", value=st.control_errors)
+        yield CounterMetricFamily(
+            "dispatch_engine_unsent_marked_rows",
+            "Unsent recipients of ended campaigns marked Failed in chunks after the ending "
+            "transition's first chunk.", value=st.unsent_rows_marked)
+        yield CounterMetricFamily(
+            "dispatch_engine_unsent_marking_failures",
+            "Rounds of that marking abandoned on a store fault (the next round redoes them).",
+            value=st.unsent_rounds_failed)
         recovered = GaugeMetricFamily(
             "dispatch_engine_recovered_submits",
             "In-flight submits found at startup after a crash, by what was done with them.",
