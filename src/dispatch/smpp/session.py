@@ -1,7 +1,7 @@
 """Sans-IO SMPP 3.4 session: bytes in, events out; calls in, bytes out.
 
 A session owns no socket and no clock. The transport feeds it what it read
-(``receive_data``) and gets back a list of events (frozen dataclasses below); it calls
+(``receive_data``) and gets back a list of events (``dispatch.smpp.events``); it calls
 ``send_*`` methods and collects the bytes to write with ``data_to_send()`` -- one buffer for
 everything queued since the last call, so the writer coalesces many PDUs into one
 ``send_all`` (DESIGN.md "Facts measured").
@@ -60,7 +60,6 @@ the server side (used by ``dispatch.simulator``). They share ``_Session``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from dispatch.fastpath import impl
@@ -73,6 +72,20 @@ from dispatch.smpp.constants import (
     CommandStatus,
 )
 from dispatch.smpp.errors import LocalProtocolError, PduError
+from dispatch.smpp.events import (  # the session's events; imported from here too
+    BindRequest,
+    BindResponse,
+    DeliverSm,
+    DeliverSmRespBatch,
+    EnquireLink,
+    Event,
+    GenericNack,
+    ProtocolError,
+    Response,
+    SubmitSm,
+    SubmitSmBatch,
+    Unbound,
+)
 from dispatch.smpp.states import (  # the state table; its names are imported from here too
     BIND_COMMAND,
     KEPT_AFTER_PEER_UNBIND,
@@ -97,108 +110,14 @@ _BIND_MODE = {int(v): k for k, v in BIND_COMMAND.items()}
 _KNOWN_REQUESTS = frozenset(int(c) for c in C if not c & RESPONSE_BIT)
 #: Requests that have no response PDU (sections 4.1.7, 4.12).
 _NO_RESPONSE = frozenset({int(C.OUTBIND), int(C.ALERT_NOTIFICATION)})
-
-
-# ------------------------------------------------------------------------------------ events
-
-@dataclass(frozen=True, slots=True)
-class BindRequest:
-    """SMSC side: the peer asked to bind; answer with ``accept_bind`` or ``reject_bind``."""
-
-    sequence_number: int
-    mode: BindMode
-    system_id: bytes
-    password: bytes
-    system_type: bytes
-    interface_version: int
-    addr_ton: int
-    addr_npi: int
-    address_range: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class BindResponse:
-    """ESME side: our bind was answered; ``command_status`` 0 means bound (section 4.1.2)."""
-
-    sequence_number: int
-    command_status: int
-    mode: BindMode
-    system_id: bytes
-    tlvs: dict[int, bytes]
-
-
-@dataclass(frozen=True, slots=True)
-class Response:
-    """A response to one of our requests (submit_sm_resp, deliver_sm_resp, enquire_link_resp).
-
-    ``body`` is the decoder's body (the message id bytes for submit_sm_resp).
-    """
-
-    command_id: int
-    command_status: int
-    sequence_number: int
-    body: Any
-
-
-@dataclass(frozen=True, slots=True)
-class GenericNack:
-    """The peer rejected one of our PDUs with generic_nack (section 4.3).
-
-    ``request_command_id`` is the request it answered, or ``None`` when the sequence number
-    matched nothing outstanding.
-    """
-
-    command_status: int
-    sequence_number: int
-    request_command_id: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class SubmitSm:
-    """SMSC side: a submit_sm; ``fields`` is the decoder's 18-tuple (``SmFields``)."""
-
-    sequence_number: int
-    fields: tuple[Any, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class DeliverSm:
-    """ESME side: a deliver_sm, or a data_sm in the same field layout (receipt or MO);
-    answer it with ``send_deliver_sm_resp``."""
-
-    sequence_number: int
-    fields: tuple[Any, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class EnquireLink:
-    """The peer probed the link; the session already answered it."""
-
-    sequence_number: int
-
-
-@dataclass(frozen=True, slots=True)
-class Unbound:
-    """The session is ending. ``by_peer=False``: our unbind was answered, it is closed.
-    ``by_peer=True``: the peer sent unbind; the session is closed, or ``UNBOUND`` while
-    deliver_sm read before the unbind wait for their answer (the unbind_resp follows them)
-    or responses to our submits are outstanding (they are still matched)."""
-
-    by_peer: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ProtocolError:
-    """The peer sent something wrong (a remote error). ``fatal``: framing is lost, the session
-    is closed and the transport must drop the connection; otherwise it was answered."""
-
-    reason: str
-    command_status: int
-    fatal: bool
-
-
-Event = (BindRequest | BindResponse | Response | GenericNack | SubmitSm | DeliverSm
-         | EnquireLink | Unbound | ProtocolError)
+# the SMSC's batched input compares these per PDU: plain ints (an Enum attribute costs
+# ~100 ns)
+_SUBMIT_SM = int(C.SUBMIT_SM)
+_DELIVER_SM = int(C.DELIVER_SM)
+_DELIVER_SM_RESP = int(C.DELIVER_SM_RESP)
+#: states in which the SMSC takes submit_sm (the others answer it ESME_RINVBNDSTS)
+_SMSC_TAKES_SUBMITS = frozenset(state for state, commands in MAY_RECEIVE["smsc"].items()
+                                if C.SUBMIT_SM in commands)
 
 
 # ----------------------------------------------------------------------------------- session
@@ -381,12 +300,19 @@ class _Session:
             if not pdus:
                 break
             self.pdus_received += len(pdus)
-            for pdu in pdus:
-                self._handle(pdu, events)
-                if self.state is SessionState.CLOSED:
-                    rx.clear()
-                    return events
+            if self._handle_all(pdus, events):
+                rx.clear()
+                return events
         return events
+
+    def _handle_all(self, pdus: list[tuple[int, int, int, Any]], events: list[Event]) -> bool:
+        """Handle decoded PDUs in order; ``True`` once the session closed (the rest is
+        dropped)."""
+        for pdu in pdus:
+            self._handle(pdu, events)
+            if self.state is SessionState.CLOSED:
+                return True
+        return False
 
     def _handle(self, pdu: tuple[int, int, int, Any], events: list[Event]) -> None:
         command_id, status, seq, body = pdu
@@ -525,16 +451,62 @@ class EsmeSession(_Session):
 
 
 class SmscSession(_Session):
-    """The SMSC (server) side, for the simulator: answer binds, submits; send deliver_sm."""
+    """The SMSC (server) side, for the simulator: answer binds, submits; send deliver_sm.
+
+    ``batch_events``: a run of submit_sm in one read comes as one ``SubmitSmBatch`` and a run
+    of deliver_sm_resp as one ``DeliverSmRespBatch`` (instead of a ``SubmitSm`` or
+    ``Response`` each), in their place among the other events: the same PDUs, answered and
+    settled the same way, without an event object per PDU (the simulator at full rate).
+    """
 
     role = "smsc"
 
     def __init__(self, *, max_pdu_length: int = DEFAULT_MAX_PDU_LENGTH,
-                 system_id: bytes = b"dispatch-sim") -> None:
+                 system_id: bytes = b"dispatch-sim", batch_events: bool = False) -> None:
         super().__init__(max_pdu_length=max_pdu_length)
         self.system_id = system_id
+        self.batch_events = batch_events
         self.mode: BindMode | None = None
         self.bound_system_id: bytes | None = None
+
+    def _handle_all(self, pdus: list[tuple[int, int, int, Any]], events: list[Event]) -> bool:
+        if not self.batch_events:
+            return super()._handle_all(pdus, events)
+        # What ``_handle`` would do for these two, without its checks per PDU: a submit_sm
+        # in a state that takes it becomes a SubmitSm; a deliver_sm_resp answering one of
+        # our deliver_sm settles it and becomes a Response (section 3.2). Neither changes
+        # the state, so the state is looked at again only after another PDU.
+        pending = self._pending
+        run: list[tuple[int, int, int, Any]] = []  # the PDUs of the batch being gathered
+        run_kind: type[SubmitSmBatch | DeliverSmRespBatch] = SubmitSmBatch
+        takes_submits = self.state in _SMSC_TAKES_SUBMITS
+        settles = self.state is not _UNBOUND  # there, a response may end the session
+        for pdu in pdus:
+            command_id = pdu[0]
+            if command_id == _SUBMIT_SM and takes_submits:
+                kind: type[SubmitSmBatch | DeliverSmRespBatch] = SubmitSmBatch
+            elif (command_id == _DELIVER_SM_RESP and settles
+                  and pending.get(pdu[2]) == _DELIVER_SM):
+                del pending[pdu[2]]
+                kind = DeliverSmRespBatch
+            else:  # any other PDU: an event of its own, after the batch before it
+                if run:
+                    events.append(run_kind(run))
+                    run = []
+                self._handle(pdu, events)
+                if self.state is SessionState.CLOSED:
+                    return True
+                takes_submits = self.state in _SMSC_TAKES_SUBMITS
+                settles = self.state is not _UNBOUND
+                continue
+            if kind is not run_kind and run:
+                events.append(run_kind(run))
+                run = []
+            run_kind = kind
+            run.append(pdu)
+        if run:
+            events.append(run_kind(run))
+        return False
 
     def _request_received(self, command_id: int, seq: int, body: Any,
                           events: list[Event]) -> None:
@@ -576,9 +548,23 @@ class SmscSession(_Session):
     def send_deliver_sm_batch(self, messages: Sequence[Sequence[Any]]) -> list[int]:
         """Queue deliver_sm (section 4.6); same message shape as ``send_submit_sm_batch``."""
         self._check_send(C.DELIVER_SM)
-        seqs = [self._request(C.DELIVER_SM) for _ in messages]
+        seqs = self._requests(C.DELIVER_SM, len(messages))
         self._out.append(impl.encode_sm_batch(
             C.DELIVER_SM, [(seq, *m) for seq, m in zip(seqs, messages, strict=True)]))
+        return seqs
+
+    def _requests(self, command_id: int, count: int) -> list[int]:
+        """The sequence numbers of ``count`` new requests: ``_request`` ``count`` times, in
+        one loop."""
+        pending, seqs = self._pending, []
+        seq = self._next_seq
+        for _ in range(count):
+            while seq in pending:
+                seq = 1 if seq >= MAX_SEQUENCE else seq + 1
+            pending[seq] = command_id
+            seqs.append(seq)
+            seq = 1 if seq >= MAX_SEQUENCE else seq + 1
+        self._next_seq = seq
         return seqs
 
     def send_raw(self, data: bytes) -> None:
