@@ -1,7 +1,8 @@
 """A cancel of a campaign bigger than ``store.unsent_mark_rows``: its transition marks one
 chunk, the engine marks the rest chunk by chunk (each chunk its own store call), and meanwhile
 another campaign on the same engine goes on sending to Done. Real engine, real simulator,
-real SQLite store (in its own process, as by default)."""
+real store: SQLite (in its own process, as by default) and PostgreSQL (a cluster node of
+one, its store in a thread)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import sqlite3
 from dataclasses import replace
 from pathlib import Path
 
+import psycopg
+import pytest
 import trio
 
 from dispatch.campaigns.model import Campaign, CampaignStatus
+from dispatch.engine.config import EngineConfig
 from dispatch.engine.core import Engine
 
 from .helpers import approved, engine_config, parts, until, until_status, write_numbers
@@ -21,8 +25,23 @@ BIG = 3000
 SMALL = 200
 
 
+def _unsent_by_error(config: EngineConfig, campaign_id: int) -> dict[str, int]:
+    """The campaign's recipients not Delivered, by stage and error, as committed."""
+    sql = ("SELECT stage || ':' || COALESCE(error, ''), COUNT(*) FROM recipients "
+           "WHERE campaign_id = {} AND stage NOT IN ('Delivered') GROUP BY 1")
+    if config.store.dsn:
+        with psycopg.connect(config.store.dsn) as conn:
+            return dict(conn.execute(sql.format("%s"), (campaign_id,)).fetchall())
+    db = sqlite3.connect(config.store.path)
+    try:
+        return dict(db.execute(sql.format("?"), (campaign_id,)).fetchall())
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_cancel_marks_the_rest_in_chunks_while_another_campaign_sends(
-        tmp_path: Path) -> None:
+        tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
     write_numbers(tmp_path / "big.txt", BIG, seed=1)
     write_numbers(tmp_path / "small.txt", SMALL, seed=2, prefix="7901")
     # A slow SMSC (one bind, window 4, 20 ms an answer: ~200 msg/s): the big campaign is
@@ -30,6 +49,9 @@ async def test_cancel_marks_the_rest_in_chunks_while_another_campaign_sends(
     config = engine_config(tmp_path / "var", response_latency_s=0.02)
     config = replace(config, simulator=replace(config.simulator, binds=1, window=4),
                      store=replace(config.store, unsent_mark_rows=CHUNK))
+    if backend == "postgres":
+        config = replace(config, store=replace(config.store,
+                                               dsn=request.getfixturevalue("pg_dsn")))
     engine = Engine(config)
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
@@ -71,12 +93,4 @@ async def test_cancel_marks_the_rest_in_chunks_while_another_campaign_sends(
             assert (s.total, s.sent, s.pending, s.inflight) == (SMALL, SMALL, 0, 0)
             engine.stop()
             await engine.wait_stopped()
-    db = sqlite3.connect(config.store.path)
-    try:
-        by_stage = dict(db.execute(
-            "SELECT stage || ':' || COALESCE(error, ''), COUNT(*) FROM recipients "
-            "WHERE campaign_id = ? AND stage NOT IN ('Delivered') GROUP BY 1",
-            (big,)).fetchall())
-    finally:
-        db.close()
-    assert by_stage == {"Failed:campaign cancelled": BIG - k.sent}
+    assert _unsent_by_error(config, big) == {"Failed:campaign cancelled": BIG - k.sent}
