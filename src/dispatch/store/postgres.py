@@ -106,9 +106,11 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
     (the queue and lease tables churn, empty at start) or when it estimates a batch's array
     parameter at its real size. Tables without a usable index are still scanned. JIT off:
     these short statements never repay compiling, and a disabled scan's cost would trigger
-    it."""
+    it. Text travels as UTF-8 whatever the database's encoding (the server converts): the
+    array parameters are packed as UTF-8 (``pg_arrays``)."""
     conn.execute("SET enable_seqscan = off")
     conn.execute("SET jit = off")
+    conn.execute("SET client_encoding = 'UTF8'")
 
 
 def _like_escape(text: str) -> str:

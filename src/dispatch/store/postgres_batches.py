@@ -12,6 +12,11 @@ from typing import Any
 import psycopg
 
 from dispatch.store.base import COUNTER_FIELDS
+from dispatch.store.pg_arrays import Int4s, Int8s, Texts
+
+#: The array type of each column ``as_columns`` makes (``dispatch.store.pg_arrays``).
+Column = type[Int8s] | type[Int4s] | type[Texts]
+I8, I4, TX = Int8s, Int4s, Texts
 
 Cursor = psycopg.Cursor[tuple[Any, ...]]
 Write = tuple[str, list[Any]]
@@ -31,9 +36,12 @@ _DAILY_UPSERT = (
     "failed = campaign_daily_rows.failed + excluded.failed")
 
 
-def as_columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
-    """Row tuples -> one list per column (the arrays ``unnest`` turns back into rows)."""
-    return [list(col) for col in zip(*rows, strict=True)] if rows else [[]] * width
+def as_columns(rows: Sequence[Sequence[Any]], types: Sequence[Column]) -> list[Any]:
+    """Row tuples -> one array parameter per column, of the column's type in ``types`` (the
+    arrays ``unnest`` turns back into rows; packed by ``pg_arrays``'s fast dumpers)."""
+    if not rows:
+        return [kind() for kind in types]
+    return [kind(col) for kind, col in zip(types, zip(*rows, strict=True), strict=True)]
 
 
 def combined(cur: Cursor, writes: Sequence[Write]) -> None:
@@ -63,11 +71,12 @@ class Deltas:
         rows = [(cid, self.node_id, *(c[f] for f in COUNTER_FIELDS))
                 for cid, c in sorted(self.counters.items()) if any(c.values())]
         if rows:
-            out.append((_COUNTER_UPSERT, as_columns(rows, 2 + len(COUNTER_FIELDS))))
+            out.append((_COUNTER_UPSERT,
+                        as_columns(rows, (I8, TX, *(I8 for _ in COUNTER_FIELDS)))))
         daily = [(cid, day, self.node_id, c["sent"], c["delivered"], c["failed"])
                  for (cid, day), c in sorted(self.daily.items()) if any(c.values())]
         if daily:
-            out.append((_DAILY_UPSERT, as_columns(daily, 6)))
+            out.append((_DAILY_UPSERT, as_columns(daily, (I8, TX, TX, I8, I8, I8))))
         return out
 
     def flush(self, cur: Cursor) -> None:

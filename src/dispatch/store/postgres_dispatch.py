@@ -47,7 +47,8 @@ from dispatch.store.base import (
     retry_exhausted_summary,
     unsent_errors,
 )
-from dispatch.store.postgres_batches import Cursor, Deltas, as_columns
+from dispatch.store.pg_arrays import Texts
+from dispatch.store.postgres_batches import I4, I8, TX, Cursor, Deltas, as_columns
 from dispatch.store.postgres_receipts import PostgresReceiptPath
 from dispatch.store.rows import day_of, message_id_key, to_us, unpack_variables
 
@@ -273,11 +274,12 @@ class PostgresDispatchPath(PostgresReceiptPath):
                              o.error or "submit outcome unknown"))
             else:
                 rows.append((rid, kind.value, o.esme, o.submit_status, None, 0, o.error))
-        ids, kinds, esmes, statuses, mid_text, segs, errors = as_columns(rows, 7)
-        m_esme, m_mid, m_rid, m_seg, m_ord = as_columns(mids, 5)
+        ids, kinds, esmes, statuses, mid_text, segs, errors = as_columns(
+            rows, (I8, TX, TX, TX, TX, I4, TX))
+        m_esme, m_mid, m_rid, m_seg, m_ord = as_columns(mids, (TX, TX, I8, I4, I4))
         params = {"ids": ids, "kinds": kinds, "esmes": esmes, "statuses": statuses,
                   "mids": mid_text, "segs": segs, "errors": errors,
-                  "owners": [self.node_id, ""], "now": now_us, "day": day, "me": self.node_id,
+                  "owners": Texts([self.node_id, ""]), "now": now_us, "day": day, "me": self.node_id,
                   "m_esme": m_esme, "m_mid": m_mid, "m_rid": m_rid, "m_seg": m_seg,
                   "m_ord": m_ord}
 
@@ -436,7 +438,7 @@ class PostgresDispatchPath(PostgresReceiptPath):
                         "WHERE id = ANY(%s)", (ids,))
             cur.execute("INSERT INTO recipient_queue (campaign_id, held, id) "
                         "SELECT c, false, i FROM unnest(%b::bigint[], %b::bigint[]) AS v(i, c)",
-                        as_columns(leased, 2))
+                        as_columns(leased, (I8, I8)))
         elif ids:
             cur.execute(
                 "UPDATE recipients SET stage = 'Failed', sms_result = 'unknown', "

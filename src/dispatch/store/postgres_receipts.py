@@ -16,7 +16,16 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from dispatch.store.base import Receipt
-from dispatch.store.postgres_batches import Cursor, Deltas, Write, as_columns, combined
+from dispatch.store.postgres_batches import (
+    I4,
+    I8,
+    TX,
+    Cursor,
+    Deltas,
+    Write,
+    as_columns,
+    combined,
+)
 from dispatch.store.rows import ReceiptRow, merge_receipts, receipt_rows, to_us
 
 R = TypeVar("R")
@@ -71,7 +80,8 @@ class PostgresReceiptPath:
             deltas = Deltas(self.node_id)
             matched, unmatched, writes = self._apply_receipts(cur, rows, now_us, deltas)
             if unmatched:
-                writes.append((_PARK_SQL, [now_us, *as_columns(unmatched, 6)]))
+                writes.append((_PARK_SQL,
+                               [now_us, *as_columns(unmatched, (TX, TX, TX, TX, TX, I8))]))
             combined(cur, writes + deltas.writes())
             return matched
 
@@ -81,7 +91,7 @@ class PostgresReceiptPath:
                         deltas: Deltas) -> tuple[int, list[ReceiptRow], list[Write]]:
         """Match and merge; returns (matched, unmatched, the recipient update to run)."""
         keys = sorted({(r[0], r[1]) for r in receipts})
-        cur.execute(_RECEIPT_LOOKUP_SQL, as_columns(keys, 2))
+        cur.execute(_RECEIPT_LOOKUP_SQL, as_columns(keys, (TX, TX)))
         found: dict[tuple[str, str], tuple[int, int]] = {}
         # recipient id -> [campaign_id, segments, dlr_mask, delivered_segs, sms_result, stat,
         #                  err, done_at_us]
@@ -97,13 +107,14 @@ class PostgresReceiptPath:
         if not changed:
             return matched, unmatched, []
         columns = as_columns([(rid, s[4], s[5], s[6], s[2], s[3], s[7])
-                            for rid in sorted(changed) for s in (state[rid],)], 7)
+                              for rid in sorted(changed) for s in (state[rid],)],
+                             (I8, TX, TX, TX, I8, I4, I8))
         return matched, unmatched, [(_RECEIPT_UPDATE_SQL, columns)]
 
     def _replay_unmatched(self, cur: Cursor, keys: Sequence[tuple[str, str]], now_us: int,
                           deltas: Deltas) -> int:
         """Apply parked receipts whose (esme, message id) is in ``keys``; delete them."""
-        esmes, mids = as_columns(sorted(keys), 2)
+        esmes, mids = as_columns(sorted(keys), (TX, TX))
         cur.execute(f"SELECT {_PARKED_COLUMNS} FROM unmatched_receipts u "
                     "WHERE (esme, message_id) IN (SELECT * FROM unnest(%b::text[], %b::text[])) "
                     "ORDER BY id FOR UPDATE SKIP LOCKED", (esmes, mids))
