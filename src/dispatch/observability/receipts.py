@@ -67,7 +67,7 @@ class ReceiptStatistics:
     def received(self, message_id: str | None, stat: str | None, final: bool,
                  now_s: float) -> None:
         """A receipt arrived; intermediate ones (ENROUTE, ACCEPTD) do not end the delay."""
-        self.by_stat[stat_label(stat)] += 1
+        self.by_stat[stat if stat in KNOWN_STATS else stat_label(stat)] += 1
         if final and message_id is not None and self._tracked:
             sent_s = self._tracked.pop(message_id, None)
             if sent_s is not None:

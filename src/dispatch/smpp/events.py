@@ -87,6 +87,24 @@ class DeliverSmRespBatch:
 
 
 @dataclass(frozen=True, slots=True)
+class SubmitSmRespBatch:
+    """ESME side with ``batch_events``: submit_sm_resp read one after another, in order, each
+    answering one of our submit_sm (it is settled), as the decoder's PDU tuples
+    ``(command_id, command_status, sequence_number, message_id)``."""
+
+    pdus: list[tuple[int, int, int, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverSmBatch:
+    """ESME side with ``batch_events``: deliver_sm read one after another, in order, as the
+    decoder's PDU tuples ``(command_id, command_status, sequence_number, fields)``; answer
+    them with ``send_deliver_sm_resps``."""
+
+    pdus: list[tuple[int, int, int, tuple[Any, ...]]]
+
+
+@dataclass(frozen=True, slots=True)
 class DeliverSm:
     """ESME side: a deliver_sm, or a data_sm in the same field layout (receipt or MO);
     answer it with ``send_deliver_sm_resp``."""
@@ -123,4 +141,5 @@ class ProtocolError:
 
 
 Event = (BindRequest | BindResponse | Response | GenericNack | SubmitSm | DeliverSm
-         | EnquireLink | Unbound | ProtocolError | SubmitSmBatch | DeliverSmRespBatch)
+         | EnquireLink | Unbound | ProtocolError | SubmitSmBatch | DeliverSmRespBatch
+         | SubmitSmRespBatch | DeliverSmBatch)

@@ -56,6 +56,12 @@ def sms_result_for(stat: str | None) -> SmsResult | None:
     return _RESULT_BY_STAT.get(stat.upper(), SmsResult.UNKNOWN)
 
 
+#: the stat words of ``_RESULT_BY_STAT`` as ``parse_receipt`` gives them -> (stat, result):
+#: nearly every receipt has one, and skips decoding and ``sms_result_for``
+_KNOWN_STATS: dict[bytes | None, tuple[str | None, SmsResult | None]] = {
+    word.encode(): (word, result) for word, result in _RESULT_BY_STAT.items()}
+
+
 class IdFormat(enum.StrEnum):
     """How an SMSC writes a message id in one place (submit_sm_resp or the receipt)."""
 
@@ -79,6 +85,11 @@ class MessageIdPolicy:
 
     def for_receipt(self, message_id: str | bytes) -> str:
         return self._receipt_key(message_id)
+
+    @property
+    def submit_resp_normaliser(self) -> Callable[[str | bytes], str]:
+        """``for_submit_resp`` itself, for a loop over many ids (a call less per id)."""
+        return self._submit_resp_key
 
     # Called twice per message (its submit_sm_resp and its receipt): each side gets its
     # normaliser once, specialised for the common case (text ids, default folding).
@@ -163,9 +174,16 @@ def receipt_essentials(fields: tuple[Any, ...], policy: MessageIdPolicy = _DEFAU
     """From a ``parse_receipt`` tuple, what matching it needs: (message id key, stat, err,
     engine result; ``None`` while intermediate). The pool's per-receipt path uses this
     alone; ``Receipt.from_tuple`` adds the rest."""
-    message_id, stat_text = fields[0], _text(fields[5])
-    return (None if message_id is None else policy.for_receipt(message_id), stat_text,
-            _text(fields[6]), sms_result_for(stat_text))
+    message_id, stat = fields[0], fields[5]
+    known = _KNOWN_STATS.get(stat)
+    if known is not None:
+        stat_text, result = known
+    else:
+        stat_text = _text(stat)
+        result = sms_result_for(stat_text)
+    return (None if message_id is None else policy._receipt_key(message_id), stat_text,
+            _text(fields[6]), result)
+
 
 
 @dataclass(frozen=True, slots=True)

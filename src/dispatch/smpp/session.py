@@ -63,6 +63,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dispatch.fastpath import impl
+from dispatch.smpp import esme_batches
 from dispatch.smpp.constants import (
     DEFAULT_MAX_PDU_LENGTH,
     INTERFACE_VERSION_34,
@@ -378,13 +379,24 @@ class _Session:
 
 
 class EsmeSession(_Session):
-    """The ESME (client) side: bind, submit_sm, receive deliver_sm."""
+    """The ESME (client) side: bind, submit_sm, receive deliver_sm.
+
+    ``batch_events``: runs of submit_sm_resp and of deliver_sm in one read come as one
+    ``SubmitSmRespBatch`` / ``DeliverSmBatch`` each (``dispatch.smpp.esme_batches``).
+    """
 
     role = "esme"
 
-    def __init__(self, *, max_pdu_length: int = DEFAULT_MAX_PDU_LENGTH) -> None:
+    def __init__(self, *, max_pdu_length: int = DEFAULT_MAX_PDU_LENGTH,
+                 batch_events: bool = False) -> None:
         super().__init__(max_pdu_length=max_pdu_length)
+        self.batch_events = batch_events
         self.mode: BindMode | None = None
+
+    def _handle_all(self, pdus: list[tuple[int, int, int, Any]], events: list[Event]) -> bool:
+        if not self.batch_events:
+            return super()._handle_all(pdus, events)
+        return esme_batches.handle_all(self, pdus, events)
 
     def send_bind(self, mode: BindMode, system_id: bytes, password: bytes, *,
                   system_type: bytes = b"", interface_version: int = INTERFACE_VERSION_34,
@@ -431,6 +443,12 @@ class EsmeSession(_Session):
         if self._unbind_to_answer is not None and not self._unanswered:
             self._answer_unbind()
             self._close_when_drained()
+
+    def send_deliver_sm_resps(self, sequence_numbers: Sequence[int],
+                              command_status: int = S.ESME_ROK) -> None:
+        """``send_deliver_sm_resp`` for each, in order, in one encode call (per run of one
+        response kind): the same bytes."""
+        esme_batches.send_deliver_sm_resps(self, sequence_numbers, command_status)
 
     def _request_received(self, command_id: int, seq: int, body: Any,
                           events: list[Event]) -> None:

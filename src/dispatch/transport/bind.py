@@ -37,6 +37,7 @@ import trio
 from dispatch.logs import log_event
 from dispatch.smpp.constants import CommandId, CommandStatus
 from dispatch.smpp.errors import LocalProtocolError
+from dispatch.smpp.events import DeliverSmBatch, SubmitSmRespBatch
 from dispatch.smpp.session import (
     BindMode,
     DeliverSm,
@@ -74,6 +75,23 @@ _ACKING_STATES = frozenset({SessionState.BOUND_TX, SessionState.BOUND_RX,
                             SessionState.UNBOUND})
 
 
+def _first_slice(events: list[Any]) -> tuple[list[Any], list[Any]]:
+    """The first ``READ_SLICE_EVENTS`` events of a read, and the rest, counting a batch event
+    (``SubmitSmRespBatch``, ``DeliverSmBatch``) as the events of its PDUs: a batch is split
+    where the slice ends."""
+    room = READ_SLICE_EVENTS
+    for i, ev in enumerate(events):
+        kind = type(ev)
+        size = len(ev.pdus) if kind is SubmitSmRespBatch or kind is DeliverSmBatch else 1
+        if size <= room:
+            room -= size
+            continue
+        if room and size > 1:  # its first ``room`` PDUs in this slice, the rest in the next
+            return [*events[:i], kind(ev.pdus[:room])], [kind(ev.pdus[room:]), *events[i + 1:]]
+        return events[:i], events[i:]
+    return events, []
+
+
 class Bind:
     """One connection of a pool. Created by ``BindPool``; not reused after ``run`` returns.
     The tasks in ``liveness`` and ``unbind`` are this bind's too: they work on its state."""
@@ -84,7 +102,8 @@ class Bind:
         self.config = pool.config
         self.bind_id = bind_id
         self.mode = mode
-        self.session = EsmeSession(max_pdu_length=self.config.max_pdu_length)
+        self.session = EsmeSession(max_pdu_length=self.config.max_pdu_length,
+                                   batch_events=True)
         self.window = self.config.window
         self.inflight: dict[int, _Job] = {}  # seq -> job, in send order
         self.held: deque[_Job] = deque()  # taken from the pool, waiting for rate tokens
@@ -268,7 +287,7 @@ class Bind:
                 # Responses to requests already given up on (timed out: the session forgot
                 # them) are dropped by the session, never seen below: count them here.
                 pool.stats_late_responses += session.unexpected_responses - unmatched
-            events, backlog = events[:READ_SLICE_EVENTS], events[READ_SLICE_EVENTS:]
+            events, backlog = _first_slice(events)
             now = trio.current_time()
             self._last_rx = now
             self._unanswered_probes = 0
@@ -277,7 +296,12 @@ class Bind:
             delivered: list[Any] = []  # their receipts and MO, counted once answered
             freed = 0
             for ev in events:
-                if type(ev) is Response:
+                kind = type(ev)
+                if kind is SubmitSmRespBatch:
+                    freed += pool._resolved_batch(self, ev.pdus, now, out)
+                elif kind is DeliverSmBatch:
+                    pool._delivered_batch(self, ev.pdus, out, delivers, delivered)
+                elif kind is Response:
                     if ev.command_id == submit_resp:
                         job = inflight.pop(ev.sequence_number, None)
                         if job is None:
@@ -285,25 +309,25 @@ class Bind:
                             continue
                         freed += 1
                         pool._resolved(self, job, ev.command_status, ev.body, now, out)
-                elif type(ev) is DeliverSm:
+                elif kind is DeliverSm:
                     delivery = pool._delivered(self, ev.fields)
                     out.append(delivery)
                     delivers.append(ev.sequence_number)
                     delivered.append(delivery)
-                elif type(ev) is GenericNack:
+                elif kind is GenericNack:
                     pool.stats_generic_nacks += 1
                     job = inflight.pop(ev.sequence_number, None)
                     if job is not None:
                         freed += 1
                         pool._resolved(self, job, ev.command_status or
                                        CommandStatus.ESME_RSYSERR, b"", now, out)
-                elif type(ev) is ProtocolError:
+                elif kind is ProtocolError:
                     pool.stats_protocol_errors += 1
                     log_event(log, logging.WARNING, "SMSC protocol error", esme=pool.name,
                               bind=self.bind_id, reason=ev.reason)
                     if ev.fatal:
                         ended = f"protocol error: {ev.reason}"
-                elif type(ev) is Unbound:
+                elif kind is Unbound:
                     if ev.by_peer:
                         # Not the end yet: what follows (late submit_sm_resp) still counts,
                         # and the delivers above are answered below, ahead of the unbind_resp.
@@ -333,8 +357,7 @@ class Bind:
                 raise LinkDown(ended)
             if delivers:  # acknowledged only once handed on
                 if session.state in _ACKING_STATES:
-                    for seq in delivers:
-                        session.send_deliver_sm_resp(seq)
+                    session.send_deliver_sm_resps(delivers)
                     pool._count_answered(delivered, now)
                 else:  # the drain timed out meanwhile: the SMSC delivers them again
                     pool.stats_deliver_acks_dropped += len(delivers)
@@ -354,7 +377,12 @@ class Bind:
         pool, inflight = self.pool, self.inflight
         now = self._last_rx  # when the read was made
         for ev in unhandled:
-            if type(ev) is Response and ev.command_id == CommandId.SUBMIT_SM_RESP:
+            if type(ev) is SubmitSmRespBatch:
+                for _, status, seq, body in ev.pdus:
+                    job = inflight.pop(seq, None)
+                    if job is not None:
+                        pool._resolved(self, job, status, body, now, out)
+            elif type(ev) is Response and ev.command_id == CommandId.SUBMIT_SM_RESP:
                 job = inflight.pop(ev.sequence_number, None)
                 if job is not None:
                     pool._resolved(self, job, ev.command_status, ev.body, now, out)
@@ -373,15 +401,12 @@ class Bind:
         if not self.bound or self.session.state not in _ACKING_STATES:
             self.pool.stats_deliver_acks_dropped += len(sequence_numbers)
             return
-        answered: list[Any] = []
-        for i, seq in enumerate(sequence_numbers):
-            try:
-                self.session.send_deliver_sm_resp(seq)
-            except LocalProtocolError:  # the session ended between the check and now
-                self.pool.stats_deliver_acks_dropped += 1
-            else:
-                answered.extend(events[i:i + 1])
-        self.pool._count_answered(answered, read_at)
+        try:
+            self.session.send_deliver_sm_resps(sequence_numbers)
+        except LocalProtocolError:  # the session ended between the check and now
+            self.pool.stats_deliver_acks_dropped += len(sequence_numbers)
+        else:
+            self.pool._count_answered(events[:len(sequence_numbers)], read_at)
         self.kick()
 
     async def _submitter(self) -> None:

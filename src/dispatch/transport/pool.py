@@ -121,6 +121,7 @@ class _Job:
 
 
 _RECEIPTED_MESSAGE_ID = int(Tlv.RECEIPTED_MESSAGE_ID)
+_ACCEPTED = SubmitStatus.ACCEPTED
 _MESSAGE_PAYLOAD = int(Tlv.MESSAGE_PAYLOAD)
 _DATA_CODING_UCS2 = 0x08
 
@@ -379,6 +380,66 @@ class BindPool:
             out.append(self._outcome(job, SubmitStatus.FAILED, status, status_name(status),
                                      bind, now))
 
+    def _resolved_batch(self, bind: Bind, pdus: list[tuple[int, int, int, Any]], now: float,
+                        out: list[PoolEvent]) -> int:
+        """``_resolved`` for a run of submit_sm_resp (``SubmitSmRespBatch``), in order; one
+        whose job is no longer in ``bind.inflight`` (timed out meanwhile) is counted late and
+        dropped. Returns how many settled a job (their window slots are free).
+
+        The accepted ones (nearly all) are handled here inline, with the counters kept in
+        locals; any other status goes through ``_resolved``. Jobs sent in one batch share
+        ``sent_at``, so their latency bucket is looked up once."""
+        inflight_pop, latency_counts = bind.inflight.pop, self._latency_counts
+        for_submit_resp = self._ids.submit_resp_normaliser
+        receipt_accepted = self.receipt_stats.accepted
+        front, bind_id, resps_by_status = self._front, bind.bind_id, self._resps_by_status
+        latency_sum_s = self._latency_sum_s
+        settled = ok = accepted = late = 0
+        next_segments = False
+        last_sent_at: float | None = None
+        bucket = 0
+        for _, status, seq, body in pdus:
+            job = inflight_pop(seq, None)
+            if job is None:
+                late += 1
+                continue
+            settled += 1
+            if status:
+                if ok:  # counted in order: the first status seen is the first key
+                    resps_by_status[0] += ok
+                    ok = 0
+                self._latency_sum_s = latency_sum_s
+                self._resolved(bind, job, status, body, now, out)
+                latency_sum_s = self._latency_sum_s
+                continue
+            sent_at = job.sent_at
+            latency_s = now - sent_at
+            if sent_at != last_sent_at:
+                last_sent_at = sent_at
+                bucket = bisect.bisect_left(LATENCY_BUCKETS_S, latency_s)
+            latency_counts[bucket] += 1
+            latency_sum_s += latency_s
+            ok += 1
+            message_ids = job.message_ids
+            message_ids.append(for_submit_resp(body or b""))
+            job.part += 1
+            if job.part < len(job.msg.segments):
+                front.append(job)  # next segment only now: order is kept
+                next_segments = True
+            else:
+                receipt_accepted(message_ids[-1], now)
+                accepted += 1
+                out.append(SubmitOutcome(job.msg.ref, _ACCEPTED, tuple(message_ids), 0,
+                                         "ESME_ROK", job.attempts, bind_id, latency_s))
+        self._latency_sum_s = latency_sum_s
+        if ok:
+            resps_by_status[0] += ok
+        self.stats_accepted += accepted
+        self.stats_late_responses += late
+        if next_segments:
+            self._work.set()
+        return settled
+
     def _lost(self, bind: Bind, jobs: list[_Job], reason: str, out: list[PoolEvent]) -> None:
         """Submits sent but never answered (drop or timeout): the in-flight policy."""
         if not jobs:
@@ -429,6 +490,18 @@ class BindPool:
                                 bind.bind_id)
         return MoMessage(self.name, fields[3], fields[6], esm_class, fields[14], fields[16],
                          fields[17], bind.bind_id)
+
+    def _delivered_batch(self, bind: Bind, pdus: list[tuple[int, int, int, Any]],
+                         out: list[PoolEvent], delivers: list[int],
+                         delivered: list[ReceiptEvent | MoMessage]) -> None:
+        """``_delivered`` for a run of deliver_sm (``DeliverSmBatch``), in order: each event
+        goes to ``out`` and ``delivered``, its sequence number to ``delivers``."""
+        to_event = self._delivered
+        for _, _, seq, fields in pdus:
+            event = to_event(bind, fields)
+            out.append(event)
+            delivers.append(seq)
+            delivered.append(event)
 
     def _count_answered(self, delivered: Iterable[ReceiptEvent | MoMessage],
                         read_at: float) -> None:
