@@ -17,18 +17,17 @@ import trio.testing
 from dispatch.fastpath import impl
 from dispatch.simulator import Account, OutcomeRule, SimulatorConfig, SmscSimulator
 from dispatch.smpp.constants import CommandId, CommandStatus, Tlv
+from dispatch.smpp.events import DeliverSmRespBatch, SubmitSmBatch
 from dispatch.smpp.session import (
     BindMode,
     BindRequest,
     DeliverSm,
-    DeliverSmRespBatch,
     EnquireLink,
     EsmeSession,
     ProtocolError,
     Response,
     SmscSession,
     SubmitSm,
-    SubmitSmBatch,
 )
 
 C = CommandId

@@ -19,15 +19,14 @@ from dispatch.smpp.constants import (
     CommandId,
     CommandStatus,
 )
+from dispatch.smpp.events import DeliverSmRespBatch, SubmitSmBatch
 from dispatch.smpp.session import (
     BindMode,
     BindRequest,
-    DeliverSmRespBatch,
     GenericNack,
     ProtocolError,
     Response,
     SmscSession,
-    SubmitSmBatch,
     Unbound,
 )
 

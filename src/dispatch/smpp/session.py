@@ -63,7 +63,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dispatch.fastpath import impl
-from dispatch.smpp import esme_batches
+from dispatch.smpp import batches
 from dispatch.smpp.constants import (
     DEFAULT_MAX_PDU_LENGTH,
     INTERFACE_VERSION_34,
@@ -77,14 +77,12 @@ from dispatch.smpp.events import (  # the session's events; imported from here t
     BindRequest,
     BindResponse,
     DeliverSm,
-    DeliverSmRespBatch,
     EnquireLink,
     Event,
     GenericNack,
     ProtocolError,
     Response,
     SubmitSm,
-    SubmitSmBatch,
     Unbound,
 )
 from dispatch.smpp.states import (  # the state table; its names are imported from here too
@@ -382,7 +380,7 @@ class EsmeSession(_Session):
     """The ESME (client) side: bind, submit_sm, receive deliver_sm.
 
     ``batch_events``: runs of submit_sm_resp and of deliver_sm in one read come as one
-    ``SubmitSmRespBatch`` / ``DeliverSmBatch`` each (``dispatch.smpp.esme_batches``).
+    ``SubmitSmRespBatch`` / ``DeliverSmBatch`` each (``dispatch.smpp.batches``).
     """
 
     role = "esme"
@@ -396,7 +394,7 @@ class EsmeSession(_Session):
     def _handle_all(self, pdus: list[tuple[int, int, int, Any]], events: list[Event]) -> bool:
         if not self.batch_events:
             return super()._handle_all(pdus, events)
-        return esme_batches.handle_all(self, pdus, events)
+        return batches.handle_in_runs(self, pdus, events, batches.ESME_RUNS)
 
     def send_bind(self, mode: BindMode, system_id: bytes, password: bytes, *,
                   system_type: bytes = b"", interface_version: int = INTERFACE_VERSION_34,
@@ -448,7 +446,7 @@ class EsmeSession(_Session):
                               command_status: int = S.ESME_ROK) -> None:
         """``send_deliver_sm_resp`` for each, in order, in one encode call (per run of one
         response kind): the same bytes."""
-        esme_batches.send_deliver_sm_resps(self, sequence_numbers, command_status)
+        batches.send_deliver_sm_resps(self, sequence_numbers, command_status)
 
     def _request_received(self, command_id: int, seq: int, body: Any,
                           events: list[Event]) -> None:
@@ -490,41 +488,7 @@ class SmscSession(_Session):
     def _handle_all(self, pdus: list[tuple[int, int, int, Any]], events: list[Event]) -> bool:
         if not self.batch_events:
             return super()._handle_all(pdus, events)
-        # What ``_handle`` would do for these two, without its checks per PDU: a submit_sm
-        # in a state that takes it becomes a SubmitSm; a deliver_sm_resp answering one of
-        # our deliver_sm settles it and becomes a Response (section 3.2). Neither changes
-        # the state, so the state is looked at again only after another PDU.
-        pending = self._pending
-        run: list[tuple[int, int, int, Any]] = []  # the PDUs of the batch being gathered
-        run_kind: type[SubmitSmBatch | DeliverSmRespBatch] = SubmitSmBatch
-        takes_submits = self.state in _SMSC_TAKES_SUBMITS
-        settles = self.state is not _UNBOUND  # there, a response may end the session
-        for pdu in pdus:
-            command_id = pdu[0]
-            if command_id == _SUBMIT_SM and takes_submits:
-                kind: type[SubmitSmBatch | DeliverSmRespBatch] = SubmitSmBatch
-            elif (command_id == _DELIVER_SM_RESP and settles
-                  and pending.get(pdu[2]) == _DELIVER_SM):
-                del pending[pdu[2]]
-                kind = DeliverSmRespBatch
-            else:  # any other PDU: an event of its own, after the batch before it
-                if run:
-                    events.append(run_kind(run))
-                    run = []
-                self._handle(pdu, events)
-                if self.state is SessionState.CLOSED:
-                    return True
-                takes_submits = self.state in _SMSC_TAKES_SUBMITS
-                settles = self.state is not _UNBOUND
-                continue
-            if kind is not run_kind and run:
-                events.append(run_kind(run))
-                run = []
-            run_kind = kind
-            run.append(pdu)
-        if run:
-            events.append(run_kind(run))
-        return False
+        return batches.handle_in_runs(self, pdus, events, batches.SMSC_RUNS)
 
     def _request_received(self, command_id: int, seq: int, body: Any,
                           events: list[Event]) -> None:
