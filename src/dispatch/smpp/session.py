@@ -181,9 +181,21 @@ class _Session:
         return seq
 
     def _request(self, command_id: int) -> int:
-        seq = self.next_sequence()
-        self._pending[seq] = command_id
-        return seq
+        return self._requests(command_id, 1)[0]
+
+    def _requests(self, command_id: int, count: int) -> list[int]:
+        """The sequence numbers of ``count`` new requests, each pending from now on (the
+        numbers ``next_sequence`` would give, in one loop)."""
+        pending, seqs = self._pending, []
+        seq = self._next_seq
+        for _ in range(count):
+            while seq in pending:
+                seq = 1 if seq >= MAX_SEQUENCE else seq + 1
+            pending[seq] = command_id
+            seqs.append(seq)
+            seq = 1 if seq >= MAX_SEQUENCE else seq + 1
+        self._next_seq = seq
+        return seqs
 
     # -- output
     def data_to_send(self) -> bytes:
@@ -424,7 +436,7 @@ class EsmeSession(_Session):
         number. Returns the sequence numbers assigned, in order.
         """
         self._check_send(C.SUBMIT_SM)
-        seqs = [self._request(C.SUBMIT_SM) for _ in messages]
+        seqs = self._requests(C.SUBMIT_SM, len(messages))
         self._out.append(impl.encode_sm_batch(
             C.SUBMIT_SM, [(seq, *m) for seq, m in zip(seqs, messages, strict=True)]))
         return seqs
@@ -533,20 +545,6 @@ class SmscSession(_Session):
         seqs = self._requests(C.DELIVER_SM, len(messages))
         self._out.append(impl.encode_sm_batch(
             C.DELIVER_SM, [(seq, *m) for seq, m in zip(seqs, messages, strict=True)]))
-        return seqs
-
-    def _requests(self, command_id: int, count: int) -> list[int]:
-        """The sequence numbers of ``count`` new requests: ``_request`` ``count`` times, in
-        one loop."""
-        pending, seqs = self._pending, []
-        seq = self._next_seq
-        for _ in range(count):
-            while seq in pending:
-                seq = 1 if seq >= MAX_SEQUENCE else seq + 1
-            pending[seq] = command_id
-            seqs.append(seq)
-            seq = 1 if seq >= MAX_SEQUENCE else seq + 1
-        self._next_seq = seq
         return seqs
 
     def send_raw(self, data: bytes) -> None:
